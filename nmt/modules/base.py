@@ -1,0 +1,111 @@
+"""The one interface every token-mixing mechanism implements.
+
+A *mixer* lets each position read other positions: factored attention (E1-E4), lightweight /
+dynamic convolution, 1D deformable sampling, salient-position attention, or a combination. Layers
+hold a mixer and never branch on which one it is.
+
+Roles (fixed at construction, since a mechanism's wiring depends on it):
+
+- ``"encoder"``: self-mixing over the source, bidirectional.
+- ``"decoder"``: causal self-mixing over the target prefix; supports incremental ``step``.
+- ``"cross"``: target queries read the encoder output (``memory``); supports ``step``.
+
+Conventions: tensors are batch-first; ``x`` is ``(B, T, D)``; ``memory`` is ``(B, S, D)``;
+padding masks are bool with ``True`` at padding. Padded query positions may hold any finite value
+(callers ignore them); padded keys must never influence real positions.
+
+Incremental state is a ``dict[str, Any]``. Tensor entries have the batch as dim 0, so that
+``reorder_state`` (beam search) can select rows generically; other entries (ints, flags) are
+shared by the whole batch. A fresh state is an empty dict: ``step`` fills it on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+Role = Literal["encoder", "decoder", "cross"]
+ROLES: tuple[str, ...] = ("encoder", "decoder", "cross")
+State = dict[str, Any]
+
+
+class Mixer(nn.Module):
+    """Base class of every mechanism. Subclasses implement ``forward``, ``step`` and ``flops``."""
+
+    role: Role
+    d_model: int
+
+    def __init__(self, d_model: int, role: Role) -> None:
+        super().__init__()
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
+        self.d_model = d_model
+        self.role = role
+        # When True, mechanisms that have attention-like weights keep the last ones in
+        # ``self.last_weights`` ((B, H, T, S) or a mechanism-specific shape) for visualisation.
+        self.record_weights = False
+        self.last_weights: Tensor | None = None
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        padding_mask: Tensor | None = None,
+        memory: Tensor | None = None,
+        memory_padding_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Mix a whole sequence: ``x`` (B, T, D) -> (B, T, D).
+
+        ``padding_mask`` (B, T) marks padding in ``x``; for ``role="cross"``, ``memory`` (B, S, D)
+        and ``memory_padding_mask`` (B, S) are the encoder output and its padding.
+        """
+        raise NotImplementedError
+
+    def step(
+        self,
+        x_t: Tensor,
+        state: State,
+        *,
+        memory: Tensor | None = None,
+        memory_padding_mask: Tensor | None = None,
+    ) -> tuple[Tensor, State]:
+        """One decoding step: ``x_t`` (B, 1, D) at position ``state``'s current time -> (B, 1, D).
+
+        Equals row t of ``forward`` over the prefix (decoder / cross roles only). The returned
+        state is the updated cache; callers pass it back on the next step.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support incremental decoding")
+
+    def flops(self, tgt_len: int, src_len: int | None = None) -> int:
+        """Analytic forward FLOPs (multiply-add = 2) for one sequence of ``tgt_len`` queries over
+        ``src_len`` keys (``src_len`` defaults to ``tgt_len`` for self roles)."""
+        raise NotImplementedError
+
+
+def reorder_state(state: State, index: Tensor) -> State:
+    """Select batch rows ``index`` (beam search) from every tensor in a mixer state."""
+    return {k: (v.index_select(0, index) if isinstance(v, Tensor) else v) for k, v in state.items()}
+
+
+def step_position(state: State) -> int:
+    """Current decoding time step (0 for a fresh state)."""
+    return int(state.get("t", 0))
+
+
+def masked_fill_padding(x: Tensor, padding_mask: Tensor | None) -> Tensor:
+    """Zero the padded positions of ``x`` (B, T, D) so they contribute nothing when read."""
+    if padding_mask is None:
+        return x
+    return x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
+
+
+def linear_flops(n: int, d_in: int, d_out: int, bias: bool = True) -> int:
+    """FLOPs of ``n`` rows through a Linear(d_in, d_out)."""
+    return n * (2 * d_in * d_out + (d_out if bias else 0))
+
+
+def check_no_nan_rows(t: Tensor) -> Tensor:
+    """Replace NaNs from all-masked softmax rows by zeros (padded queries with no valid key)."""
+    return torch.nan_to_num(t, nan=0.0)
