@@ -1,0 +1,56 @@
+"""Dynamic convolution (Wu et al. 2019): the kernel of each position is predicted from its content.
+
+    w_t = DropConnect(softmax_K(h_t W_k))      W_k: (D, H*K), no bias (as fairseq's weight_linear)
+    y_t = sum_k w_t[h(c), k] * h[t + k - left, c]
+
+``h_t`` is the convolution's own input (after the input projection and GLU, padding zeroed): this
+is fairseq's ``DynamicConv1dTBC(x, query=None)`` where ``query`` defaults to that input ``x``.
+Input projection, padding and output projection as in ``nmt.modules.conv_common``.
+Spec: ``dynamic[:k=..,heads=..,glu=..,dropconnect=..,impl=auto|unfold|band]``.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from nmt.modules.base import Role, linear_flops
+from nmt.modules.conv_common import ConvMixer, conv_options, softmax_flops
+from nmt.modules.registry import BuildContext
+from nmt.modules.spec import TermSpec
+
+
+class DynamicConv(ConvMixer):
+    """Depthwise convolution whose per-head kernel is a linear function of the current position."""
+
+    name = "dynamic"
+
+    def __init__(
+        self,
+        d_model: int,
+        role: Role,
+        *,
+        kernel_size: int,
+        heads: int,
+        glu: bool = True,
+        dropconnect: float = 0.0,
+        impl: str = "auto",
+    ) -> None:
+        super().__init__(
+            d_model, role, kernel_size=kernel_size, heads=heads, glu=glu, dropconnect=dropconnect, impl=impl
+        )
+        self.kernel_proj = nn.Linear(d_model, heads * kernel_size, bias=False)
+        nn.init.xavier_uniform_(self.kernel_proj.weight)
+
+    def kernel_logits(self, h: Tensor) -> Tensor:
+        B, T, _ = h.shape
+        return self.kernel_proj(h).view(B, T, self.heads, self.kernel_size)  # (B, T, H, K)
+
+    def kernel_flops(self, tgt_len: int) -> int:
+        """Kernel prediction (D -> H*K per position) and a softmax over K per position and head."""
+        predict = linear_flops(tgt_len, self.d_model, self.heads * self.kernel_size, bias=False)
+        return predict + softmax_flops(tgt_len * self.heads, self.kernel_size)
+
+
+def build(term: TermSpec, ctx: BuildContext) -> DynamicConv:
+    """Dynamic convolution for one layer from its spec options (see module docstring)."""
+    return DynamicConv(ctx.d_model, ctx.role, **conv_options(term, ctx))

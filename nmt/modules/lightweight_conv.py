@@ -1,0 +1,54 @@
+"""Lightweight convolution (Wu et al. 2019): one learned, softmax-normalised kernel for all positions.
+
+    w = DropConnect(softmax_K(W))          W: (H, K) parameters, shared by the D/H channels of a head
+    y_t = sum_k w[h(c), k] * h[t + k - left, c]
+
+with the input projection / GLU, padding, and output projection of ``nmt.modules.conv_common``.
+Spec: ``lightweight[:k=..,heads=..,glu=..,dropconnect=..,impl=auto|unfold|band]``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nmt.modules.base import Role
+from nmt.modules.conv_common import ConvMixer, conv_options, softmax_flops
+from nmt.modules.registry import BuildContext
+from nmt.modules.spec import TermSpec
+
+
+class LightweightConv(ConvMixer):
+    """Depthwise convolution with one position-independent kernel per head."""
+
+    name = "lightweight"
+
+    def __init__(
+        self,
+        d_model: int,
+        role: Role,
+        *,
+        kernel_size: int,
+        heads: int,
+        glu: bool = True,
+        dropconnect: float = 0.0,
+        impl: str = "auto",
+    ) -> None:
+        super().__init__(
+            d_model, role, kernel_size=kernel_size, heads=heads, glu=glu, dropconnect=dropconnect, impl=impl
+        )
+        self.weight = nn.Parameter(torch.empty(heads, kernel_size))  # (H, K)
+        with torch.no_grad():  # fairseq initialises the (H, 1, K) conv weight with Xavier
+            nn.init.xavier_uniform_(self.weight.view(heads, 1, kernel_size))
+
+    def kernel_logits(self, h: Tensor) -> Tensor:
+        return self.weight[None, None]  # (1, 1, H, K)
+
+    def kernel_flops(self, tgt_len: int) -> int:
+        """One softmax over K per head, shared by all positions."""
+        return softmax_flops(self.heads, self.kernel_size)
+
+
+def build(term: TermSpec, ctx: BuildContext) -> LightweightConv:
+    """Lightweight convolution for one layer from its spec options (see module docstring)."""
+    return LightweightConv(ctx.d_model, ctx.role, **conv_options(term, ctx))
