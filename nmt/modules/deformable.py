@@ -1,0 +1,256 @@
+"""1D deformable sampling: the paper's deformable convolution, one dimension, one offset per point.
+
+For a query at position q with content z_q, head m reads K points of the projected values
+v = W' x (split into H heads of d_head channels)::
+
+    p_{m,k}   = r_q + p_k + delta_{m,k}(z_q)          delta = Linear(d -> H*K)(z_q), zero-initialised
+    a_{m,k}   = norm_k(Linear(d -> H*K)(z_q))         softmax over the K points (default) or sigmoid
+    y_{q,m}   = sum_k a_{m,k} * v_m(p_{m,k})
+    y_q       = W [y_{q,1}; ...; y_{q,H}]
+
+``v_m(p)`` is linear interpolation between the neighbouring integer positions
+floor(p) and floor(p) + 1, with weights 1 - frac(p) and frac(p); a neighbour outside the sequence
+or on padding reads zero. The regular grid p_k is centred for the encoder and the cross role
+(-(K//2) .. K-1-K//2) and causal for the decoder (-(K-1) .. 0). Since the offsets start at zero,
+a fresh module is a (per-head, content-weighted) convolution of width K.
+
+Roles:
+
+- ``encoder``: r_q = q over the source.
+- ``decoder``: r_q = q over the target prefix; sampling positions are clamped to p <= q, and the
+  upper neighbour floor(p) + 1 is dropped when it lies beyond q (its weight frac(p) is 0 there
+  anyway), so nothing from the future leaks.
+- ``cross`` (beyond the paper): target queries sample the encoder output around the reference
+  point r_q = q * S / T_hat, where S is the row's true source length and
+  T_hat = max(1, round(ratio * S)) a length estimate that does not look at the true target length
+  (so r_q is about q / ratio). ``round`` is ``torch.round`` (half to even).
+
+Option ``norm``: ``softmax`` (default; as Deformable DETR, the K weights of a head sum to one) or
+``sigmoid`` (DCNv2 modulation, each weight in (0, 1) independently). Dropout acts on the weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nmt.modules.base import Mixer, Role, State, linear_flops, masked_fill_padding, step_position
+from nmt.modules.registry import BuildContext, Options
+from nmt.modules.spec import SpecError, TermSpec
+
+NORMS: tuple[str, ...] = ("softmax", "sigmoid")
+
+
+def sampling_grid(k: int, causal: bool) -> list[int]:
+    """The regular offsets p_k: -(K-1)..0 when causal, else centred -(K//2)..K-1-K//2."""
+    start = -(k - 1) if causal else -(k // 2)
+    return list(range(start, start + k))
+
+
+def estimated_target_length(src_len: Tensor, ratio: float) -> Tensor:
+    """T_hat = max(1, round(ratio * S)) per row, a target length that does not peek at the target."""
+    return torch.clamp(torch.round(src_len.to(torch.float64) * ratio), min=1.0)
+
+
+class Deformable(Mixer):
+    """Per-head 1D deformable sampling with content-predicted offsets and point weights."""
+
+    def __init__(
+        self,
+        d_model: int,
+        role: Role,
+        n_heads: int,
+        k: int = 4,
+        norm: str = "softmax",
+        ratio: float = 1.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(d_model, role)
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by heads={n_heads}")
+        if k < 1:
+            raise ValueError(f"k={k} must be at least 1")
+        if norm not in NORMS:
+            raise ValueError(f"norm={norm!r} must be one of {NORMS}")
+        if ratio <= 0:
+            raise ValueError(f"ratio={ratio} must be positive")
+        self.n_heads, self.k, self.d_head = n_heads, k, d_model // n_heads
+        self.norm, self.ratio = norm, ratio
+        self.grid = sampling_grid(k, causal=role == "decoder")
+        self.value = nn.Linear(d_model, d_model)
+        self.offsets = nn.Linear(d_model, n_heads * k)
+        self.point_weights = nn.Linear(d_model, n_heads * k)
+        self.out = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+        nn.init.zeros_(self.offsets.weight)
+        nn.init.zeros_(self.offsets.bias)
+
+    # ---- pieces ---------------------------------------------------------------------------
+    def _values(self, src: Tensor, padding_mask: Tensor | None) -> Tensor:
+        """Projected values split into heads, zero on padding: (B, S, D) -> (B, H, S, d_head)."""
+        v = masked_fill_padding(self.value(src), padding_mask)
+        B, S, _ = v.shape
+        return v.view(B, S, self.n_heads, self.d_head).transpose(1, 2)
+
+    def _points(self, x: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
+        """Sampling positions and normalised point weights, both (B, H, T, K).
+
+        ``ref`` broadcasts to (B, 1, T, 1): the reference point r_q of each query.
+        """
+        B, T, _ = x.shape
+        shape = (B, T, self.n_heads, self.k)
+        delta = self.offsets(x).view(shape).permute(0, 2, 1, 3)  # (B, H, T, K)
+        logits = self.point_weights(x).view(shape).permute(0, 2, 1, 3)  # (B, H, T, K)
+        grid = torch.tensor(self.grid, dtype=x.dtype, device=x.device)  # (K,)
+        pos = ref + grid + delta  # (B, H, T, K)
+        w = logits.softmax(-1) if self.norm == "softmax" else logits.sigmoid()
+        return pos, self.dropout(w)
+
+    def _read(
+        self, v: Tensor, pos: Tensor, w: Tensor, key_ok: Tensor | None, limit: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Weighted, interpolated reads of ``v`` (B, H, S, d_head) at ``pos`` (B, H, T, K).
+
+        ``key_ok`` (B, S) marks readable positions (None: all); ``limit`` (1, 1, T, 1) or an int is
+        the highest position each query may read (decoder). Returns the output (B, H, T, d_head)
+        and, for recording, the neighbour indices and their weights, both (B, H, T, 2K).
+        """
+        B, H, S, dh = v.shape
+        T, K = pos.shape[2], pos.shape[3]
+        lo = pos.floor()
+        frac = pos - lo  # (B, H, T, K)
+        lo = lo.long()
+        idx = torch.cat([lo, lo + 1], -1)  # (B, H, T, 2K): lower neighbours, then upper ones
+        coef = torch.cat([(1 - frac) * w, frac * w], -1)  # (B, H, T, 2K)
+        ok = (idx >= 0) & (idx < S)
+        if limit is not None:
+            ok = ok & (idx <= limit)
+        idx = idx.clamp(0, S - 1)
+        if key_ok is not None:
+            ok = ok & key_ok.gather(1, idx.reshape(B, -1)).view_as(idx)
+        coef = coef * ok
+        gathered = v.gather(2, idx.reshape(B, H, T * 2 * K, 1).expand(-1, -1, -1, dh))
+        gathered = gathered.view(B, H, T, 2 * K, dh)  # (B, H, T, 2K, d_head)
+        out = torch.einsum("bhtn,bhtnd->bhtd", coef, gathered)  # (B, H, T, d_head)
+        return out, idx, coef
+
+    def _merge(self, y: Tensor) -> Tensor:
+        B, H, T, dh = y.shape
+        return self.out(y.transpose(1, 2).reshape(B, T, H * dh))
+
+    def _record(self, idx: Tensor, coef: Tensor, S: int) -> None:
+        """Dense effective weights (B, H, T, S): interpolation weight x point weight, summed."""
+        dense = coef.new_zeros(*idx.shape[:3], S)
+        self.last_weights = dense.scatter_add_(3, idx, coef).detach()
+
+    @staticmethod
+    def _source_lengths(memory: Tensor, memory_padding_mask: Tensor | None) -> Tensor:
+        B, S, _ = memory.shape
+        if memory_padding_mask is None:
+            return torch.full((B,), S, device=memory.device)
+        return (~memory_padding_mask).sum(1)
+
+    def _cross_reference(self, q: Tensor, src_len: Tensor, dtype: torch.dtype) -> Tensor:
+        """r_q = q * S / T_hat for query positions ``q`` (T,): (B, 1, T, 1)."""
+        scale = src_len.to(torch.float64) / estimated_target_length(src_len, self.ratio)  # (B,)
+        return (q.to(torch.float64)[None, :] * scale[:, None]).to(dtype)[:, None, :, None]
+
+    # ---- Mixer interface --------------------------------------------------------------------
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        padding_mask: Tensor | None = None,
+        memory: Tensor | None = None,
+        memory_padding_mask: Tensor | None = None,
+    ) -> Tensor:
+        T = x.shape[1]
+        q = torch.arange(T, device=x.device)
+        limit = None
+        if self.role == "cross":
+            if memory is None:
+                raise ValueError("deformable cross role needs memory")
+            v = self._values(memory, memory_padding_mask)
+            key_pad = memory_padding_mask
+            ref = self._cross_reference(q, self._source_lengths(memory, memory_padding_mask), x.dtype)
+        else:
+            v = self._values(x, padding_mask)
+            key_pad = padding_mask
+            ref = q.to(x.dtype)[None, None, :, None]  # (1, 1, T, 1)
+        pos, w = self._points(x, ref)
+        if self.role == "decoder":
+            pos = torch.minimum(pos, ref)
+            limit = q[None, None, :, None]
+        key_ok = None if key_pad is None else ~key_pad
+        y, idx, coef = self._read(v, pos, w, key_ok, limit)
+        if self.record_weights:
+            self._record(idx, coef, v.shape[2])
+        return self._merge(y)
+
+    def step(
+        self,
+        x_t: Tensor,
+        state: State,
+        *,
+        memory: Tensor | None = None,
+        memory_padding_mask: Tensor | None = None,
+    ) -> tuple[Tensor, State]:
+        t = step_position(state)
+        q = torch.tensor([t], device=x_t.device)
+        if self.role == "decoder":
+            v_t = self._values(x_t, None)  # (B, H, 1, d_head)
+            v = v_t if "v" not in state else torch.cat([state["v"], v_t], 2)  # (B, H, t+1, d_head)
+            ref = torch.full((1, 1, 1, 1), float(t), dtype=x_t.dtype, device=x_t.device)
+            pos, w = self._points(x_t, ref)
+            y, _, _ = self._read(v, torch.minimum(pos, ref), w, None, t)
+            return self._merge(y), {"v": v, "t": t + 1}
+        if self.role == "cross":
+            if "v" not in state:
+                if memory is None:
+                    raise ValueError("deformable cross role needs memory on the first step")
+                B, S, _ = memory.shape
+                key_ok = torch.ones(B, S, dtype=torch.bool, device=memory.device)
+                if memory_padding_mask is not None:
+                    key_ok = ~memory_padding_mask
+                state = {
+                    "v": self._values(memory, memory_padding_mask),
+                    "key_ok": key_ok,
+                    "src_len": self._source_lengths(memory, memory_padding_mask),
+                }
+            ref = self._cross_reference(q, state["src_len"], x_t.dtype)  # (B, 1, 1, 1)
+            pos, w = self._points(x_t, ref)
+            y, _, _ = self._read(state["v"], pos, w, state["key_ok"], None)
+            return self._merge(y), {**state, "t": t + 1}
+        return super().step(x_t, state, memory=memory, memory_padding_mask=memory_padding_mask)
+
+    def flops(self, tgt_len: int, src_len: int | None = None) -> int:
+        """value projection + offset and weight predictors + normalisation (3 per point)
+        + interpolation (3 per point and channel) + weighted sum (2 per point and channel) + output."""
+        T, d, HK = tgt_len, self.d_model, self.n_heads * self.k
+        S = src_len if (self.role == "cross" and src_len is not None) else T
+        return (
+            linear_flops(S, d, d)
+            + 2 * linear_flops(T, d, HK)
+            + 3 * T * HK
+            + 5 * T * self.k * d
+            + linear_flops(T, d, d)
+        )
+
+
+def build(term: TermSpec, ctx: BuildContext) -> Deformable:
+    """``deformable[:heads=H,k=K,norm=softmax|sigmoid,ratio=R]``; ``ratio`` is for the cross role only."""
+    opts = Options(term)
+    heads = opts.int("heads", ctx.n_heads)
+    k = opts.int("k", 4)
+    norm = opts.str("norm", "softmax", NORMS)
+    ratio = opts.float("ratio", None)
+    opts.done()
+    if heads < 1 or ctx.d_model % heads:
+        raise SpecError(f"deformable: heads={heads} must be a positive divisor of d_model={ctx.d_model}")
+    if k < 1:
+        raise SpecError(f"deformable: k={k} must be at least 1")
+    if ratio is not None and ctx.role != "cross":
+        raise SpecError(f"deformable: ratio applies to the cross role only, not {ctx.role}")
+    if ratio is not None and ratio <= 0:
+        raise SpecError(f"deformable: ratio={ratio} must be positive")
+    return Deformable(ctx.d_model, ctx.role, heads, k, norm, 1.0 if ratio is None else ratio, ctx.dropout)
