@@ -55,6 +55,13 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
                 return _convert(value, arg, path)
             except ConfigError as e:
                 errors.append(str(e))
+        if len(errors) == 1:
+            raise ConfigError(errors[0])
+        # report the branch of the value's own shape (scalar vs list/mapping): its message is the precise one
+        container = isinstance(value, (list, tuple, dict))
+        for arg, err in zip([a for a in args if a is not type(None)], errors):
+            if (get_origin(arg) in (list, tuple, dict)) == container:
+                raise ConfigError(err)
         raise ConfigError(f"{path}: {value!r} is not a valid {_type_name(tp)}")
     if origin is typing.Literal:
         if value not in get_args(tp):

@@ -1,0 +1,113 @@
+"""Encoder and decoder layers. Each receives its mixers ready-built (dependency injection): a layer
+never knows which mechanism it holds, only the ``Mixer`` contract."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import Tensor, nn
+
+from nmt.modules.base import Mixer, State
+
+
+class FeedForward(nn.Module):
+    """Position-wise FFN: Linear -> activation -> dropout -> Linear."""
+
+    def __init__(self, d_model: int, d_ff: int, activation: str, activation_dropout: float) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, d_ff)
+        self.fc2 = nn.Linear(d_ff, d_model)
+        self.act = nn.ReLU() if activation == "relu" else nn.GELU()
+        self.drop = nn.Dropout(activation_dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.drop(self.act(self.fc1(x))))  # (B, T, D)
+
+    def flops(self, n: int) -> int:
+        d, f = self.fc1.in_features, self.fc1.out_features
+        return n * (2 * d * f + f + 2 * f * d + d)
+
+
+class Residual(nn.Module):
+    """A sublayer wrapped with dropout, a residual connection and LayerNorm (pre- or post-norm)."""
+
+    def __init__(self, d_model: int, dropout: float, pre_norm: bool) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.drop = nn.Dropout(dropout)
+        self.pre_norm = pre_norm
+
+    def forward(self, x: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
+        if self.pre_norm:
+            return x + self.drop(fn(self.norm(x)))
+        return self.norm(x + self.drop(fn(x)))
+
+    def step(self, x: Tensor, fn: Callable[[Tensor], tuple[Tensor, Any]]) -> tuple[Tensor, Any]:
+        """Like ``forward`` for a sublayer that also returns a new decoding state."""
+        if self.pre_norm:
+            y, state = fn(self.norm(x))
+            return x + self.drop(y), state
+        y, state = fn(x)
+        return self.norm(x + self.drop(y)), state
+
+
+class EncoderLayer(nn.Module):
+    """[self-mixing] + FFN; ``self_mixer`` None means the sublayer is removed ("w/o")."""
+
+    def __init__(self, self_mixer: Mixer | None, ffn: FeedForward, d_model: int, dropout: float, pre_norm: bool):
+        super().__init__()
+        self.self_mixer = self_mixer
+        self.self_res = Residual(d_model, dropout, pre_norm) if self_mixer is not None else None
+        self.ffn = ffn
+        self.ffn_res = Residual(d_model, dropout, pre_norm)
+
+    def forward(self, x: Tensor, padding_mask: Tensor | None) -> Tensor:
+        if self.self_mixer is not None:
+            x = self.self_res(x, lambda h: self.self_mixer(h, padding_mask=padding_mask))
+        return self.ffn_res(x, self.ffn)  # (B, S, D)
+
+
+class DecoderLayer(nn.Module):
+    """[causal self-mixing] + cross-mixing over the encoder output + FFN."""
+
+    def __init__(
+        self,
+        self_mixer: Mixer | None,
+        cross_mixer: Mixer,
+        ffn: FeedForward,
+        d_model: int,
+        dropout: float,
+        pre_norm: bool,
+    ) -> None:
+        super().__init__()
+        self.self_mixer = self_mixer
+        self.self_res = Residual(d_model, dropout, pre_norm) if self_mixer is not None else None
+        self.cross_mixer = cross_mixer
+        self.cross_res = Residual(d_model, dropout, pre_norm)
+        self.ffn = ffn
+        self.ffn_res = Residual(d_model, dropout, pre_norm)
+
+    def forward(
+        self, x: Tensor, padding_mask: Tensor | None, memory: Tensor, memory_padding_mask: Tensor | None
+    ) -> Tensor:
+        if self.self_mixer is not None:
+            x = self.self_res(x, lambda h: self.self_mixer(h, padding_mask=padding_mask))
+        x = self.cross_res(
+            x, lambda h: self.cross_mixer(h, memory=memory, memory_padding_mask=memory_padding_mask)
+        )
+        return self.ffn_res(x, self.ffn)  # (B, T, D)
+
+    def step(
+        self, x_t: Tensor, state: dict[str, State], memory: Tensor, memory_padding_mask: Tensor | None
+    ) -> tuple[Tensor, dict[str, State]]:
+        """One incremental step: ``x_t`` (B, 1, D); ``state`` holds the self and cross mixer states."""
+        new: dict[str, State] = {}
+        if self.self_mixer is not None:
+            x_t, new["self"] = self.self_res.step(x_t, lambda h: self.self_mixer.step(h, state.get("self", {})))
+        x_t, new["cross"] = self.cross_res.step(
+            x_t,
+            lambda h: self.cross_mixer.step(
+                h, state.get("cross", {}), memory=memory, memory_padding_mask=memory_padding_mask
+            ),
+        )
+        return self.ffn_res(x_t, self.ffn), new

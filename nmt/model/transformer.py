@@ -1,0 +1,171 @@
+"""Encoder-decoder Transformer built from per-layer mechanism specs.
+
+Model code only: no losses, optimisers or data. It implements the decoding protocol of
+``nmt.decode.protocol.Seq2Seq`` (``encode``, ``init_state``, ``step``, ``reorder_state``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from nmt.model.config import ModelConfig
+from nmt.model.layers import DecoderLayer, EncoderLayer, FeedForward
+from nmt.modules.base import Mixer, reorder_state
+from nmt.modules.positions import sinusoidal_table
+from nmt.modules.registry import BuildContext, build_mixer
+
+
+class Embedding(nn.Module):
+    """Token embedding scaled by sqrt(d), plus optional fixed sinusoidal absolute positions."""
+
+    def __init__(self, table: nn.Embedding, d_model: int, positions: Tensor | None, dropout: float) -> None:
+        super().__init__()
+        self.table = table
+        self.scale = math.sqrt(d_model)
+        self.register_buffer("positions", positions, persistent=False)  # (P, D) or None
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, tokens: Tensor, start: int = 0) -> Tensor:
+        x = self.table(tokens) * self.scale  # (B, T, D)
+        if self.positions is not None:
+            end = start + tokens.size(1)
+            if end > self.positions.size(0):
+                raise ValueError(f"sequence of length {end} exceeds model.max_positions={self.positions.size(0)}")
+            x = x + self.positions[start:end]
+        return self.drop(x)
+
+
+class Transformer(nn.Module):
+    """Encoder-decoder Transformer whose attention sublayers are chosen per layer and role."""
+
+    def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int, pad_id: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.pad_id = pad_id
+        d = cfg.d_model
+        specs = cfg.layer_specs()
+        pre_norm = cfg.norm == "pre"
+
+        def mixer(role: str, i: int, n: int) -> Mixer | None:
+            ctx = BuildContext(d, cfg.n_heads, role, i, n, cfg.attention_dropout)  # type: ignore[arg-type]
+            return build_mixer(specs[role][i], ctx)
+
+        def ffn() -> FeedForward:
+            return FeedForward(d, cfg.d_ff, cfg.activation, cfg.activation_dropout)
+
+        if cfg.share_embeddings and src_vocab != tgt_vocab:
+            raise ValueError(
+                f"model.share_embeddings needs one joint vocabulary, got source {src_vocab} / target {tgt_vocab}"
+            )
+        tgt_table = nn.Embedding(tgt_vocab, d, padding_idx=pad_id)
+        src_table = tgt_table if cfg.share_embeddings else nn.Embedding(src_vocab, d, padding_idx=pad_id)
+        for table in {id(t): t for t in (src_table, tgt_table)}.values():
+            nn.init.normal_(table.weight, std=d**-0.5)
+            with torch.no_grad():
+                table.weight[pad_id].zero_()
+        pos = sinusoidal_table(torch.arange(cfg.max_positions), d)  # (P, D)
+        self.src_embed = Embedding(src_table, d, pos if cfg.uses_absolute_positions("encoder") else None, cfg.dropout)
+        self.tgt_embed = Embedding(tgt_table, d, pos if cfg.uses_absolute_positions("decoder") else None, cfg.dropout)
+
+        n_enc, n_dec = cfg.encoder_layers, cfg.decoder_layers
+        self.encoder = nn.ModuleList(
+            EncoderLayer(mixer("encoder", i, n_enc), ffn(), d, cfg.dropout, pre_norm) for i in range(n_enc)
+        )
+        self.decoder = nn.ModuleList(
+            DecoderLayer(mixer("decoder", i, n_dec), mixer("cross", i, n_dec), ffn(), d, cfg.dropout, pre_norm)
+            for i in range(n_dec)
+        )
+        self.encoder_norm = nn.LayerNorm(d) if pre_norm else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(d) if pre_norm else nn.Identity()
+        self.output = nn.Linear(d, tgt_vocab, bias=False)
+        if cfg.tie_embeddings:
+            self.output.weight = tgt_table.weight
+        else:
+            nn.init.normal_(self.output.weight, std=d**-0.5)
+
+    # ---- full-sequence computation (training, scoring) ----
+    def encode(self, src: Tensor, src_padding_mask: Tensor) -> Tensor:
+        """Source tokens (B, S) -> encoder output (B, S, D)."""
+        x = self.src_embed(src)
+        for layer in self.encoder:
+            x = layer(x, src_padding_mask)
+        return self.encoder_norm(x)
+
+    def decode(self, tgt_in: Tensor, tgt_padding_mask: Tensor | None, memory: Tensor, memory_padding_mask: Tensor) -> Tensor:
+        """Teacher-forced decoder: target input (B, T) -> hidden states (B, T, D)."""
+        x = self.tgt_embed(tgt_in)
+        for layer in self.decoder:
+            x = layer(x, tgt_padding_mask, memory, memory_padding_mask)
+        return self.decoder_norm(x)
+
+    def forward(
+        self, src: Tensor, src_padding_mask: Tensor, tgt_in: Tensor, tgt_padding_mask: Tensor | None = None
+    ) -> Tensor:
+        """Decoder hidden states (B, T, D); apply ``logits`` to the rows you need (e.g. non-padding)."""
+        memory = self.encode(src, src_padding_mask)
+        return self.decode(tgt_in, tgt_padding_mask, memory, src_padding_mask)
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """Hidden states (..., D) -> vocabulary logits (..., V)."""
+        return self.output(hidden)
+
+    # ---- incremental decoding (nmt.decode.protocol.Seq2Seq) ----
+    def init_state(self, memory: Tensor, memory_padding_mask: Tensor) -> dict[str, Any]:
+        """A fresh decoder state for a batch of encoded sources."""
+        return {
+            "t": 0,
+            "memory": memory,
+            "memory_padding_mask": memory_padding_mask,
+            "layers": [{} for _ in self.decoder],
+        }
+
+    def step(self, tokens: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        """Feed the last tokens (B,) at step ``state['t']``; return next-token logits (B, V) and the state."""
+        t = state["t"]
+        x = self.tgt_embed(tokens[:, None], start=t)  # (B, 1, D)
+        layers = []
+        for layer, ls in zip(self.decoder, state["layers"]):
+            x, ls = layer.step(x, ls, state["memory"], state["memory_padding_mask"])
+            layers.append(ls)
+        logits = self.logits(self.decoder_norm(x)[:, 0])  # (B, V)
+        return logits, {**state, "t": t + 1, "layers": layers}
+
+    def reorder_state(self, state: dict[str, Any], index: Tensor) -> dict[str, Any]:
+        """Select (or repeat) batch rows of every cached tensor: beam reordering and expansion."""
+        return {
+            "t": state["t"],
+            "memory": state["memory"].index_select(0, index),
+            "memory_padding_mask": state["memory_padding_mask"].index_select(0, index),
+            "layers": [{k: reorder_state(s, index) for k, s in ls.items()} for ls in state["layers"]],
+        }
+
+    # ---- analysis ----
+    def mixers(self) -> dict[str, list[Mixer | None]]:
+        """The mixer of every layer per role (None for removed sublayers)."""
+        return {
+            "encoder": [layer.self_mixer for layer in self.encoder],
+            "decoder": [layer.self_mixer for layer in self.decoder],
+            "cross": [layer.cross_mixer for layer in self.decoder],
+        }
+
+    def flops(self, src_len: int, tgt_len: int) -> dict[str, int]:
+        """Analytic forward FLOPs for one sentence pair, split by part (teacher-forced decoder)."""
+        m = self.mixers()
+        out = {
+            "encoder_self": sum(x.flops(src_len) for x in m["encoder"] if x is not None),
+            "decoder_self": sum(x.flops(tgt_len) for x in m["decoder"] if x is not None),
+            "cross": sum(x.flops(tgt_len, src_len) for x in m["cross"]),
+            "ffn": sum(layer.ffn.flops(src_len) for layer in self.encoder)
+            + sum(layer.ffn.flops(tgt_len) for layer in self.decoder),
+            "output": 2 * tgt_len * self.cfg.d_model * self.output.out_features,
+        }
+        out["total"] = sum(out.values())
+        return out
+
+    def num_parameters(self) -> int:
+        """Trainable parameters (tied matrices counted once)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
