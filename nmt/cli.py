@@ -1,0 +1,204 @@
+"""The ``nmt`` command line. Thin: parses arguments, then calls library functions.
+
+Config-driven commands (prepare, fit, validate, ablate) take ``--config FILE`` plus any number of
+``--section.key value`` overrides, validated like the YAML itself. We use our own typed
+dataclass configs rather than LightningCLI: one config tree serves every command (prepare,
+fit, translate, ablate), checkpoints store it as plain data (``weights_only`` loading), and errors
+name the YAML key. Lightning's Trainer flags are the ``train:`` section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from nmt.config import ConfigError, describe, parse_override_value
+
+COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average", "ablate")
+
+
+def _config_epilog() -> str:
+    from nmt.experiment import ExperimentConfig
+
+    rows = describe(ExperimentConfig)
+    width = max(len(k) for k, _, _ in rows)
+    lines = ["config keys (YAML sections, or --section.key VALUE on the command line):"]
+    for key, typ, help_ in rows:
+        lines.append(f"  {key:<{width}}  {help_}  [{typ}]")
+    return "\n".join(lines)
+
+
+def _split_overrides(extra: list[str], parser: argparse.ArgumentParser) -> list[tuple[str, Any]]:
+    """``--a.b VALUE`` / ``--a.b=VALUE`` pairs -> [("a.b", parsed VALUE)]."""
+    out, i = [], 0
+    while i < len(extra):
+        arg = extra[i]
+        if not arg.startswith("--") or "." not in arg:
+            parser.error(f"unrecognized argument: {arg}")
+        key, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(extra):
+                parser.error(f"{arg} needs a value")
+            value = extra[i + 1]
+            i += 1
+        out.append((key, parse_override_value(value)))
+        i += 1
+    return out
+
+
+def _config_parser(sub, name: str, help_: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        name, help=help_, description=help_, epilog=_config_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", "-c", help="experiment YAML (configs/*.yaml)")
+    return p
+
+
+def _add_decode_options(p: argparse.ArgumentParser) -> None:
+    """One option per DecodeConfig field (--beam, --alpha, ...), defaulting to the checkpoint's config."""
+    from nmt.config import describe as _describe
+    from nmt.decode.config import DecodeConfig
+
+    for key, typ, help_ in _describe(DecodeConfig):
+        p.add_argument(f"--{key}", type=parse_override_value, default=None, help=f"{help_} [{typ}]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nmt", description="factor-nmt: train, translate, score, ablate.")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+
+    _config_parser(sub, "prepare", "validate corpora, train subwords, binarize (cached)")
+    p = _config_parser(sub, "fit", "train a model")
+    p.add_argument("--ckpt_path", help="resume: 'last' (error if absent), 'auto' (if present) or a path")
+    p.add_argument("--no_progress", action="store_true", help="no progress bar (logs only)")
+    p = _config_parser(sub, "validate", "validation loss and BLEU of a checkpoint")
+    p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt)")
+
+    p = sub.add_parser("test", help="translate a split of the checkpoint's corpus and score it")
+    p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt)")
+    p.add_argument("--split", default="test", help="split to translate (default: test)")
+    p.add_argument("--output", help="write hypotheses here (default: next to the checkpoint)")
+    p.add_argument("--max_tokens", type=int, default=4000, help="source tokens per decoding batch")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    _add_decode_options(p)
+
+    p = sub.add_parser("translate", help="translate text (stdin or --input) with a checkpoint")
+    p.add_argument("--checkpoint", required=True, nargs="+", help="checkpoint(s); several = ensemble")
+    p.add_argument("--input", "-i", help="source file (default: stdin)")
+    p.add_argument("--output", "-o", help="output file (default: stdout)")
+    p.add_argument("--max_tokens", type=int, default=4000, help="source tokens per decoding batch")
+    p.add_argument("--max_input_len", type=int, default=0, help="truncate longer inputs (tokens; 0: model limit)")
+    p.add_argument("--scores", action="store_true", help="write 'score<TAB>hypothesis' (all n-best lines)")
+    _add_decode_options(p)
+
+    p = sub.add_parser("score", help="score hypotheses with sacrebleu (BLEU, chrF, TER)")
+    p.add_argument("--hyp", required=True, help="hypothesis file (detokenised)")
+    p.add_argument("--ref", nargs="+", help="reference file(s)")
+    p.add_argument("--testset", help="a sacrebleu test set name (wmt14, wmt14/full, ...) instead of --ref")
+    p.add_argument("--langpair", help="language pair of --testset, e.g. en-de")
+    p.add_argument("--metrics", nargs="+", default=["bleu", "chrf"], choices=["bleu", "chrf", "ter"])
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+
+    p = sub.add_parser("average", help="average the parameters of the last or best N checkpoints")
+    p.add_argument("--dir", help="checkpoint directory (run_dir/checkpoints)")
+    p.add_argument("--checkpoints", nargs="+", help="explicit checkpoint files instead of --dir")
+    p.add_argument("--last", type=int, help="average the N latest (by step)")
+    p.add_argument("--best", type=int, help="average the N best (by validation BLEU)")
+    p.add_argument("--output", "-o", required=True, help="averaged checkpoint path")
+
+    p = _config_parser(sub, "ablate", "run an ablation study (configs/ablation/*.yaml)")
+    p.add_argument("--only", nargs="+", help="run only these settings (by label)")
+    p.add_argument("--report_only", action="store_true", help="do not train; rebuild table and plot")
+    return parser
+
+
+def _decode_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from nmt.decode.config import DecodeConfig
+
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(DecodeConfig) if getattr(args, f.name) is not None}
+
+
+def _run(args: argparse.Namespace, overrides: list[tuple[str, Any]]) -> int:
+    cmd = args.command
+    if cmd in ("prepare", "fit", "validate", "ablate"):
+        if cmd == "ablate":
+            from nmt.ablate.runner import run_study
+
+            return run_study(args.config, overrides, only=args.only, report_only=args.report_only)
+        from nmt.experiment import load_config
+
+        if args.config is None and not overrides:
+            raise ConfigError(f"nmt {cmd}: give --config FILE (see configs/)")
+        cfg = load_config(args.config, overrides)
+        if cmd == "prepare":
+            from nmt.data.prepare import prepare
+
+            prepare(cfg.data, progress=True)
+            return 0
+        if cmd == "fit":
+            from nmt.train.fit import fit
+
+            fit(cfg, args.ckpt_path, enable_progress_bar=not args.no_progress)
+            return 0
+        from nmt.train.fit import validate
+
+        validate(cfg, args.checkpoint)
+        return 0
+    if cmd == "test":
+        from nmt.inference import test_split
+
+        result = test_split(args.checkpoint, args.split, _decode_overrides(args), args.output, args.max_tokens)
+        print(json.dumps(result) if args.json else "\n".join(result["lines"]))
+        return 0
+    if cmd == "translate":
+        from nmt.inference import translate_files
+
+        translate_files(
+            args.checkpoint, args.input, args.output, _decode_overrides(args), args.max_tokens,
+            args.max_input_len, args.scores,
+        )
+        return 0
+    if cmd == "score":
+        from nmt.eval.score import score_command
+
+        print(score_command(args.hyp, args.ref, args.testset, args.langpair, args.metrics, args.json))
+        return 0
+    if cmd == "average":
+        from nmt.train.average import average_command
+
+        average_command(args.dir, args.checkpoints, args.last, args.best, args.output)
+        return 0
+    raise AssertionError(cmd)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = _split_overrides(extra, parser)
+    if overrides and args.command not in ("prepare", "fit", "validate", "ablate"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    errors: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError, OSError)
+    try:
+        return _run(args, overrides)
+    except errors as e:  # bad input: one clear line, non-zero exit (--verbose shows the traceback)
+        if args.verbose:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The experiment config: one YAML file with sections data, model, optim, train, decode.
+
+``load_config(path, overrides)`` reads the YAML, applies ``--section.key value`` overrides and
+validates every key (unknown keys and bad values are errors that name the file and key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nmt.config import ConfigError, field, from_dict, load_yaml, set_dotted, to_dict
+from nmt.data.config import DataConfig
+from nmt.decode.config import DecodeConfig
+from nmt.model.config import ModelConfig
+from nmt.train.config import OptimConfig, TrainConfig
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything one training run needs."""
+
+    data: DataConfig = field(default_factory=DataConfig, help="corpus, subwords, filtering and batching")
+    model: ModelConfig = field(default_factory=ModelConfig, help="Transformer dimensions and per-layer mechanisms")
+    optim: OptimConfig = field(default_factory=OptimConfig, help="loss, optimiser and schedule")
+    train: TrainConfig = field(default_factory=TrainConfig, help="run directory, length, validation, Trainer flags")
+    decode: DecodeConfig = field(default_factory=DecodeConfig, help="decoding for test/translate")
+
+    @classmethod
+    def from_plain(cls, data: dict[str, Any]) -> "ExperimentConfig":
+        """Rebuild from the plain dict stored in a checkpoint."""
+        return from_dict(cls, data)
+
+    def decode_for_validation(self) -> DecodeConfig:
+        """The decode settings used for validation BLEU (beam from ``train.val_decode_beam``)."""
+        return dataclasses.replace(self.decode, beam=self.train.val_decode_beam, nbest=1, sampling="none")
+
+
+def load_config(path: str | Path | None, overrides: list[tuple[str, Any]] | None = None) -> ExperimentConfig:
+    """Read and validate an experiment config; ``overrides`` are (dotted key, value) pairs."""
+    data = load_yaml(path) if path is not None else {}
+    for key, value in overrides or []:
+        set_dotted(data, key, value)
+    try:
+        return from_dict(ExperimentConfig, data)
+    except ConfigError as e:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{e}") from None
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML (what a run actually used)."""
+    import yaml
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+    tmp.replace(p)

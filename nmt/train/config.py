@@ -1,0 +1,70 @@
+"""Typed configuration of optimisation (``optim:``) and of the training run (``train:``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional, Union
+
+from nmt.config import ConfigError, field
+
+
+@dataclass
+class OptimConfig:
+    """Loss, optimiser and learning-rate schedule."""
+
+    optimizer: Literal["adam", "adamw"] = field("adam", help="Adam or AdamW (decoupled weight decay)")
+    lr: float = field(5e-4, help="peak learning rate (reached at the end of warm-up)")
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98], help="Adam betas")
+    eps: float = field(1e-9, help="Adam epsilon")
+    weight_decay: float = field(0.0, help="weight decay")
+    schedule: Literal["inverse_sqrt", "cosine", "constant"] = field(
+        "inverse_sqrt", help="after linear warm-up: lr * sqrt(warmup/step), cosine decay to min_lr, or constant"
+    )
+    warmup_steps: int = field(4000, help="linear warm-up steps (from 0 to lr)")
+    min_lr: float = field(0.0, help="floor of the cosine schedule")
+    label_smoothing: float = field(0.1, help="label smoothing of the cross-entropy (padding ignored)")
+
+    def __post_init__(self) -> None:
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
+        if self.lr <= 0:
+            raise ConfigError(f"optim.lr must be positive, got {self.lr}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclass
+class TrainConfig:
+    """The training run: where it writes, how long, validation, checkpoints, and Lightning Trainer flags."""
+
+    output_dir: str = field("runs/default", help="run directory: checkpoints, TensorBoard logs, config, outputs")
+    seed: int = field(1, help="random seed (model init, dropout, data order)")
+    max_steps: int = field(-1, help="stop after this many optimizer updates (-1: no limit)")
+    max_epochs: int = field(-1, help="stop after this many epochs (-1: no limit)")
+    max_time_minutes: Optional[float] = field(None, help="stop after this much wall time (checkpoint is written)")
+    val_every_steps: int = field(1000, help="validate every N optimizer updates (also at the end of each epoch)")
+    val_max_sentences: int = field(0, help="decode only the first N validation sentences for BLEU (0: all)")
+    val_decode_beam: int = field(1, help="beam size of validation decoding (1 = greedy)")
+    patience: int = field(0, help="early stopping on validation BLEU after N validations without gain (0: off)")
+    save_top_k: int = field(3, help="keep the k best checkpoints by validation BLEU (plus last.ckpt)")
+    heatmap_sentences: int = field(2, help="validation sentences whose attention maps go to TensorBoard (0: off)")
+    log_every_steps: int = field(50, help="log training scalars every N updates")
+    accumulate_grad_batches: int = field(1, help="gradient accumulation (updates = batches / N)")
+    gradient_clip_val: float = field(0.0, help="clip the gradient norm to this value (0: off)")
+    precision: str = field("32-true", help="Lightning precision: 32-true, bf16-mixed, 16-mixed, bf16-true")
+    accelerator: str = field("auto", help="Lightning accelerator: auto, cpu, gpu, ...")
+    devices: Union[int, str] = field("auto", help="devices per node (int, 'auto', or a list string)")
+    num_nodes: int = field(1, help="number of nodes (multi-node DDP/FSDP through Lightning)")
+    strategy: str = field("auto", help="Lightning strategy: auto, ddp, ddp_spawn, fsdp, deepspeed...")
+    num_threads: int = field(0, help="torch intra-op threads on CPU (0: torch default)")
+    compile: bool = field(False, help="torch.compile the model (reports compile time in the log)")
+
+    def __post_init__(self) -> None:
+        if self.val_every_steps < 1:
+            raise ConfigError(f"train.val_every_steps must be >= 1, got {self.val_every_steps}")
+        if self.accumulate_grad_batches < 1:
+            raise ConfigError(f"train.accumulate_grad_batches must be >= 1, got {self.accumulate_grad_batches}")
+        if self.save_top_k < 0:
+            raise ConfigError(f"train.save_top_k must be >= 0, got {self.save_top_k}")

@@ -1,0 +1,138 @@
+"""Builds the Lightning Trainer for an experiment and runs fit / validate."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from nmt.config import to_dict
+from nmt.data.datamodule import NMTDataModule
+from nmt.experiment import ExperimentConfig, save_config
+from nmt.train.checkpoint_io import AtomicCheckpointIO
+from nmt.train.module import TranslationTask
+
+log = logging.getLogger("nmt")
+
+
+def vocab_info(dm: NMTDataModule, run_dir: str | Path) -> dict[str, Any]:
+    """Plain-data description of the vocabulary, stored in checkpoints. The subword models are
+    copied into ``run_dir/subword/`` so that a run directory translates on its own."""
+    v = dm.vocab
+    sub = Path(run_dir) / "subword"
+    sub.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for side, src in (("src", v.src_model_path), ("tgt", v.tgt_model_path)):
+        dst = sub / f"{side}.model"
+        if not dst.is_file() or dst.read_bytes() != Path(src).read_bytes():
+            tmp = dst.with_suffix(".tmp")
+            shutil.copyfile(src, tmp)
+            tmp.replace(dst)
+        paths[side] = str(dst.resolve())
+    return {
+        "pad_id": v.pad_id,
+        "bos_id": v.bos_id,
+        "eos_id": v.eos_id,
+        "unk_id": v.unk_id,
+        "src_size": v.src_size,
+        "tgt_size": v.tgt_size,
+        "src_model": paths["src"],
+        "tgt_model": paths["tgt"],
+    }
+
+
+def resolve_resume(cfg: ExperimentConfig, ckpt_path: str | None) -> str | None:
+    """``last`` -> the run's last.ckpt (error if absent), ``auto`` -> last.ckpt if present, else a path."""
+    if ckpt_path is None:
+        return None
+    last = Path(cfg.train.output_dir) / "checkpoints" / "last.ckpt"
+    if ckpt_path == "auto":
+        return str(last) if last.is_file() else None
+    if ckpt_path == "last":
+        if not last.is_file():
+            raise FileNotFoundError(f"--ckpt_path last: no checkpoint at {last} (start without --ckpt_path)")
+        return str(last)
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {ckpt_path}")
+    return ckpt_path
+
+
+def build_trainer(cfg: ExperimentConfig, *, enable_progress_bar: bool = True) -> L.Trainer:
+    """A Lightning Trainer configured from ``cfg.train`` (checkpoints, logger, early stopping)."""
+    t = cfg.train
+    out = Path(t.output_dir)
+    ckpt = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        filename="step{step:07d}-bleu{val_bleu:.2f}",
+        auto_insert_metric_name=False,
+        monitor="val_bleu",
+        mode="max",
+        save_top_k=t.save_top_k,
+        save_last=True,
+    )
+    callbacks: list[Any] = [ckpt, LearningRateMonitor(logging_interval="step")]
+    if t.patience > 0:
+        callbacks.append(EarlyStopping(monitor="val_bleu", mode="max", patience=t.patience))
+    max_time = {"minutes": t.max_time_minutes} if t.max_time_minutes else None
+    return L.Trainer(
+        default_root_dir=str(out),
+        logger=TensorBoardLogger(str(out), name="tb", version=""),
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        max_steps=t.max_steps,
+        max_epochs=t.max_epochs,
+        max_time=max_time,
+        val_check_interval=t.val_every_steps * t.accumulate_grad_batches,
+        check_val_every_n_epoch=None,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val or None,
+        precision=t.precision,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        log_every_n_steps=t.log_every_steps,
+        use_distributed_sampler=False,  # the data module shards token-budget batches itself
+        enable_progress_bar=enable_progress_bar,
+        num_sanity_val_steps=0,
+    )
+
+
+def fit(cfg: ExperimentConfig, ckpt_path: str | None = None, *, enable_progress_bar: bool = True) -> L.Trainer:
+    """Train per ``cfg``; ``ckpt_path`` = None | "last" | "auto" | a checkpoint path (resume)."""
+    resume = resolve_resume(cfg, ckpt_path)
+    if cfg.train.num_threads > 0:
+        torch.set_num_threads(cfg.train.num_threads)
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    dm = NMTDataModule(cfg.data)
+    dm.prepare_data()
+    dm.setup("fit")
+    task = TranslationTask(to_dict(cfg), vocab_info(dm, cfg.train.output_dir))
+    log.info("model: %d parameters", task.model.num_parameters())
+    if cfg.train.compile:
+        t0 = time.perf_counter()
+        task.model.compile()  # in place: parameter names (and checkpoints) are unchanged
+        log.info("torch.compile wrapped the model in %.1fs (compilation happens on the first steps)", time.perf_counter() - t0)
+    save_config(cfg, Path(cfg.train.output_dir) / "config.yaml")
+    trainer = build_trainer(cfg, enable_progress_bar=enable_progress_bar)
+    trainer.fit(task, datamodule=dm, ckpt_path=resume)
+    return trainer
+
+
+def validate(cfg: ExperimentConfig, checkpoint: str) -> list[dict[str, float]]:
+    """Validation loss / BLEU of a checkpoint on ``cfg``'s validation split."""
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    dm = NMTDataModule(cfg.data)
+    dm.prepare_data()
+    dm.setup("validate")
+    task = TranslationTask(to_dict(cfg), vocab_info(dm, cfg.train.output_dir))
+    trainer = build_trainer(cfg)
+    return trainer.validate(task, datamodule=dm, ckpt_path=checkpoint)
