@@ -1,0 +1,108 @@
+"""Encoded splits on disk: flat memory-mapped token arrays plus offsets, written atomically.
+
+A split folder holds ``src.tokens.npy`` / ``tgt.tokens.npy`` (int32 piece ids, no ``</s>``),
+``src.offsets.npy`` / ``tgt.offsets.npy`` (int64, N+1 entries: sentence i is
+``tokens[offsets[i]:offsets[i+1]]``), ``line.npy`` (int64, the 0-based line of each kept sentence in
+the text files) and ``meta.json``. Folders are built under a temporary name and renamed into place
+with ``os.replace``, so a crash never leaves a complete-looking folder behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from nmt.data.errors import DataError
+
+META = "meta.json"
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield a temporary folder next to ``final``; on success it becomes ``final`` in one rename.
+
+    On error the temporary folder is removed. If another process created ``final`` meanwhile,
+    theirs is kept and ours discarded.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not (final / META).is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def is_complete(directory: Path) -> bool:
+    """Whether ``directory`` is a finished prepared folder (its ``meta.json`` exists)."""
+    return (directory / META).is_file()
+
+
+def write_meta(directory: Path, meta: dict) -> None:
+    """Write ``meta.json`` (last, after every array)."""
+    (directory / META).write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def read_meta(directory: Path) -> dict:
+    """The ``meta.json`` of a prepared folder."""
+    return json.loads((directory / META).read_text(encoding="utf-8"))
+
+
+def flatten(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens int32, offsets int64 of length N+1) of a list of id lists."""
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    tokens = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int32, count=int(offsets[-1]))
+    return tokens, offsets
+
+
+def write_split(directory: Path, src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]],
+                line: np.ndarray) -> None:
+    """Write the arrays of one encoded split into ``directory`` (a fresh, temporary folder)."""
+    for side, seqs in (("src", src), ("tgt", tgt)):
+        tokens, offsets = flatten(seqs)
+        np.save(directory / f"{side}.tokens.npy", tokens)
+        np.save(directory / f"{side}.offsets.npy", offsets)
+    np.save(directory / "line.npy", np.asarray(line, dtype=np.int64))
+
+
+class EncodedSplit:
+    """A prepared split, memory-mapped: piece ids of sentence ``i`` via ``src(i)`` / ``tgt(i)``."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        if not is_complete(self.directory):
+            raise DataError(f"{self.directory} is not a prepared split (no {META}); run nmt prepare")
+        self.meta = read_meta(self.directory)
+        load = lambda name: np.load(self.directory / f"{name}.npy", mmap_mode="r")  # noqa: E731
+        self.src_tokens, self.src_offsets = load("src.tokens"), np.asarray(load("src.offsets"))
+        self.tgt_tokens, self.tgt_offsets = load("tgt.tokens"), np.asarray(load("tgt.offsets"))
+        self.line = np.asarray(load("line"))
+        self.src_len = np.diff(self.src_offsets)  # (N,) pieces, without </s>
+        self.tgt_len = np.diff(self.tgt_offsets)  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+    def src(self, i: int) -> np.ndarray:
+        """Source piece ids of sentence ``i`` (no ``</s>``)."""
+        return self.src_tokens[self.src_offsets[i]:self.src_offsets[i + 1]]
+
+    def tgt(self, i: int) -> np.ndarray:
+        """Target piece ids of sentence ``i`` (no ``<s>``/``</s>``)."""
+        return self.tgt_tokens[self.tgt_offsets[i]:self.tgt_offsets[i + 1]]

@@ -1,0 +1,164 @@
+"""``NMTDataModule``: prepared splits as Lightning train/valid/test loaders, plus raw text for BLEU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from nmt.data.batch import PairDataset, unwrap
+from nmt.data.batching import EvalBatchSampler, TrainBatchSampler
+from nmt.data.config import DataConfig
+from nmt.data.errors import DataError
+from nmt.data.prepare import PreparedData, load_prepared, prepare
+from nmt.data.sources import HFLoader
+from nmt.data.subwords import Vocab
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader whose ``state_dict`` is its train sampler's position, so Lightning treats it as
+    resumable; the position comes from the DataModule (batches the trainer actually processed)."""
+
+    def __init__(self, *args: Any, datamodule: "NMTDataModule", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._datamodule = datamodule
+
+    def state_dict(self) -> dict:
+        return self._datamodule.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self._datamodule.load_state_dict(state)
+
+
+class NMTDataModule(L.LightningDataModule):
+    """Loaders over the prepared data of ``cfg``; rank and world size come from ``self.trainer`` if attached.
+
+    Create the Trainer with ``use_distributed_sampler=False``: sharding is done here.
+    """
+
+    def __init__(self, cfg: DataConfig, hf_loader: HFLoader | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self._hf_loader = hf_loader
+        self._data: PreparedData | None = None
+        self._train_sampler: TrainBatchSampler | None = None
+        self._pending_state: dict | None = None
+        self._text: dict[tuple[str, str], list[str]] = {}
+
+    # ------------------------------------------------------------------ preparation
+    def prepare_data(self) -> None:
+        """Prepare (or reuse) the data; Lightning runs this on one process per node."""
+        prepare(self.cfg, progress=False, hf_loader=self._hf_loader)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the prepared data (preparing what is missing)."""
+        if self._data is None:
+            self._data = load_prepared(self.cfg, hf_loader=self._hf_loader)
+
+    @property
+    def data(self) -> PreparedData:
+        """The prepared data (loaded on first use)."""
+        self.setup()
+        assert self._data is not None
+        return self._data
+
+    @property
+    def vocab(self) -> Vocab:
+        """Subword models and special ids."""
+        return self.data.vocab
+
+    # ------------------------------------------------------------------ loaders
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return int(trainer.global_rank), int(trainer.world_size)
+
+    def _dataset(self, split: str) -> PairDataset:
+        if split not in self.data.splits:
+            raise DataError(f"no {split!r} split: set data.splits.{split} (or data.{split}_sacrebleu)")
+        v = self.vocab
+        return PairDataset(self.data.splits[split], v.pad_id, v.bos_id, v.eos_id)
+
+    def _loader(self, dataset: PairDataset, batch_sampler: Any, cls: type = DataLoader, **kwargs: Any) -> DataLoader:
+        workers = self.cfg.batch.num_workers
+        return cls(dataset, batch_sampler=batch_sampler, collate_fn=unwrap, num_workers=workers,
+                   persistent_workers=workers > 0, **kwargs)
+
+    def train_sampler(self) -> TrainBatchSampler:
+        """The (single, stateful) training batch sampler of this rank."""
+        rank, world = self._rank_world()
+        s = self._train_sampler
+        if s is None or (s.rank, s.world_size) != (rank, world):
+            split = self.data.splits["train"]
+            b = self.cfg.batch
+            s = TrainBatchSampler(split.src_len + 1, split.tgt_len + 1, b.max_tokens, b.max_sentences,
+                                  seed=b.seed, bucketing=b.bucketing, rank=rank, world_size=world)
+            if self._train_sampler is not None:
+                s.load_state_dict(self._train_sampler.state_dict())
+            self._train_sampler = s
+        if self._pending_state is not None:
+            s.load_state_dict(self._pending_state)
+            self._pending_state = None
+        return s
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled, bucketed token-budget batches of this rank (resumable)."""
+        return self._loader(self._dataset("train"), self.train_sampler(), ResumableDataLoader, datamodule=self)
+
+    def eval_dataloader(self, split: str) -> DataLoader:
+        """Length-sorted batches of ``split`` for this rank; every sentence once across ranks."""
+        rank, world = self._rank_world()
+        s = self.data.splits.get(split)
+        dataset = self._dataset(split)
+        b = self.cfg.batch
+        sampler = EvalBatchSampler(s.src_len + 1, s.tgt_len + 1, b.eval_max_tokens or b.max_tokens,
+                                   b.max_sentences, rank=rank, world_size=world)
+        return self._loader(dataset, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("valid")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("test")
+
+    # ------------------------------------------------------------------ raw text for BLEU
+    def references(self, split: str) -> list[str]:
+        """Raw target lines of ``split``; ``references(split)[i]`` belongs to ``batch.ids == i``."""
+        return self._raw(split, "tgt")
+
+    def sources(self, split: str) -> list[str]:
+        """Raw source lines of ``split``, indexed like ``references``."""
+        return self._raw(split, "src")
+
+    def _raw(self, split: str, side: str) -> list[str]:
+        if split not in self.data.splits:
+            raise DataError(f"no {split!r} split: set data.splits.{split} (or data.{split}_sacrebleu)")
+        if (split, side) not in self._text:
+            text = self.data.target_text(split) if side == "tgt" else self.data.source_text(split)
+            self._text[(split, side)] = text
+        return self._text[(split, side)]
+
+    # ------------------------------------------------------------------ resume
+    def state_dict(self) -> dict:
+        """Train-order position: epoch and batches of it the trainer processed (or the sampler handed out)."""
+        if self._train_sampler is None:
+            return dict(self._pending_state or {})
+        consumed = None
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            try:
+                consumed = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            except AttributeError:
+                consumed = None
+        return self._train_sampler.state_dict(consumed)
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume the training order at ``state`` (applied to the train sampler when it exists)."""
+        if not state:
+            return
+        if self._train_sampler is not None:
+            self._train_sampler.load_state_dict(state)
+        else:
+            self._pending_state = dict(state)
