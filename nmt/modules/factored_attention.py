@@ -1,0 +1,423 @@
+"""Factored multi-head attention: logits are a sum of the enabled terms E1-E4 (Zhu et al. 2019).
+
+For head m (d_head = d_model / H), query position q with input z_q and key position k with input
+x_k, in the Transformer-XL parameterisation::
+
+    E1 = z_q^T U_m^T V^C_m x_k        query content  x key content
+    E2 = z_q^T U_m^T V^R_m R_{k-q}    query content  x relative position
+    E3 = u_m^T V^C_m x_k              key content only
+    E4 = v_m^T V^R_m R_{k-q}          relative position only
+
+    logits = (sum of enabled terms) / sqrt(d_head);  attn = softmax over keys;
+    out    = W [ sum_k attn_qk W'_m x_k ]_m
+
+U = ``q_proj``, V^C = ``k_proj``, V^R = ``r_proj``, W' = ``v_proj``, W = ``out_proj``; u, v are learned
+per-head vectors; R is the fixed sinusoidal encoding (dim d_model) of the relative offset.
+A mask "abcd" enables (E1 E2 E3 E4); only the parameters the enabled terms need exist (E1/E2 need U,
+E1/E3 need V^C, E2/E4 need V^R, E3 needs u, E4 needs v) and only enabled terms are computed.
+Biases: q/k/v/out projections have one (as a standard Transformer); V^R has none, since a bias on R
+adds z_q^T U^T b and v^T b, both constant over keys, which the softmax cancels (as in Transformer-XL).
+
+Computation (Transformer-XL merge): E1 + E3 = (q + u)·k and E2 + E4 = (q + v)·r. With E1 on, the
+result is ``scaled_dot_product_attention(q + u, k, v)`` with an additive float bias holding E2/E4 and
+the masks ("1000" passes only ``is_causal`` or a bool mask). E2/E4 are computed against the table of
+the L relative offsets that can occur (at most T + S - 1, at most 2w + 1 with a window) and gathered
+to (T, S); E3 alone is a per-key bias (B, H, 1, S); E4 alone a per-offset bias (H, T, S) shared by
+the batch. "0010" outside the decoder, without window, gives every query the same weights and is
+computed once per sentence.
+
+Offsets. Self-attention uses k - q. Cross-attention (source key k, target query q) uses
+``offset=plain`` (default, the paper's definition): k - q; or ``offset=aligned``:
+k - round(q * S / T_hat), where S is the sentence's true (unpadded) source length and
+T_hat = max(1, round(ratio * S)) an *estimated* target length (option ``ratio``, default 1.0).
+The true target length T is deliberately not used: it would leak the output length into training,
+beam search cannot know it, and incremental decoding must equal full decoding. Rounding is half-up,
+in exact integer arithmetic. Aligned offsets assume right padding (real tokens first).
+
+Window ``w``: keys with |offset| > w are masked (decoder: keys in [q - w, q]); cross-attention
+uses the configured offset. A query left with no valid key (e.g. a target position beyond the
+source plus w) reads nothing: its output is 0, without NaN.
+
+FLOPs (``flops``) count the computation actually done, multiply-add = 2; masked (q, k) pairs are
+still computed (dense logits); see ``FactoredAttention.flops``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nmt.modules.base import Mixer, Role, State, linear_flops, step_position
+from nmt.modules.positions import sinusoidal_table
+from nmt.modules.registry import BuildContext, Options
+from nmt.modules.spec import MASK_RE, SpecError, TermSpec
+
+OFFSETS = ("plain", "aligned")
+SOFTMAX_FLOPS = 5  # per logit: scale/max, subtract, exp, sum, divide
+
+
+class FactoredAttention(Mixer):
+    """Multi-head attention over the enabled terms of ``mask`` ("1000" = standard attention)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        role: Role,
+        mask: str = "1000",
+        *,
+        window: int | None = None,
+        offset: str = "plain",
+        ratio: float = 1.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(d_model, role)
+        if not MASK_RE.match(mask) or mask == "0000":
+            raise ValueError(f"factor mask must be 4 characters of 0/1 with at least one 1, got {mask!r}")
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
+        if window is not None and window < 0:
+            raise ValueError(f"window must be >= 0, got {window}")
+        if offset not in OFFSETS:
+            raise ValueError(f"offset must be one of {OFFSETS}, got {offset!r}")
+        if offset != "plain" and role != "cross":
+            raise ValueError("offset=aligned applies to cross-attention only")
+        if ratio <= 0:
+            raise ValueError(f"ratio must be > 0, got {ratio}")
+        self.mask = mask
+        self.e1, self.e2, self.e3, self.e4 = (c == "1" for c in mask)
+        self.n_heads = n_heads
+        self.d_head = d_model // n_heads
+        self.scale = self.d_head**-0.5
+        self.window = window
+        self.offset = offset
+        self.ratio = ratio
+        self.dropout = dropout
+
+        self.q_proj = nn.Linear(d_model, d_model) if (self.e1 or self.e2) else None  # U
+        self.k_proj = nn.Linear(d_model, d_model) if (self.e1 or self.e3) else None  # V^C
+        self.r_proj = nn.Linear(d_model, d_model, bias=False) if (self.e2 or self.e4) else None  # V^R
+        self.u = nn.Parameter(torch.randn(n_heads, self.d_head) * 0.02) if self.e3 else None
+        self.v = nn.Parameter(torch.randn(n_heads, self.d_head) * 0.02) if self.e4 else None
+        self.v_proj = nn.Linear(d_model, d_model)  # W'
+        self.out_proj = nn.Linear(d_model, d_model)  # W
+
+    def extra_repr(self) -> str:
+        return f"mask={self.mask}, role={self.role}, heads={self.n_heads}, window={self.window}, offset={self.offset}"
+
+    @property
+    def query_independent(self) -> bool:
+        """True when every query has the same weights ("0010" without causality or window)."""
+        return self.mask == "0010" and self.role != "decoder" and self.window is None
+
+    # ----------------------------------------------------------------------------------------------
+    # Public interface
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        padding_mask: Tensor | None = None,
+        memory: Tensor | None = None,
+        memory_padding_mask: Tensor | None = None,
+    ) -> Tensor:
+        """``x`` (B, T, D) -> (B, T, D); keys are ``x`` (self roles) or ``memory`` (cross)."""
+        if self.role == "cross":
+            if memory is None:
+                raise ValueError("cross-attention needs memory (B, S, D)")
+            src, key_pad = memory, memory_padding_mask
+        else:
+            src, key_pad = x, padding_mask
+        k = self._heads(self.k_proj(src)) if self.k_proj is not None else None  # (B, H, S, dh)
+        v = self._heads(self.v_proj(src))  # (B, H, S, dh)
+        q_pos = torch.arange(x.size(1), device=x.device)  # (T,)
+        return self._mix(x, q_pos, k, v, key_pad, state=None)
+
+    def step(
+        self,
+        x_t: Tensor,
+        state: State,
+        *,
+        memory: Tensor | None = None,
+        memory_padding_mask: Tensor | None = None,
+    ) -> tuple[Tensor, State]:
+        """One query ``x_t`` (B, 1, D) at time ``state["t"]`` -> (B, 1, D), O(S) per step.
+
+        State: "t"; "k"/"v" projected keys/values (B, H, S, dh) (prefix for the decoder, the memory
+        for cross, computed on the first step); "r" projected R rows (B, H, L, dh) for the offsets
+        seen so far (E2/E4); "memory_padding_mask" (cross).
+        """
+        if self.role == "encoder":
+            raise RuntimeError("encoder self-attention is not decoded incrementally")
+        t = step_position(state)
+        state = dict(state)
+        if self.role == "decoder":
+            k_new = self._heads(self.k_proj(x_t)) if self.k_proj is not None else None  # (B, H, 1, dh)
+            v_new = self._heads(self.v_proj(x_t))  # (B, H, 1, dh)
+            if k_new is not None:
+                state["k"] = k_new if "k" not in state else torch.cat([state["k"], k_new], dim=2)
+            state["v"] = v_new if "v" not in state else torch.cat([state["v"], v_new], dim=2)
+        elif "v" not in state:
+            if memory is None:
+                raise ValueError("cross-attention needs memory on the first decoding step")
+            if self.k_proj is not None:
+                state["k"] = self._heads(self.k_proj(memory))
+            state["v"] = self._heads(self.v_proj(memory))
+            if memory_padding_mask is not None:
+                state["memory_padding_mask"] = memory_padding_mask
+        key_pad = state.get("memory_padding_mask")
+        q_pos = torch.tensor([t], device=x_t.device)  # (1,)
+        y = self._mix(x_t, q_pos, state.get("k"), state["v"], key_pad, state=state)
+        state["t"] = t + 1
+        return y, state
+
+    def flops(self, tgt_len: int, src_len: int | None = None) -> int:
+        """Forward FLOPs for one sentence (multiply-add = 2), counting what ``forward`` computes.
+
+        With D = d_model, H heads, T queries, S keys (S = T for self roles), L relative offsets in
+        the table (``offset_range``), and Tq = 1 if ``query_independent`` else T::
+
+            projections  q: T(2D^2+D) if E1|E2   k: S(2D^2+D) if E1|E3   v: S(2D^2+D)
+                         r: 2LD^2 if E2|E4       out: Tq(2D^2+D)
+            content      E1: 2TSD (+ TD to add u if E3)   else E3: 2SD (u·k per key)
+            relative     E2: 2TLD (+ TD to add v if E4)   else E4: 2LD (v·r per offset)
+            combine      H Tq S when both a content and a relative score exist
+            softmax      5 H Tq S
+            weighted sum 2 Tq S D
+
+        Masked pairs (causality, window, padding) are computed then masked, so they count.
+        """
+        T = tgt_len
+        S = src_len if (self.role == "cross" and src_len is not None) else T
+        D, H = self.d_model, self.n_heads
+        Tq = 1 if self.query_independent else T
+        total = linear_flops(S, D, D) + linear_flops(Tq, D, D)  # values, output
+        if self.q_proj is not None:
+            total += linear_flops(T, D, D)
+        if self.k_proj is not None:
+            total += linear_flops(S, D, D)
+        if self.e1:
+            total += 2 * T * S * D + (T * D if self.e3 else 0)
+        elif self.e3:
+            total += 2 * S * D
+        if self.r_proj is not None:
+            centre_max = int(self._centres(torch.tensor([T - 1]), torch.tensor([S])).max())
+            lo, hi = self.offset_range(centre_max, S)
+            L = hi - lo + 1
+            total += linear_flops(L, D, D, bias=False)
+            if self.e2:
+                total += 2 * T * L * D + (T * D if self.e4 else 0)
+            else:
+                total += 2 * L * D
+        if (self.e1 or self.e3) and (self.e2 or self.e4):
+            total += H * Tq * S
+        total += SOFTMAX_FLOPS * H * Tq * S + 2 * Tq * S * D
+        return total
+
+    # ----------------------------------------------------------------------------------------------
+    # Offsets and masks
+
+    def centres(self, q_pos: Tensor, key_padding_mask: Tensor | None, src_len: int) -> Tensor:
+        """Reference point c(q) of each query on the key axis -> (1 or B, T) long; offset = k - c(q)."""
+        if self.offset == "plain":
+            return self._centres(q_pos, None)
+        if key_padding_mask is None:
+            lengths = torch.full((1,), src_len, device=q_pos.device)
+        else:
+            lengths = (~key_padding_mask).sum(-1)  # (B,)
+        return self._centres(q_pos, lengths)
+
+    def _centres(self, q_pos: Tensor, lengths: Tensor | None) -> Tensor:
+        if self.offset == "plain" or lengths is None:
+            return q_pos.unsqueeze(0)  # (1, T)
+        t_hat = (lengths.double() * self.ratio + 0.5).floor().long().clamp(min=1)[:, None]  # (B, 1)
+        # round(q * S / T_hat), half-up, in exact integers.
+        return (2 * q_pos[None, :] * lengths[:, None] + t_hat) // (2 * t_hat)  # (B, T)
+
+    def offset_range(self, centre_max: int, src_len: int) -> tuple[int, int]:
+        """Smallest and largest relative offset that can be attended (window included)."""
+        hi = 0 if self.role == "decoder" else src_len - 1
+        lo = -centre_max
+        if self.window is not None:
+            lo, hi = max(lo, -self.window), min(hi, self.window)
+        return min(lo, hi), hi
+
+    def _allowed(self, centre: Tensor, q_pos: Tensor, S: int, key_pad: Tensor | None) -> tuple[Tensor | None, bool]:
+        """Bool (B or 1, 1, T, S) of allowed pairs, or None; plus whether plain causality remains."""
+        causal = self.role == "decoder" and q_pos.numel() > 1
+        k_pos = torch.arange(S, device=centre.device)
+        parts = []
+        if key_pad is not None:
+            parts.append(~key_pad[:, None, None, :])  # (B, 1, 1, S)
+        if self.window is not None:
+            offsets = k_pos - centre[..., None]  # (Bc, T, S)
+            parts.append((offsets.abs() <= self.window)[:, None])  # (Bc, 1, T, S)
+        if not parts:
+            return None, causal
+        if causal:
+            parts.append((k_pos[None, :] <= q_pos[:, None])[None, None])  # (1, 1, T, S)
+        allowed = parts[0]
+        for p in parts[1:]:
+            allowed = allowed & p
+        return allowed, False
+
+    # ----------------------------------------------------------------------------------------------
+    # Scores
+
+    def _project_offsets(self, offsets: Tensor, like: Tensor) -> Tensor:
+        """V^R R_offsets -> (1, H, L, dh)."""
+        R = sinusoidal_table(offsets, self.d_model, dtype=like.dtype)  # (L, D)
+        return self._heads(self.r_proj(R)[None])
+
+    def _offset_rows(self, lo: int, hi: int, state: State | None, batch: int, like: Tensor) -> Tensor:
+        """Projected R for offsets hi, hi-1, ..., lo (at least) -> (1 or B, H, L, dh).
+
+        When decoding, rows are cached in ``state["r"]`` and only new offsets are projected.
+        """
+        dev = like.device
+        if state is None:
+            return self._project_offsets(torch.arange(hi, lo - 1, -1, device=dev), like)
+        cached = state.get("r")
+        n = 0 if cached is None else cached.size(2)
+        if hi - n >= lo:
+            new = self._project_offsets(torch.arange(hi - n, lo - 1, -1, device=dev), like)
+            new = new.expand(batch, -1, -1, -1)  # (B, H, m, dh)
+            cached = new.contiguous() if cached is None else torch.cat([cached, new], dim=2)
+            state["r"] = cached
+        return cached
+
+    def _relative_scores(self, q: Tensor | None, r: Tensor, index: Tensor) -> Tensor:
+        """Scaled E2 (+E4) or E4 alone: (q + v)·r on the offset table, gathered -> (B or 1, H, T, S).
+
+        ``r`` (Br, H, L, dh) rows are offsets hi - j; ``index`` (Bc, T, S) holds j per pair.
+        """
+        if self.e2:
+            qv = q + self.v[:, None] if self.e4 else q  # (B, H, T, dh)
+            table = (qv * self.scale) @ r.transpose(-1, -2)  # (B, H, T, L)
+        else:
+            table = (self.v[None, :, None] * self.scale) @ r.transpose(-1, -2)  # (Br, H, 1, L)
+        Bc, T, S = index.shape
+        Bg = max(table.size(0), Bc)
+        table = table.expand(Bg, -1, T, -1)  # (Bg, H, T, L)
+        return table.gather(-1, index[:, None].expand(Bg, self.n_heads, T, S))  # (Bg, H, T, S)
+
+    def _mix(
+        self, x: Tensor, q_pos: Tensor, k: Tensor | None, v: Tensor, key_pad: Tensor | None, state: State | None
+    ) -> Tensor:
+        """Attention of queries ``x`` (B, T, D) at positions ``q_pos`` over projected keys/values."""
+        B, T, _ = x.shape
+        S = v.size(2)
+        q = self._heads(self.q_proj(x)) if self.q_proj is not None else None  # (B, H, T, dh)
+        centre = self.centres(q_pos, key_pad, S)  # (Bc, T)
+        allowed, causal = self._allowed(centre, q_pos, S, key_pad)
+
+        bias = None  # scaled, broadcastable to (B, H, T, S)
+        if self.e2 or self.e4:
+            lo, hi = self.offset_range(int(centre.max()), S)
+            r = self._offset_rows(lo, hi, state, B, x)  # (Br, H, L, dh)
+            k_pos = torch.arange(S, device=x.device)
+            index = (hi - (k_pos - centre[..., None])).clamp(0, r.size(2) - 1)  # (Bc, T, S)
+            bias = self._relative_scores(q, r, index)
+        if self.e3 and not self.e1:
+            e3 = (self.u[None, :, None] * self.scale) @ k.transpose(-1, -2)  # (B, H, 1, S)
+            bias = e3 if bias is None else bias + e3
+        qc = None
+        if self.e1:
+            qc = q + self.u[:, None] if self.e3 else q  # (B, H, T, dh)
+
+        ctx, row_ok = self._attend(qc, k, v, bias, allowed, causal, T)  # (B, H, T or 1, dh)
+        y = self.out_proj(ctx.transpose(1, 2).flatten(2))  # (B, T or 1, D)
+        if row_ok is not None:
+            y = y * row_ok[:, 0]  # queries with no valid key read nothing
+        return y.expand(B, T, self.d_model)
+
+    def _attend(
+        self,
+        qc: Tensor | None,
+        k: Tensor | None,
+        v: Tensor,
+        bias: Tensor | None,
+        allowed: Tensor | None,
+        causal: bool,
+        T: int,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Softmax-weighted values -> ((B, H, T or 1, dh), rows-with-a-key mask or None)."""
+        B, H, S, _ = v.shape
+        fast = qc is not None and not self.record_weights
+        if causal and not (fast and bias is None):
+            allowed = torch.ones(T, S, dtype=torch.bool, device=v.device).tril()[None, None]
+            causal = False
+        row_ok = None
+        if allowed is not None:
+            row_ok = allowed.any(-1, keepdim=True)  # (Bm, 1, T, 1)
+            if bool(row_ok.all()):
+                row_ok = None
+            else:  # unmask empty rows so softmax stays finite; their output is zeroed by the caller
+                allowed = allowed | ~row_ok
+        p = self.dropout if self.training else 0.0
+
+        if fast:
+            mask = allowed
+            if bias is not None:
+                mask = bias if allowed is None else torch.where(allowed, bias, float("-inf"))
+            return F.scaled_dot_product_attention(qc, k, v, attn_mask=mask, dropout_p=p, is_causal=causal), row_ok
+
+        logits = bias if bias is not None else 0.0
+        if qc is not None:
+            logits = (qc @ k.transpose(-1, -2)) * self.scale + logits  # (B, H, T, S)
+        if allowed is not None:
+            logits = torch.where(allowed, logits, float("-inf"))
+        probs = logits.softmax(-1)  # (B or 1, H, T or 1, S)
+        if row_ok is not None:
+            probs = probs * row_ok
+        if self.record_weights:
+            self.last_weights = probs.detach().expand(B, H, T, S)
+        if p > 0:
+            probs = F.dropout(probs.expand(B, H, T, S), p)
+        return probs @ v, row_ok
+
+    def _heads(self, x: Tensor) -> Tensor:
+        """(B, N, D) -> (B, H, N, dh)."""
+        B, N, _ = x.shape
+        return x.view(B, N, self.n_heads, self.d_head).transpose(1, 2)
+
+
+def build(term: TermSpec, ctx: BuildContext) -> Mixer:
+    """Factored attention for a mask term, e.g. "0110", "1111:w=8", "1000:offset=aligned,ratio=1.1"."""
+    if not term.is_mask or term.name == "0000":
+        raise SpecError(f"{term.name!r} is not a factor mask with at least one enabled term")
+    opts = Options(term)
+    window = opts.int("w", None)
+    offset, ratio = "plain", 1.0
+    if ctx.role == "cross":
+        offset = opts.str("offset", "plain", OFFSETS)
+        if "ratio" in term.options and offset != "aligned":
+            raise SpecError(f"{term.name}: option ratio applies only with offset=aligned")
+        ratio = opts.float("ratio", 1.0)
+    else:
+        misplaced = sorted(set(term.options) & {"offset", "ratio"})
+        if misplaced:
+            raise SpecError(
+                f"{term.name}: option(s) {', '.join(misplaced)} apply to cross-attention only, "
+                f"not to {ctx.role} self-attention"
+            )
+    opts.done()
+    if window is not None and window < 0:
+        raise SpecError(f"{term.name}: option w={window} must be >= 0")
+    if not (ratio > 0 and math.isfinite(ratio)):
+        raise SpecError(f"{term.name}: option ratio={ratio} must be a positive number")
+    if ctx.d_model % ctx.n_heads:
+        raise SpecError(f"{term.name}: d_model={ctx.d_model} is not divisible by n_heads={ctx.n_heads}")
+    return FactoredAttention(
+        ctx.d_model,
+        ctx.n_heads,
+        ctx.role,
+        term.name,
+        window=window,
+        offset=offset,
+        ratio=ratio,
+        dropout=ctx.dropout,
+    )
