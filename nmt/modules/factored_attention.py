@@ -245,7 +245,9 @@ class FactoredAttention(Mixer):
             lo, hi = max(lo, -self.window), min(hi, self.window)
         return min(lo, hi), hi
 
-    def _allowed(self, centre: Tensor, q_pos: Tensor, S: int, key_pad: Tensor | None) -> tuple[Tensor | None, bool]:
+    def _allowed(
+        self, centre: Tensor, q_pos: Tensor, S: int, key_pad: Tensor | None
+    ) -> tuple[Tensor | None, bool]:
         """Bool (B or 1, 1, T, S) of allowed pairs, or None; plus whether plain causality remains."""
         causal = self.role == "decoder" and q_pos.numel() > 1
         k_pos = torch.arange(S, device=centre.device)
@@ -305,7 +307,13 @@ class FactoredAttention(Mixer):
         return table.gather(-1, index[:, None].expand(Bg, self.n_heads, T, S))  # (Bg, H, T, S)
 
     def _mix(
-        self, x: Tensor, q_pos: Tensor, k: Tensor | None, v: Tensor, key_pad: Tensor | None, state: State | None
+        self,
+        x: Tensor,
+        q_pos: Tensor,
+        k: Tensor | None,
+        v: Tensor,
+        key_pad: Tensor | None,
+        state: State | None,
     ) -> Tensor:
         """Attention of queries ``x`` (B, T, D) at positions ``q_pos`` over projected keys/values."""
         B, T, _ = x.shape
@@ -363,7 +371,9 @@ class FactoredAttention(Mixer):
             mask = allowed
             if bias is not None:
                 mask = bias if allowed is None else torch.where(allowed, bias, float("-inf"))
-            return F.scaled_dot_product_attention(qc, k, v, attn_mask=mask, dropout_p=p, is_causal=causal), row_ok
+            return F.scaled_dot_product_attention(
+                qc, k, v, attn_mask=mask, dropout_p=p, is_causal=causal
+            ), row_ok
 
         logits = bias if bias is not None else 0.0
         if qc is not None:

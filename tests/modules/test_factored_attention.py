@@ -147,13 +147,16 @@ def test_every_mask_matches_naive_reference(mask, role):
 
 
 @pytest.mark.parametrize("mask", ["1000", "0100", "0010", "0001", "1111", "0110"])
-@pytest.mark.parametrize("role,kw", [
-    ("encoder", {"window": 1}),
-    ("decoder", {"window": 2}),
-    ("cross", {"window": 1}),
-    ("cross", {"offset": "aligned"}),
-    ("cross", {"offset": "aligned", "ratio": 1.5, "window": 1}),
-])
+@pytest.mark.parametrize(
+    "role,kw",
+    [
+        ("encoder", {"window": 1}),
+        ("decoder", {"window": 2}),
+        ("cross", {"window": 1}),
+        ("cross", {"offset": "aligned"}),
+        ("cross", {"offset": "aligned", "ratio": 1.5, "window": 1}),
+    ],
+)
 def test_window_and_aligned_match_naive_reference(mask, role, kw):
     # cross with plain window 1 and T=6 > S: late queries have no valid key (output 0)
     check_against_reference(make(mask, role, **kw), T=6, S=4, lengths=None)
@@ -161,6 +164,7 @@ def test_window_and_aligned_match_naive_reference(mask, role, kw):
 
 # --------------------------------------------------------------------------------------------------
 # Parameters and compute of disabled terms
+
 
 @pytest.mark.parametrize("mask", MASKS)
 def test_disabled_terms_have_no_parameters(mask):
@@ -278,8 +282,12 @@ def test_step_survives_beam_reordering(role):
     key_pad = pad_mask([5, 3, 4], 5) if role == "cross" else None
     index = torch.tensor([2, 2, 0])
     steps = decode(att, x, memory, key_pad, reorder_at=2, index=index)
-    full = run_forward(att, x.index_select(0, index), memory.index_select(0, index),
-                       None if key_pad is None else key_pad.index_select(0, index))
+    full = run_forward(
+        att,
+        x.index_select(0, index),
+        memory.index_select(0, index),
+        None if key_pad is None else key_pad.index_select(0, index),
+    )
     torch.testing.assert_close(steps, full, atol=1e-10, rtol=1e-8)
 
 
@@ -311,16 +319,21 @@ def test_aligned_differs_from_plain():
     x, memory = inputs(T=6, S=4)
     key_pad = pad_mask([4, 2], 4)
     plain = make("0001", "cross")(x, memory=memory, memory_padding_mask=key_pad)
-    aligned = make("0001", "cross", offset="aligned", ratio=1.5)(x, memory=memory, memory_padding_mask=key_pad)
+    aligned = make("0001", "cross", offset="aligned", ratio=1.5)(
+        x, memory=memory, memory_padding_mask=key_pad
+    )
     assert not torch.allclose(plain, aligned)
 
 
-@pytest.mark.parametrize("role,kw,lengths", [
-    ("encoder", {"window": 1}, [6, 4]),
-    ("decoder", {"window": 2}, [6, 6]),
-    ("cross", {"window": 0}, [4, 3]),
-    ("cross", {"window": 1, "offset": "aligned", "ratio": 1.5}, [4, 2]),
-])
+@pytest.mark.parametrize(
+    "role,kw,lengths",
+    [
+        ("encoder", {"window": 1}, [6, 4]),
+        ("decoder", {"window": 2}, [6, 6]),
+        ("cross", {"window": 0}, [4, 3]),
+        ("cross", {"window": 1, "offset": "aligned", "ratio": 1.5}, [4, 2]),
+    ],
+)
 def test_window_masks_exactly_the_keys_outside_it(role, kw, lengths):
     att = make("1111", role, **kw)
     att.record_weights = True
@@ -372,8 +385,10 @@ def test_flops_hand_count():
         3 * lin  # q, k, v projections
         + 5 * 2 * 4 * 4  # r projection, 5 offsets, no bias
         + lin  # output projection
-        + 2 * 3 * 3 * 4 + 3 * 4  # E1 (+E3 merged: add u)
-        + 2 * 3 * 5 * 4 + 3 * 4  # E2 (+E4 merged: add v) on the 3 x 5 offset table
+        + 2 * 3 * 3 * 4
+        + 3 * 4  # E1 (+E3 merged: add u)
+        + 2 * 3 * 5 * 4
+        + 3 * 4  # E2 (+E4 merged: add v) on the 3 x 5 offset table
         + 2 * 3 * 3  # add the relative bias to the content logits
         + 5 * 2 * 3 * 3  # softmax
         + 2 * 3 * 3 * 4  # weighted sum of values
@@ -402,17 +417,20 @@ def test_build_through_registry():
     assert cross.offset == "aligned" and cross.ratio == 1.2
 
 
-@pytest.mark.parametrize("spec,role,message", [
-    ("0000", "encoder", "w/o"),
-    ("1000:offset=aligned", "encoder", "cross-attention only"),
-    ("1000:ratio=1.1", "decoder", "cross-attention only"),
-    ("1000:ratio=1.1", "cross", "offset=aligned"),
-    ("1000:offset=diagonal", "cross", "plain, aligned"),
-    ("1000:w=-1", "encoder", "w=-1"),
-    ("1000:w=two", "encoder", "not a valid integer"),
-    ("1000:offset=aligned,ratio=0", "cross", "ratio"),
-    ("1000:k=3", "encoder", "unknown option"),
-])
+@pytest.mark.parametrize(
+    "spec,role,message",
+    [
+        ("0000", "encoder", "w/o"),
+        ("1000:offset=aligned", "encoder", "cross-attention only"),
+        ("1000:ratio=1.1", "decoder", "cross-attention only"),
+        ("1000:ratio=1.1", "cross", "offset=aligned"),
+        ("1000:offset=diagonal", "cross", "plain, aligned"),
+        ("1000:w=-1", "encoder", "w=-1"),
+        ("1000:w=two", "encoder", "not a valid integer"),
+        ("1000:offset=aligned,ratio=0", "cross", "ratio"),
+        ("1000:k=3", "encoder", "unknown option"),
+    ],
+)
 def test_bad_specs_raise_clear_errors(spec, role, message):
     with pytest.raises(SpecError, match=message):
         build_mixer(parse_spec(spec), ctx(role))
