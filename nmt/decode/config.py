@@ -18,8 +18,12 @@ class DecodeConfig:
     """
 
     beam: int = field(5, help="beam size; 1 = greedy search")
-    alpha: float = field(0.6, help="GNMT length penalty exponent: score = logprob / ((5+n)/6)^alpha; 0 = none")
-    max_len_a: float = field(1.2, help="output length limit = floor(max_len_a * S + max_len_b), S the source length")
+    alpha: float = field(
+        0.6, help="GNMT length penalty exponent: score = logprob / ((5+n)/6)^alpha; 0 = none"
+    )
+    max_len_a: float = field(
+        1.2, help="output length limit = floor(max_len_a * S + max_len_b), S the source length"
+    )
     max_len_b: int = field(10, help="additive term of the output length limit")
     max_len: int = field(1024, help="absolute cap on the output length (tokens, eos excluded)")
     min_len: int = field(0, help="eos is forbidden until a hypothesis has this many tokens")
@@ -30,7 +34,8 @@ class DecodeConfig:
         "until no live hypothesis can beat them under the length penalty",
     )
     sampling: Literal["none", "topk", "topp"] = field(
-        "none", help="none = search (beam/greedy); topk / topp = ancestral sampling from the top k / nucleus p"
+        "none",
+        help="none = search (beam/greedy); topk / topp = ancestral sampling from the top k / nucleus p",
     )
     k: int = field(10, help="top-k sampling: sample among the k most likely tokens")
     p: float = field(0.9, help="top-p (nucleus) sampling: smallest set of tokens with probability >= p")
@@ -41,8 +46,10 @@ class DecodeConfig:
         checks = [
             (self.beam >= 1, "decode.beam must be >= 1"),
             (self.nbest >= 1, "decode.nbest must be >= 1"),
-            (self.sampling != "none" or self.nbest <= self.beam,
-             f"decode.nbest ({self.nbest}) must be <= decode.beam ({self.beam})"),
+            (
+                self.sampling != "none" or self.nbest <= self.beam,
+                f"decode.nbest ({self.nbest}) must be <= decode.beam ({self.beam})",
+            ),
             (self.max_len >= 1, "decode.max_len must be >= 1"),
             (self.min_len >= 0, "decode.min_len must be >= 0"),
             (self.max_len_a >= 0, "decode.max_len_a must be >= 0"),

@@ -10,7 +10,8 @@ The members must share the target vocabulary.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 from torch import Tensor

@@ -8,7 +8,8 @@ Scores use the same GNMT length penalty as beam search, so beam 1 and greedy agr
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -67,7 +68,13 @@ def greedy_search(
         if keep.numel() == 0:
             break
         state = model.reorder_state(state, keep)
-        live, limits, logprob, history, last = live[keep], limits[keep], logprob[keep], history[keep], tok[keep]
+        live, limits, logprob, history, last = (
+            live[keep],
+            limits[keep],
+            logprob[keep],
+            history[keep],
+            tok[keep],
+        )
 
     assert all(h is not None for h in results), "every row ends at eos or at its length limit"
     return results  # type: ignore[return-value]

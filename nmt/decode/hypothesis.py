@@ -29,7 +29,7 @@ class Hypothesis:
         return len(self.tokens) + int(self.finished)
 
 
-def length_penalty(length: int | float | Tensor, alpha: float) -> float | Tensor:
+def length_penalty(length: float | Tensor, alpha: float) -> float | Tensor:
     """GNMT length penalty ``((5 + length) / 6) ** alpha`` (Wu et al. 2016); 1 when alpha = 0."""
     if isinstance(length, Tensor):
         return ((5.0 + length.to(torch.float32)) / 6.0) ** alpha

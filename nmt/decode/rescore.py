@@ -6,7 +6,7 @@ hypothesis re-scored from a fresh state must get the score the search reported).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

@@ -79,4 +79,4 @@ def sample(
     hyps = greedy_search(
         model, state, max_lens[expand], bos=bos, eos=eos, pad=pad, alpha=alpha, min_len=min_len, pick=picker
     )
-    return [sorted(hyps[i * nbest:(i + 1) * nbest], key=lambda h: -h.score) for i in range(B)]
+    return [sorted(hyps[i * nbest : (i + 1) * nbest], key=lambda h: -h.score) for i in range(B)]

@@ -29,7 +29,9 @@ def translate_batch(
     search otherwise. An ``nn.Module`` model is switched to eval mode for the call.
     """
     if src.shape != src_padding_mask.shape:
-        raise ValueError(f"src {tuple(src.shape)} and src_padding_mask {tuple(src_padding_mask.shape)} differ")
+        raise ValueError(
+            f"src {tuple(src.shape)} and src_padding_mask {tuple(src_padding_mask.shape)} differ"
+        )
     was_training = isinstance(model, nn.Module) and model.training
     if was_training:
         model.eval()
@@ -47,10 +49,22 @@ def _translate(
     src_lengths = (~mask).sum(dim=1)  # (B,) true source lengths
     limits = max_lengths(src_lengths, cfg.max_len_a, cfg.max_len_b, cfg.max_len)  # (B,)
     state = model.init_state(model.encode(src, mask), mask)
-    common = dict(bos=bos, eos=eos, pad=pad, alpha=cfg.alpha, min_len=cfg.min_len)
+    common = {"bos": bos, "eos": eos, "pad": pad, "alpha": cfg.alpha, "min_len": cfg.min_len}
     if cfg.sampling != "none":
-        return sample(model, state, limits, method=cfg.sampling, k=cfg.k, p=cfg.p,
-                      temperature=cfg.temperature, seed=cfg.seed, nbest=cfg.nbest, **common)
+        return sample(
+            model,
+            state,
+            limits,
+            method=cfg.sampling,
+            k=cfg.k,
+            p=cfg.p,
+            temperature=cfg.temperature,
+            seed=cfg.seed,
+            nbest=cfg.nbest,
+            **common,
+        )
     if cfg.beam == 1:
         return [[h] for h in greedy_search(model, state, limits, **common)]
-    return beam_search(model, state, limits, beam=cfg.beam, nbest=cfg.nbest, early_stop=cfg.early_stop, **common)
+    return beam_search(
+        model, state, limits, beam=cfg.beam, nbest=cfg.nbest, early_stop=cfg.early_stop, **common
+    )

@@ -9,7 +9,14 @@ import pytest
 import torch
 from decode_toys import BOS, EOS, PAD, TableModel, TinyGRU, make_batch, table_row
 
-from nmt.decode import DecodeConfig, beam_search, greedy_search, length_penalty, sequence_logprobs, translate_batch
+from nmt.decode import (
+    DecodeConfig,
+    beam_search,
+    greedy_search,
+    length_penalty,
+    sequence_logprobs,
+    translate_batch,
+)
 
 SENTS = [[3, 4, 5, 6, 7], [8, 3], [5, 5, 9, 10, 4, 3, 7, 8], [6]]
 
@@ -44,8 +51,15 @@ def test_nbest_sorted_and_rescored_by_teacher_forcing():
         assert len({tuple(h.tokens) + (h.finished,) for h in hyps}) == 4  # distinct hypotheses
         # A fresh teacher-forced pass must reproduce the search's log-probabilities.
         src, mask = make_batch([SENTS[i]] * 4)
-        ref = sequence_logprobs(model, src, mask, [h.tokens for h in hyps], bos=BOS, eos=EOS,
-                                append_eos=[h.finished for h in hyps])
+        ref = sequence_logprobs(
+            model,
+            src,
+            mask,
+            [h.tokens for h in hyps],
+            bos=BOS,
+            eos=EOS,
+            append_eos=[h.finished for h in hyps],
+        )
         assert [h.logprob for h in hyps] == pytest.approx(ref.tolist(), abs=1e-4)
         for h in hyps:
             assert h.score == pytest.approx(h.logprob / length_penalty(h.num_predictions, 0.6))
@@ -119,8 +133,9 @@ def test_exhaustive_on_tiny_vocabulary():
     cands = [(seq, True) for n in range(max_len) for seq in itertools.product([3, 4], repeat=n)]
     cands += [(seq, False) for seq in itertools.product([3, 4], repeat=max_len)]
     src, mask = make_batch([[3, 4, 4]] * len(cands))
-    logps = sequence_logprobs(model, src, mask, [list(s) for s, _ in cands], bos=BOS, eos=EOS,
-                              append_eos=[f for _, f in cands])
+    logps = sequence_logprobs(
+        model, src, mask, [list(s) for s, _ in cands], bos=BOS, eos=EOS, append_eos=[f for _, f in cands]
+    )
     brute = sorted(
         ((lp / length_penalty(len(s) + f, alpha), list(s)) for (s, f), lp in zip(cands, logps.tolist())),
         reverse=True,
@@ -142,7 +157,7 @@ def test_min_and_max_length():
             assert h.finished or len(h.tokens) == limit
 
 
-@pytest.mark.parametrize("kw", [dict(beam=4), dict(beam=1), dict(beam=1, sampling="topk", k=3)])
+@pytest.mark.parametrize("kw", [{"beam": 4}, {"beam": 1}, {"beam": 1, "sampling": "topk", "k": 3}])
 def test_forced_length_32(kw):
     model = TinyGRU(seed=5)
     out = translate(model, SENTS, max_len_a=0, max_len_b=32, min_len=32, **kw)
@@ -159,7 +174,7 @@ def test_eos_ends_hypotheses():
     bank[0, 1, 3] = table_row(V, {4: 0.9}, [6])
     bank[1, 0, BOS] = table_row(V, {5: 0.9}, [6])
     model = TableModel(bank.float())
-    for kw in (dict(beam=1), dict(beam=3)):
+    for kw in ({"beam": 1}, {"beam": 3}):
         out = translate(model, [[0, 7], [1]], max_len_a=0, max_len_b=10, **kw)
         assert [hs[0].tokens for hs in out] == [[3, 4], [5]]
         assert all(hs[0].finished for hs in out)

@@ -49,7 +49,7 @@ def test_topk_filter_keeps_k_tokens():
 
 def test_topp_filter_keeps_nucleus():
     lprobs = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
-    kept = lambda p: (Sampler("topp", p=p).filter(lprobs) > -float("inf")).squeeze(0).tolist()  # noqa: E731
+    kept = lambda p: (Sampler("topp", p=p).filter(lprobs) > -float("inf")).squeeze(0).tolist()
     assert kept(0.4) == [True, False, False, False]
     assert kept(0.75) == [True, True, False, False]
     assert kept(0.85) == [True, True, True, False]
@@ -66,6 +66,7 @@ def test_samples_respect_topk_and_temperature():
     out = translate(model, [[0]], sampling="topk", k=2, nbest=200, seed=0, max_len_a=0, max_len_b=1)[0]
     firsts = [h.tokens[0] for h in out]
     assert set(firsts) == {3, 4}
-    cold = translate(model, [[0]], sampling="topk", k=2, nbest=200, seed=0, temperature=0.1,
-                     max_len_a=0, max_len_b=1)[0]
+    cold = translate(
+        model, [[0]], sampling="topk", k=2, nbest=200, seed=0, temperature=0.1, max_len_a=0, max_len_b=1
+    )[0]
     assert sum(h.tokens[0] == 3 for h in cold) > 190 > sum(t == 3 for t in firsts)
