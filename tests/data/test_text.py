@@ -65,3 +65,16 @@ def test_unknown_split_name_is_rejected(toy):
     toy.splits["dev"] = "valid"
     with pytest.raises(DataError, match="unknown split 'dev'"):
         prepare(toy, progress=False)
+
+
+def test_recipes_are_valid_data_sections():
+    from pathlib import Path
+
+    from nmt.config import from_dict, load_yaml
+    from nmt.data.config import DataConfig
+
+    recipes = sorted((Path(__file__).resolve().parents[2] / "data" / "recipes").glob("*.yaml"))
+    assert recipes
+    for path in recipes:
+        cfg = from_dict(DataConfig, load_yaml(path)["data"], "data")
+        assert cfg.corpus == path.stem
