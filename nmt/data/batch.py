@@ -6,8 +6,8 @@ Conventions: ``src`` = pieces(src) + [eos]; ``tgt_out`` (labels) = pieces(tgt) +
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -31,12 +31,12 @@ class Batch:
     def __len__(self) -> int:
         return self.src.shape[0]
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         """A copy with every tensor on ``device``."""
         return Batch(**{f.name: (v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v)
                         for f in fields(self) for v in [getattr(self, f.name)]})
 
-    def pin_memory(self) -> "Batch":
+    def pin_memory(self) -> Batch:
         """A copy in pinned memory (used by ``DataLoader(pin_memory=True)``)."""
         return Batch(**{f.name: (v.pin_memory() if isinstance(v, torch.Tensor) else v)
                         for f in fields(self) for v in [getattr(self, f.name)]})

@@ -10,7 +10,7 @@ counts those splits. No sentence is dropped or repeated.
 from __future__ import annotations
 
 import logging
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -89,7 +89,7 @@ class TrainBatchSampler:
         self._cache: tuple[int, list[np.ndarray]] | None = None
 
     @property
-    def sampler(self) -> "TrainBatchSampler":
+    def sampler(self) -> TrainBatchSampler:
         """Lightning calls ``loader.batch_sampler.sampler.set_epoch(epoch)``; that is this object."""
         return self
 

@@ -15,8 +15,8 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -89,7 +89,7 @@ class EncodedSplit:
         if not is_complete(self.directory):
             raise DataError(f"{self.directory} is not a prepared split (no {META}); run nmt prepare")
         self.meta = read_meta(self.directory)
-        load = lambda name: np.load(self.directory / f"{name}.npy", mmap_mode="r")  # noqa: E731
+        load = lambda name: np.load(self.directory / f"{name}.npy", mmap_mode="r")
         self.src_tokens, self.src_offsets = load("src.tokens"), np.asarray(load("src.offsets"))
         self.tgt_tokens, self.tgt_offsets = load("tgt.tokens"), np.asarray(load("tgt.offsets"))
         self.line = np.asarray(load("line"))

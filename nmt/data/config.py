@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 from nmt.config import field
 
@@ -25,7 +25,7 @@ class SubwordConfig:
     input_sentence_size: int = field(
         2_000_000, help="train SentencePiece on at most this many sampled sentences (0 = all)")
     joint: bool = field(True, help="one model shared by source and target (false: one model per side)")
-    model: Optional[str] = field(
+    model: str | None = field(
         None, help="path of an existing SentencePiece model used as is for both sides (special ids read from it)")
 
 
@@ -62,17 +62,17 @@ class DataConfig:
     corpus: str = field("multi30k", help="corpus folder under root (raw text lives in <root>/<corpus>/)")
     source: Literal["local", "hf"] = field(
         "local", help="local: plain text files PREFIX.LANG; hf: a Hugging Face dataset exported once to text")
-    hf_name: Optional[str] = field(
+    hf_name: str | None = field(
         None, help="Hugging Face dataset (wmt14, wmt16, iwslt2017, bentrevett/multi30k) or a save_to_disk folder")
-    hf_config: Optional[str] = field(None, help="Hugging Face dataset config, e.g. de-en or iwslt2017-en-de")
+    hf_config: str | None = field(None, help="Hugging Face dataset config, e.g. de-en or iwslt2017-en-de")
     src_lang: str = field("en", help="source language code (file suffix / column or translation key)")
     tgt_lang: str = field("de", help="target language code (file suffix / column or translation key)")
     splits: dict[str, str] = field(
         default_factory=lambda: {"train": "train", "valid": "val", "test": "test_2016_flickr"},
         help="train/valid/test -> file prefix in the corpus folder (local) or split name (hf)")
-    valid_sacrebleu: Optional[str] = field(
+    valid_sacrebleu: str | None = field(
         None, help="sacrebleu test set used as the valid split instead (e.g. wmt13)")
-    test_sacrebleu: Optional[str] = field(
+    test_sacrebleu: str | None = field(
         None, help="sacrebleu test set used as the test split instead (e.g. wmt14/full)")
     max_train_pairs: int = field(0, help="use only the first N training pairs (0 = all); for quick runs")
     prepared_dir: str = field(

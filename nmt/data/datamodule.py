@@ -20,7 +20,7 @@ class ResumableDataLoader(DataLoader):
     """A DataLoader whose ``state_dict`` is its train sampler's position, so Lightning treats it as
     resumable; the position comes from the DataModule (batches the trainer actually processed)."""
 
-    def __init__(self, *args: Any, datamodule: "NMTDataModule", **kwargs: Any):
+    def __init__(self, *args: Any, datamodule: NMTDataModule, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._datamodule = datamodule
 

@@ -110,6 +110,8 @@ def prepare(cfg: DataConfig, progress: bool = True, hf_loader: HFLoader | None =
     _, summary = run(cfg, progress, hf_loader)
     if progress:
         print(summary.format(), flush=True)
+    else:
+        log.info("%s", summary.format())
     return summary
 
 
@@ -146,7 +148,6 @@ def run(cfg: DataConfig, progress: bool = False, hf_loader: HFLoader | None = No
                   f"src {vocab.src_size} / tgt {vocab.tgt_size} pieces, pad={vocab.pad_id} unk={vocab.unk_id} "
                   f"bos={vocab.bos_id} eos={vocab.eos_id}")
     summary = PrepareSummary(spm_dir, vocab_desc, summaries, time.perf_counter() - t0)
-    log.info("prepared data in %s", spm_dir)
     return PreparedData(spm_dir, vocab, splits, files), summary
 
 

@@ -10,8 +10,9 @@ import difflib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 from urllib.parse import urlparse
 
 from tqdm import tqdm
@@ -23,7 +24,7 @@ from nmt.data.text import ParallelFiles, read_lines, write_lines_atomic
 log = logging.getLogger(__name__)
 
 # (name, config, split) -> a datasets.Dataset (or anything with column_names and iter(batch_size))
-HFLoader = Callable[[str, Optional[str], str], Any]
+HFLoader = Callable[[str, str | None, str], Any]
 
 NETWORK_TIMEOUT_S = 5.0
 LOCAL_COPY_HINT = "point at a local copy with --data.root DIR or NMT_DATA_ROOT=DIR (see data/README.md)"
@@ -128,7 +129,7 @@ def load_hf(name: str, config: str | None, split: str) -> Any:
         if "split" in str(e).lower() or "Unknown split" in str(e):
             raise DataError(f"{where}: {str(e).splitlines()[0]}; fix data.splits") from None
         raise DataError(f"cannot load {where}: {str(e).splitlines()[0]}") from None
-    except Exception as e:  # network, missing dataset/config: one line, not a traceback
+    except Exception as e:  # noqa: BLE001 - network, missing dataset/config: one line, not a traceback
         first = (str(e).splitlines() or [type(e).__name__])[0]
         raise DataError(f"cannot load {where}: {type(e).__name__}: {first}; {LOCAL_COPY_HINT}") from None
 
@@ -194,7 +195,7 @@ def sacrebleu_files(cfg: DataConfig, split: str, test_set: str, progress: bool =
     socket.setdefaulttimeout(60)
     try:
         src_path, ref_path = get_source_file(test_set, langpair), get_reference_files(test_set, langpair)[0]
-    except (Exception, SystemExit) as e:  # sacrebleu calls sys.exit on some download errors
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - sacrebleu calls sys.exit on download errors
         raise DataError(f"cannot get sacrebleu test set {test_set} ({langpair}): {type(e).__name__}: {e}") from None
     finally:
         socket.setdefaulttimeout(old_timeout)

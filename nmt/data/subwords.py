@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import sentencepiece as spm
 
@@ -99,14 +99,14 @@ def train_model(text_file: Path, model_prefix: Path, cfg: SubwordConfig) -> Path
         raise DataError(f"data.subword.vocab_size must be at least 8, got {cfg.vocab_size}")
     if not 0 < cfg.character_coverage <= 1:
         raise DataError(f"data.subword.character_coverage must be in (0, 1], got {cfg.character_coverage}")
-    options = dict(
-        input=str(text_file), model_prefix=str(model_prefix), model_type=cfg.model_type,
-        vocab_size=cfg.vocab_size, character_coverage=cfg.character_coverage,
-        pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-        num_threads=TRAIN_THREADS, minloglevel=2,
-    )
+    options = {
+        "input": str(text_file), "model_prefix": str(model_prefix), "model_type": cfg.model_type,
+        "vocab_size": cfg.vocab_size, "character_coverage": cfg.character_coverage,
+        "pad_id": PAD_ID, "unk_id": UNK_ID, "bos_id": BOS_ID, "eos_id": EOS_ID,
+        "num_threads": TRAIN_THREADS, "minloglevel": 2,
+    }
     if cfg.input_sentence_size > 0:
-        options.update(input_sentence_size=cfg.input_sentence_size, shuffle_input_sentence=True)
+        options.update({"input_sentence_size": cfg.input_sentence_size, "shuffle_input_sentence": True})
     try:
         spm.SentencePieceTrainer.train(**options)
     except RuntimeError as e:

@@ -45,8 +45,7 @@ def read_lines(path: str | Path) -> list[str]:
         raise DataError(
             f"{p}: line {line}: byte {data[e.start]:#04x} at byte offset {e.start} (column {e.start - line_start + 1})"
             f" is not valid UTF-8 ({e.reason})") from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()

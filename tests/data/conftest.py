@@ -9,8 +9,7 @@ import pytest
 
 from nmt.data.config import DataConfig, SubwordConfig
 
-WORDS = ("the a man woman dog cat runs sits on in under green red big small house street ball"
-         " water tree child plays with near old young blue").split()
+WORDS = ["the", "a", "man", "woman", "dog", "cat", "runs", "sits", "on", "in", "under", "green", "red", "big", "small", "house", "street", "ball", "water", "tree", "child", "plays", "with", "near", "old", "young", "blue"]
 
 
 def sentences(n: int, seed: int, lo: int = 2, hi: int = 14) -> list[str]:
@@ -38,9 +37,9 @@ def write_corpus(directory: Path, sizes: dict[str, int], src: str = "en", tgt: s
 
 def make_cfg(tmp_path: Path, **overrides) -> DataConfig:
     """A config over ``tmp_path/raw/toy`` with a tiny SentencePiece model."""
-    kw = dict(root=str(tmp_path / "raw"), corpus="toy", prepared_dir=str(tmp_path / "prepared"),
-              splits={"train": "train", "valid": "valid", "test": "test"},
-              subword=SubwordConfig(vocab_size=120))
+    kw = {"root": str(tmp_path / "raw"), "corpus": "toy", "prepared_dir": str(tmp_path / "prepared"),
+          "splits": {"train": "train", "valid": "valid", "test": "test"},
+          "subword": SubwordConfig(vocab_size=120)}
     kw.update(overrides)
     return DataConfig(**kw)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -36,16 +38,17 @@ def test_bad_filter_options(kw, option):
 
 
 def test_prepare_counts_filtered_pairs(toy, capsys):
-    raw = toy.root + "/toy/"
-    src = open(raw + "train.en", encoding="utf-8").read().splitlines()
-    tgt = open(raw + "train.de", encoding="utf-8").read().splitlines()
+    raw = Path(toy.root) / "toy"
+    src = (raw / "train.en").read_text(encoding="utf-8").splitlines()
+    tgt = (raw / "train.de").read_text(encoding="utf-8").splitlines()
     src[:4] = ["", "   ", "the dog", "the dog " * 40]
     tgt[:4] = ["der Hund", "der Hund", "", "der Hund " * 40]
     src[4], tgt[4] = "the dog", "the dog " * 12
-    open(raw + "train.en", "w", encoding="utf-8").write("\n".join(src) + "\n")
-    open(raw + "train.de", "w", encoding="utf-8").write("\n".join(tgt) + "\n")
-    (open(raw + "valid.en", "a", encoding="utf-8")).write("\n")  # empty pair in valid: kept
-    (open(raw + "valid.de", "a", encoding="utf-8")).write("\n")
+    (raw / "train.en").write_text("\n".join(src) + "\n", encoding="utf-8")
+    (raw / "train.de").write_text("\n".join(tgt) + "\n", encoding="utf-8")
+    for side in ("en", "de"):  # an empty pair in valid: kept
+        with open(raw / f"valid.{side}", "a", encoding="utf-8") as f:
+            f.write("\n")
     toy.filter = FilterConfig(max_len=60, max_ratio=5.0)
     summary = prepare(toy, progress=True)
     train = summary.splits["train"]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 
-from nmt.data import binarized, prepare as prepare_mod
+from nmt.data import binarized
+from nmt.data import prepare as prepare_mod
 from nmt.data.config import SubwordConfig
 from nmt.data.errors import DataError
 from nmt.data.prepare import load_prepared, prepare
@@ -60,7 +61,8 @@ def test_second_run_reuses_cache_and_changes_invalidate(toy, monkeypatch):
     calls.clear()
     train_de = Path(toy.root) / "toy" / "train.de"
     train_de.write_text(train_de.read_text(encoding="utf-8") + "neu\n", encoding="utf-8")
-    (Path(toy.root) / "toy" / "train.en").open("a", encoding="utf-8").write("new\n")
+    with (Path(toy.root) / "toy" / "train.en").open("a", encoding="utf-8") as f:
+        f.write("new\n")
     third = prepare(toy, progress=False)  # new training text: new subword model, everything re-encoded
     assert sorted(calls) == ["test", "train", "valid"] and third.directory != first.directory
     assert third.splits["train"].sentences == 301

@@ -9,12 +9,11 @@ from pathlib import Path
 import datasets
 import pytest
 import sacrebleu
+from conftest import make_cfg, sentences, to_target
 
 from nmt.data import sources
 from nmt.data.errors import DataError
 from nmt.data.prepare import load_prepared, prepare
-
-from conftest import make_cfg, sentences, to_target
 
 HF_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
 
@@ -58,8 +57,7 @@ def test_hf_json_files_through_load_dataset(tmp_path):
     for i, split in enumerate(("train", "validation", "test")):
         lines = sentences(150 if split == "train" else 12, i)
         with open(folder / f"{split}.jsonl", "w", encoding="utf-8") as f:
-            for s in lines:
-                f.write(json.dumps({"en": s, "de": to_target(s)}) + "\n")
+            f.writelines(json.dumps({"en": s, "de": to_target(s)}) + "\n" for s in lines)
     cfg = make_cfg(tmp_path, source="hf", hf_name=str(folder), splits=dict(HF_SPLITS), src_lang="de", tgt_lang="en")
     data = load_prepared(cfg)
     assert len(data.splits["train"]) == 150
