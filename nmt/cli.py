@@ -166,9 +166,17 @@ def _run(args: argparse.Namespace, overrides: list[tuple[str, Any]]) -> int:
         )
         return 0
     if cmd == "score":
-        from nmt.eval.score import score_command
+        from nmt.eval.score import format_results, read_lines, score, score_files, testset_refs
 
-        print(score_command(args.hyp, args.ref, args.testset, args.langpair, args.metrics, args.json))
+        if bool(args.ref) == bool(args.testset):
+            raise ValueError("nmt score: give either --ref FILE... or --testset NAME --langpair SRC-TGT")
+        if args.testset:
+            if not args.langpair:
+                raise ValueError("nmt score: --testset needs --langpair (e.g. en-de)")
+            results = score(read_lines(args.hyp), testset_refs(args.testset, args.langpair), args.metrics)
+        else:
+            results = score_files(args.hyp, args.ref, args.metrics)
+        print(format_results(results, as_json=args.json))
         return 0
     if cmd == "average":
         from nmt.train.average import average_command

@@ -169,15 +169,15 @@ def test_split(
     hyps = [loaded.vocab.decode_tgt(r[0].tokens) for r in results]
     out = Path(output) if output else Path(checkpoint).with_suffix(f".{split}.hyp")
     out.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
-    res = score(hyps, refs, metrics=("bleu", "chrf"))
-    lines = [f"{name.upper()} = {r.score:.2f}  {r.signature}" for name, r in res.items()]
+    bleu, chrf = score(hyps, refs, metrics=("bleu", "chrf"))
+    lines = [bleu.text, f"  signature: {bleu.signature}", chrf.text, f"  signature: {chrf.signature}"]
     lines.append(f"{len(hyps)} sentences in {seconds:.1f}s ({len(hyps) / seconds:.1f} sentences/s) -> {out}")
     return {
         "split": split,
-        "bleu": res["bleu"].score,
-        "chrf": res["chrf"].score,
-        "bleu_signature": res["bleu"].signature,
-        "chrf_signature": res["chrf"].signature,
+        "bleu": bleu.score,
+        "chrf": chrf.score,
+        "bleu_signature": bleu.signature,
+        "chrf_signature": chrf.signature,
         "sentences": len(hyps),
         "decode_seconds": seconds,
         "sentences_per_s": len(hyps) / seconds,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any
@@ -18,6 +19,8 @@ from nmt.model.transformer import Transformer
 from nmt.train.heatmaps import log_attention_heatmaps
 from nmt.train.loss import label_smoothed_nll
 from nmt.train.schedule import build_optimizer
+
+log = logging.getLogger("nmt")
 
 
 class TranslationTask(L.LightningModule):
@@ -37,6 +40,7 @@ class TranslationTask(L.LightningModule):
         self._val_nll = torch.zeros(2, dtype=torch.float64)  # (sum of nll, tokens)
         self._t0: float | None = None
         self._tokens = 0
+        self._pending_rng: dict[str, Any] | None = None
 
     # ---- training ----
     def _loss(self, batch):
@@ -57,6 +61,9 @@ class TranslationTask(L.LightningModule):
         return out.loss
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self._pending_rng is not None:
+            torch.set_rng_state(self._pending_rng["torch"])
+            self._pending_rng = None
         if self._t0 is None:
             self._t0, self._tokens = time.perf_counter(), 0
 
@@ -122,13 +129,13 @@ class TranslationTask(L.LightningModule):
             refs = dm.references("valid")
             by_id = dict(hyps)
             ids = sorted(by_id)
-            result = score([by_id[i] for i in ids], [refs[i] for i in ids], metrics=("bleu", "chrf"))
-            self.log("val_bleu", result["bleu"].score, prog_bar=True, batch_size=1)
-            self.log("val/chrf", result["chrf"].score, batch_size=1)
+            bleu, chrf = score([by_id[i] for i in ids], [refs[i] for i in ids], metrics=("bleu", "chrf"))
+            self.log("val_bleu", bleu.score, prog_bar=True, batch_size=1)
+            self.log("val/chrf", chrf.score, batch_size=1)
             if self.trainer.is_global_zero and self.logger is not None and hasattr(self.logger, "experiment"):
                 exp = self.logger.experiment
                 if hasattr(exp, "add_text"):
-                    exp.add_text("val/signature", result["bleu"].signature, self.global_step)
+                    exp.add_text("val/signature", f"{bleu.signature}  {chrf.signature}", self.global_step)
                     exp.add_text("val/example", f"{by_id[ids[0]]}  ||| ref: {refs[ids[0]]}", self.global_step)
         elif dm is not None:
             self.log("val_bleu", 0.0, batch_size=1)
@@ -138,6 +145,17 @@ class TranslationTask(L.LightningModule):
         trainer = self._trainer
         return getattr(trainer, "datamodule", None) if trainer is not None else None
 
+    def on_train_end(self) -> None:
+        """Under DDP, check that every rank ended with the same parameters."""
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+            return
+        checksum = torch.stack([p.detach().double().sum() for p in self.model.parameters()]).sum()
+        sums = self.all_gather(checksum.to(self.device)).cpu()
+        if not torch.allclose(sums, sums[0].expand_as(sums), rtol=1e-9, atol=1e-9):
+            raise RuntimeError(f"DDP ranks disagree on the parameters: checksums {sums.tolist()}")
+        if self.trainer.is_global_zero:
+            log.info("parameters identical on %d ranks (checksum %.6f)", sums.numel(), sums[0].item())
+
     # ---- checkpoints carry what translation needs (plain data only) ----
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         bleu = self.trainer.callback_metrics.get("val_bleu") if self._trainer is not None else None
@@ -145,4 +163,10 @@ class TranslationTask(L.LightningModule):
             "config": to_dict(self.cfg),
             "vocab": dict(self.vocab),
             "val_bleu": float(bleu) if bleu is not None else None,
+            "rng": {"torch": torch.get_rng_state()},  # dropout continues exactly on resume
         }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Applied at the first training batch, after the data loader iterator has drawn its seed
+        # (as it had in the uninterrupted run), so that dropout masks continue exactly.
+        self._pending_rng = checkpoint.get("nmt", {}).get("rng")

@@ -1,0 +1,152 @@
+"""Integration tests of training on synthetic data: checkpoints, exact resume, averaging, CLI end to end."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import pytest
+import torch
+
+from nmt.cli import main
+from nmt.train.average import average_checkpoints
+from nmt.train.checkpoint_io import atomic_torch_save, load_checkpoint
+from nmt.train.fit import fit
+from nmt.train.schedule import lr_factor
+from nmt.train.config import OptimConfig
+
+
+class LossRecorder(L.Callback):
+    def __init__(self) -> None:
+        self.losses: dict[int, float] = {}
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.losses[trainer.global_step] = float(outputs["loss"])
+
+
+def _fit_recording(cfg, ckpt_path=None) -> dict[int, float]:
+    import nmt.train.fit as fit_mod
+
+    recorder = LossRecorder()
+    original = fit_mod.build_trainer
+
+    def with_recorder(c, **kw):
+        trainer = original(c, **kw)
+        trainer.callbacks.append(recorder)
+        return trainer
+
+    fit_mod.build_trainer = with_recorder
+    try:
+        fit(cfg, ckpt_path, enable_progress_bar=False)
+    finally:
+        fit_mod.build_trainer = original
+    return recorder.losses
+
+
+def test_checkpoints_are_plain_and_carry_config_and_vocab(make_experiment):
+    cfg = make_experiment("plain", train={"max_steps": 4, "val_every_steps": 2})
+    fit(cfg, enable_progress_bar=False)
+    ckpt_dir = cfg.train.output_dir + "/checkpoints"
+    ckpt = torch.load(ckpt_dir + "/last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["nmt"]["config"]["model"]["d_model"] == 32
+    assert ckpt["nmt"]["vocab"]["eos_id"] == 3
+    assert isinstance(ckpt["nmt"]["val_bleu"], float)
+    assert ckpt["global_step"] == 4
+
+
+def test_resume_gives_the_same_losses_as_an_uninterrupted_run(make_experiment):
+    """A run stopped at step 6 and resumed from last.ckpt continues exactly (weights, optimizer,
+    schedule, data order mid-epoch, dropout RNG)."""
+    sections = dict(model={"dropout": 0.1}, train={"max_steps": 12, "val_every_steps": 3})
+    straight = _fit_recording(make_experiment("straight", **sections))
+    cfg_a = make_experiment("resumed", model={"dropout": 0.1}, train={"max_steps": 6, "val_every_steps": 3})
+    first = _fit_recording(cfg_a)
+    cfg_b = make_experiment("resumed", **sections)
+    second = _fit_recording(cfg_b, "last")
+    assert sorted(first) == list(range(1, 7)) and sorted(second) == list(range(7, 13))
+    for step in range(7, 13):
+        assert second[step] == pytest.approx(straight[step], rel=1e-5, abs=1e-6), step
+    for step in range(1, 7):
+        assert first[step] == pytest.approx(straight[step], rel=1e-5, abs=1e-6), step
+
+
+def test_missing_resume_checkpoint_is_a_clear_error(make_experiment):
+    cfg = make_experiment("nockpt")
+    with pytest.raises(FileNotFoundError, match="last.ckpt"):
+        fit(cfg, "last", enable_progress_bar=False)
+
+
+def test_atomic_save_keeps_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "x.ckpt"
+    atomic_torch_save({"a": torch.ones(2)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        atomic_torch_save({"a": Unpicklable()}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["x.ckpt"]  # no temp file left behind
+
+
+def test_load_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.ckpt"):
+        load_checkpoint(tmp_path / "nothing.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    with pytest.raises(ValueError, match="not a factor-nmt checkpoint"):
+        load_checkpoint(tmp_path / "foreign.ckpt")
+
+
+def test_average_is_the_parameter_mean(tmp_path):
+    nmt = {"config": {}, "vocab": {}}
+    for i, v in enumerate((1.0, 3.0)):
+        atomic_torch_save({"state_dict": {"w": torch.full((2,), v)}, "nmt": nmt, "global_step": i}, tmp_path / f"{i}.ckpt")
+    avg = average_checkpoints([tmp_path / "0.ckpt", tmp_path / "1.ckpt"])
+    assert torch.equal(avg["state_dict"]["w"], torch.full((2,), 2.0))
+
+
+def test_lr_schedules():
+    cfg = OptimConfig(lr=1.0, warmup_steps=4)
+    assert [lr_factor(s, cfg, None) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(15, cfg, None) == pytest.approx(math.sqrt(4 / 16))
+    cos = OptimConfig(lr=1.0, warmup_steps=0, schedule="cosine", min_lr=0.1)
+    assert lr_factor(99, cos, 100) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="max_steps"):
+        lr_factor(5, cos, None)
+
+
+def test_cli_fit_average_translate_score_end_to_end(make_experiment, reverse_root, tmp_path, capsys):
+    cfg = make_experiment("cli", train={"max_steps": 6, "val_every_steps": 2, "save_top_k": 3})
+    fit(cfg, enable_progress_bar=False)
+    run = tmp_path / "cli"
+    assert main(["average", "--dir", str(run / "checkpoints"), "--best", "2", "-o", str(run / "avg.ckpt")]) == 0
+    src = reverse_root / "reverse" / "test.src"
+    lines = src.read_text(encoding="utf-8").splitlines()[:7] + ["", "a b"]
+    inp = tmp_path / "in.txt"
+    inp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    hyp = tmp_path / "hyp.txt"
+    assert main(["translate", "--checkpoint", str(run / "avg.ckpt"), "--beam", "3", "-i", str(inp), "-o", str(hyp)]) == 0
+    out = hyp.read_text(encoding="utf-8").split("\n")[:-1]
+    assert len(out) == len(lines) and out[7] == ""  # order kept, empty line stays empty
+    ref = tmp_path / "ref.txt"
+    ref.write_text(hyp.read_text(encoding="utf-8"), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["score", "--hyp", str(hyp), "--ref", str(ref), "--metrics", "bleu", "chrf", "ter"]) == 0
+    printed = capsys.readouterr().out
+    assert "BLEU" in printed and "signature: nrefs:1" in printed and "TER" in printed
+    assert main(["test", "--checkpoint", str(run / "checkpoints" / "last.ckpt"), "--json", "--beam", "1"]) == 0
+
+
+def test_cli_errors_exit_2_with_a_clear_line(tmp_path, capsys):
+    assert main(["translate", "--checkpoint", str(tmp_path / "none.ckpt")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  encoder_self: '0000'\n", encoding="utf-8")
+    assert main(["fit", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "model.encoder_self[0]" in err and "0000" in err and str(cfg) in err
+    cfg.write_text("trian:\n  max_steps: 3\n", encoding="utf-8")
+    assert main(["fit", "--config", str(cfg)]) == 2
+    assert "unknown config key 'trian'" in capsys.readouterr().err
+    assert main(["score", "--hyp", str(tmp_path / "h"), "--ref", str(tmp_path / "r")]) == 2
