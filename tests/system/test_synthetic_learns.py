@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nmt.inference import test_split
+from nmt import inference
 from nmt.train.fit import fit
 
 
@@ -19,7 +19,7 @@ def test_reverse_task_reaches_near_perfect_accuracy(make_experiment, reverse_roo
     )
     fit(cfg, enable_progress_bar=False)
     out = tmp_path / "test.hyp"
-    result = test_split(str(tmp_path / "reverse" / "checkpoints" / "last.ckpt"), "test", {"beam": 5}, str(out))
+    result = inference.test_split(str(tmp_path / "reverse" / "checkpoints" / "last.ckpt"), "test", {"beam": 5}, str(out))
     hyps = out.read_text(encoding="utf-8").splitlines()
     refs = (reverse_root / "reverse" / "test.tgt").read_text(encoding="utf-8").splitlines()
     exact = sum(h == r for h, r in zip(hyps, refs)) / len(refs)
