@@ -123,6 +123,8 @@ def fit(cfg: ExperimentConfig, ckpt_path: str | None = None, *, enable_progress_
     save_config(cfg, Path(cfg.train.output_dir) / "config.yaml")
     trainer = build_trainer(cfg, enable_progress_bar=enable_progress_bar)
     trainer.fit(task, datamodule=dm, ckpt_path=resume)
+    # A run stopped by max_time / max_steps between validations still leaves its final state.
+    trainer.save_checkpoint(Path(cfg.train.output_dir) / "checkpoints" / "last.ckpt")
     return trainer
 
 
