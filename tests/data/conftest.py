@@ -9,7 +9,8 @@ import pytest
 
 from nmt.data.config import DataConfig, SubwordConfig
 
-WORDS = ["the", "a", "man", "woman", "dog", "cat", "runs", "sits", "on", "in", "under", "green", "red", "big", "small", "house", "street", "ball", "water", "tree", "child", "plays", "with", "near", "old", "young", "blue"]
+WORDS = ("the a man woman dog cat runs sits on in under green red big small house street ball"
+         " water tree child plays with near old young blue").split()
 
 
 def sentences(n: int, seed: int, lo: int = 2, hi: int = 14) -> list[str]:

@@ -11,9 +11,9 @@ import torch
 from nmt.cli import main
 from nmt.train.average import average_checkpoints
 from nmt.train.checkpoint_io import atomic_torch_save, load_checkpoint
+from nmt.train.config import OptimConfig
 from nmt.train.fit import fit
 from nmt.train.schedule import lr_factor
-from nmt.train.config import OptimConfig
 
 
 class LossRecorder(L.Callback):
