@@ -14,7 +14,6 @@ import dataclasses
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 from nmt.config import ConfigError, describe, parse_override_value
