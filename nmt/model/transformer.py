@@ -95,19 +95,22 @@ class Transformer(nn.Module):
             x = layer(x, src_padding_mask)
         return self.encoder_norm(x)
 
-    def decode(self, tgt_in: Tensor, tgt_padding_mask: Tensor | None, memory: Tensor, memory_padding_mask: Tensor) -> Tensor:
-        """Teacher-forced decoder: target input (B, T) -> hidden states (B, T, D)."""
+    def decode(self, tgt_in: Tensor, memory: Tensor, memory_padding_mask: Tensor) -> Tensor:
+        """Teacher-forced decoder: right-padded target input (B, T) -> hidden states (B, T, D).
+
+        No target padding mask is needed: padding is on the right and decoder mixing is causal, so
+        padded positions never reach real ones (and "1000" can use the fused causal SDPA kernel).
+        """
         x = self.tgt_embed(tgt_in)
         for layer in self.decoder:
-            x = layer(x, tgt_padding_mask, memory, memory_padding_mask)
+            x = layer(x, None, memory, memory_padding_mask)
         return self.decoder_norm(x)
 
-    def forward(
-        self, src: Tensor, src_padding_mask: Tensor, tgt_in: Tensor, tgt_padding_mask: Tensor | None = None
-    ) -> Tensor:
-        """Decoder hidden states (B, T, D); apply ``logits`` to the rows you need (e.g. non-padding)."""
+    def forward(self, src: Tensor, src_padding_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        """Decoder hidden states (B, T, D) for right-padded ``tgt_in``; apply ``logits`` to the rows you
+        need (e.g. the non-padding ones)."""
         memory = self.encode(src, src_padding_mask)
-        return self.decode(tgt_in, tgt_padding_mask, memory, src_padding_mask)
+        return self.decode(tgt_in, memory, src_padding_mask)
 
     def logits(self, hidden: Tensor) -> Tensor:
         """Hidden states (..., D) -> vocabulary logits (..., V)."""

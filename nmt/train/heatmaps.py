@@ -39,7 +39,7 @@ def attention_maps(model: Transformer, batch, n: int) -> dict[str, torch.Tensor]
     n = min(n, batch.src.size(0))
     out: dict[str, torch.Tensor] = {}
     with recording(model) as named:
-        model(batch.src[:n], batch.src_padding_mask[:n], batch.tgt_in[:n], batch.tgt_padding_mask[:n])
+        model(batch.src[:n], batch.src_padding_mask[:n], batch.tgt_in[:n])
         for name, m in named:
             w = m.last_weights
             if w is None or w.dim() != 4:

@@ -44,7 +44,7 @@ class TranslationTask(L.LightningModule):
 
     # ---- training ----
     def _loss(self, batch):
-        hidden = self.model(batch.src, batch.src_padding_mask, batch.tgt_in, batch.tgt_padding_mask)  # (B, T, D)
+        hidden = self.model(batch.src, batch.src_padding_mask, batch.tgt_in)  # (B, T, D)
         keep = ~batch.tgt_padding_mask  # (B, T)
         logits = self.model.logits(hidden[keep])  # (N, V) only real tokens
         return label_smoothed_nll(logits, batch.tgt_out[keep], self.cfg.optim.label_smoothing)
