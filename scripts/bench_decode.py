@@ -1,0 +1,132 @@
+"""Decoding speed of our Transformer on the peers' workload (shared/bench/peers/README.md).
+
+The first 512 lines of Multi30k ``test_2016_flickr.en``, encoded with ``spm8k.model`` (ids + [eos]),
+in file order, 16 consecutive batches of 32 (right padding, no length sorting). Beam 5 (or
+``--beam 1``: greedy), one hypothesis, exactly 32 new tokens per sentence (eos forbidden before 32
+tokens, length limit 32). Randomly initialised base model (seeded), ``model.eval()``, inference
+mode, fp32, 2 threads. Untimed warm-up: batch 0 once; timed: all 16 batches.
+
+Length penalty: we use alpha = 0 where the peers use HF length_penalty 1. With a forced length every
+hypothesis has 32 tokens, so any length penalty divides all scores by the same number and does not
+change the ranking (nor the work).
+
+    python scripts/bench_decode.py --beam 5 --matmul_peak 168.7
+    python scripts/bench_decode.py --beam 1 --spec 0110
+    python scripts/bench_decode.py --d_model 64 --d_ff 128 --heads 2 --layers 1 --batches 2   # smoke
+
+Prints exactly one JSON line (stdout); diagnostics go to stderr. Model FLOPs for MFU (an estimate):
+per sentence, the encoder's forward FLOPs once plus ``beam`` x the decoder's forward FLOPs of
+``Transformer.flops`` for 32 target tokens (teacher-forced count: dense causal logits, cross K/V
+projections per hypothesis; beam bookkeeping not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from nmt.data.subwords import Vocab
+from nmt.decode.config import DecodeConfig
+from nmt.decode.translate import translate_batch
+from nmt.model.transformer import Transformer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_common as C  # noqa: E402
+
+N_SENT, BATCH, NEW_TOKENS = 512, 32, 32
+
+
+def decode_batches(data: Path, vocab: Vocab, n_batches: int) -> list[tuple[Tensor, Tensor]]:
+    """The first ``n_batches`` batches of 32 source lines: tokens (B, S) and padding mask (B, S)."""
+    lines = C.read_lines(data / "test_2016_flickr.en")[:N_SENT]
+    if len(lines) < N_SENT:
+        raise ValueError(f"{data / 'test_2016_flickr.en'}: {len(lines)} lines, the workload needs {N_SENT}")
+    ids = [s + [vocab.eos_id] for s in vocab.encode_src(lines)]
+    out = []
+    for b in range(n_batches):
+        chunk = ids[b * BATCH : (b + 1) * BATCH]
+        lengths = torch.tensor([len(s) for s in chunk])  # (B,)
+        src = torch.full((len(chunk), int(lengths.max())), vocab.pad_id, dtype=torch.long)
+        for r, s in enumerate(chunk):
+            src[r, : len(s)] = torch.tensor(s)
+        out.append((src, torch.arange(src.size(1))[None, :] >= lengths[:, None]))
+    return out
+
+
+def decode_flops(model: Transformer, src_lengths: list[int], beam: int) -> int:
+    """Estimated forward FLOPs of decoding: encoder once, decoder (32 tokens) once per hypothesis."""
+    total = 0
+    for s in src_lengths:
+        f = model.flops(s, NEW_TOKENS)
+        encoder = f["encoder_self"] + sum(layer.ffn.flops(s) for layer in model.encoder)
+        total += encoder + beam * (f["total"] - encoder)
+    return total
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Parse ``argv``, run the benchmark, print and return the JSON record."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    C.add_common_args(ap)
+    ap.add_argument("--beam", type=int, default=5, help="beam size; 1 = greedy search")
+    ap.add_argument("--batches", type=int, default=N_SENT // BATCH, help="timed batches of 32 (16 = the workload)")
+    args = ap.parse_args(argv)
+    if not 1 <= args.batches <= N_SENT // BATCH:
+        ap.error(f"--batches must be in 1..{N_SENT // BATCH}")
+    torch.set_num_threads(args.threads)
+
+    peak = C.resolve_peak(args)
+    vocab = C.load_vocab(args.peers)
+    batches = decode_batches(args.data, vocab, args.batches)
+    t = time.perf_counter()
+    model = C.build_model(args, vocab).eval()
+    load_s = time.perf_counter() - t
+    C.log(f"model: {model.num_parameters():,} parameters, built in {load_s:.2f} s")
+    cfg = DecodeConfig(beam=args.beam, alpha=0.0, max_len_a=0.0, max_len_b=NEW_TOKENS, max_len=NEW_TOKENS,
+                       min_len=NEW_TOKENS, nbest=1)
+
+    def run(src: Tensor, mask: Tensor) -> list:
+        with torch.inference_mode():
+            return translate_batch(model, src, mask, cfg, vocab.bos_id, vocab.eos_id, vocab.pad_id)
+
+    t = time.perf_counter()
+    run(*batches[0])  # warm-up
+    C.log(f"warm-up batch: {time.perf_counter() - t:.2f} s")
+    lat, n_new = [], 0
+    with C.profiled(args.profile, args.profile_rows):
+        t0 = time.perf_counter()
+        for k, (src, mask) in enumerate(batches):
+            t = time.perf_counter()
+            hyps = run(src, mask)
+            lat.append(time.perf_counter() - t)
+            for nbest in hyps:
+                tokens = nbest[0].tokens
+                if len(tokens) != NEW_TOKENS or vocab.eos_id in tokens:
+                    raise RuntimeError(f"batch {k}: a hypothesis of {len(tokens)} tokens; the workload forces "
+                                       f"exactly {NEW_TOKENS} without eos")
+                n_new += len(tokens)
+            C.log(f"batch {k}: {lat[-1]:.2f} s")
+        total = time.perf_counter() - t0
+    n_sent = sum(src.size(0) for src, _ in batches)
+    flops = sum(decode_flops(model, (~mask).sum(1).tolist(), args.beam) for _, mask in batches)
+    record = {
+        "measurement": "decode_nmt", "beam": args.beam, "n_sent": n_sent, "batch": BATCH, "new_tokens": n_new,
+        "seconds": round(total, 3), "sent_per_s": round(n_sent / total, 2), "gen_tok_per_s": round(n_new / total, 1),
+        "batch_latency_median_s": round(statistics.median(lat), 4),
+        "model_tflop": round(flops / 1e12, 3), "mfu": C.mfu(flops, total, peak),
+        "flops_method": "encoder once + beam x decoder, Transformer.flops (forward) over real source lengths",
+        "length_penalty": "alpha 0 (forced length 32: any penalty leaves the ranking unchanged)",
+        **C.model_record(args, model), "matmul_peak": peak, "profiled": args.profile,
+        "load_s": round(load_s, 2), "peak_rss_mib": C.peak_rss_mib(), **C.env_info(),
+    }
+    C.emit(record)
+    return record
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Smoke tests of scripts/bench_train.py and scripts/bench_decode.py on a tiny model over the peers' workload."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+import bench_common as C  # noqa: E402
+import bench_decode  # noqa: E402
+import bench_train  # noqa: E402
+
+from nmt.config import ConfigError  # noqa: E402
+
+TINY = ["--d_model", "32", "--d_ff", "64", "--heads", "2", "--layers", "1", "--threads", "1"]
+needs_workload = pytest.mark.skipif(
+    not ((C.PEERS_DIR / "spm8k.model").is_file() and (C.DATA_DIR / "train.en").is_file()),
+    reason=f"peer workload not found ({C.PEERS_DIR}, {C.DATA_DIR}); set NMT_SHARED / NMT_SHARED_DATA",
+)
+
+
+def one_json_line(capsys) -> dict:
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1, lines
+    return json.loads(lines[0])
+
+
+class FakeVocab:
+    pad_id, bos_id, eos_id = 9, 1, 2
+
+
+def test_pad_batch_follows_the_workload_conventions():
+    b = bench_train.pad_batch([[5, 6, 7], [8]], [[3], [4, 5]], FakeVocab())
+    assert b.src.tolist() == [[5, 6, 7, 2], [8, 2, 9, 9]]  # ids + eos, right padding
+    assert b.tgt_in.tolist() == [[1, 3, 9], [1, 4, 5]]  # bos + ids
+    assert b.tgt_out.tolist() == [[3, 2, 9], [4, 5, 2]]  # ids + eos
+    assert b.src_padding_mask.tolist() == [[False] * 4, [False, False, True, True]]
+    assert b.tgt_padding_mask.tolist() == [[False, False, True], [False] * 3]
+    assert (b.n_src_tokens, b.n_tgt_tokens) == (6, 5)
+
+
+@needs_workload
+def test_train_fixed_batches(capsys):
+    record = bench_train.main(TINY + ["--warmup", "1", "--steps", "1", "--matmul_peak", "100"])
+    assert one_json_line(capsys) == record
+    spec = json.loads((C.PEERS_DIR / "train_batches.json").read_text())["batches"][1]
+    assert (record["tgt_tokens"], record["src_tokens"]) == (spec["tgt_tokens"], spec["src_tokens"])
+    assert record["timed_steps"] == 1 and record["tgt_tok_per_s"] > 0 and 0 < record["mfu"] < 1
+    assert record["spec"] == "1000" and record["norm"] == "post" and record["threads"] == 1
+
+
+@needs_workload
+def test_train_rejects_more_steps_than_batches_and_bad_specs():
+    with pytest.raises(ValueError, match="exceeds the 25 batches"):
+        bench_train.main(TINY + ["--warmup", "5", "--steps", "21"])
+    with pytest.raises(ConfigError, match="encoder_self"):
+        bench_train.main(TINY + ["--spec", "10x0", "--warmup", "0", "--steps", "1"])
+
+
+@needs_workload
+def test_train_flops_are_three_forward_passes_over_real_lengths():
+    vocab = C.load_vocab(C.PEERS_DIR)
+    model = C.build_model(_namespace(TINY), vocab)
+    batch = bench_train.pad_batch([[5, 6, 7], [8]], [[3], [4, 5]], vocab)
+    expected = 3 * (model.flops(4, 2)["total"] + model.flops(2, 3)["total"])
+    assert bench_train.Trainer(model, compile_model=False).flops(batch) == expected
+
+
+@needs_workload
+def test_train_epoch_mode(capsys, tmp_path):
+    record = bench_train.main(TINY + ["--epoch", "--max_train_pairs", "600", "--max_steps", "2", "--warmup", "1",
+                                      "--prepared_dir", str(tmp_path)])
+    assert one_json_line(capsys)["measurement"] == "train_nmt_epoch"
+    assert record["timed_steps"] == 1 and record["tgt_tokens"] > 0 and 0 <= record["tgt_padding_share"] < 1
+
+
+@needs_workload
+@pytest.mark.parametrize("beam", [1, 2])
+def test_decode_forces_32_tokens(capsys, beam):
+    record = bench_decode.main(TINY + ["--beam", str(beam), "--batches", "1", "--matmul_peak", "100"])
+    assert one_json_line(capsys) == record
+    assert record["n_sent"] == 32 and record["new_tokens"] == 32 * 32
+    assert record["gen_tok_per_s"] > 0 and record["mfu"] > 0
+
+
+@needs_workload
+def test_decode_flops_scale_the_decoder_with_the_beam():
+    vocab = C.load_vocab(C.PEERS_DIR)
+    model = C.build_model(_namespace(TINY), vocab)
+    f = model.flops(7, 32)
+    encoder = f["encoder_self"] + sum(layer.ffn.flops(7) for layer in model.encoder)
+    assert bench_decode.decode_flops(model, [7], 1) == f["total"]
+    assert bench_decode.decode_flops(model, [7], 5) == encoder + 5 * (f["total"] - encoder)
+
+
+def _namespace(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser()
+    C.add_common_args(ap)
+    return ap.parse_args(argv)
