@@ -1,0 +1,98 @@
+"""Builds a study's results (``results.csv``, ``results.json``, ``results.md``, ``results.png``)
+from the ``result.json`` files of its finished runs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from nmt.ablate.plot import plot_study
+from nmt.ablate.results import (
+    RunRecord,
+    SettingRow,
+    load_record,
+    results_json,
+    rows_csv,
+    rows_markdown,
+    save_json_atomic,
+    save_text_atomic,
+    summarise,
+)
+from nmt.ablate.significance import read_lines_exact, setting_p_value
+from nmt.ablate.study import VARIED_FLOPS, StudyConfig
+from nmt.config import to_dict
+
+log = logging.getLogger("nmt")
+
+
+def references_path(study: StudyConfig) -> Path:
+    """Where the runner keeps the study's test references (for the bootstrap)."""
+    return Path(study.output_dir) / f"references.{study.split}.txt"
+
+
+def collect_records(study: StudyConfig) -> list[RunRecord]:
+    """Records of the finished runs (settings x seeds of the study config), in study order."""
+    records = []
+    for s in study.settings:
+        for seed in study.seeds:
+            path = study.run_dir(s.label, seed) / "result.json"
+            if path.is_file():
+                records.append(load_record(path))
+    return records
+
+
+def p_values(study: StudyConfig, records: list[RunRecord]) -> dict[str, float | None]:
+    """Bootstrap p-value of each setting against the reference (see ``significance``)."""
+    refs_file = references_path(study)
+    if study.bootstrap_samples < 1:
+        return {}
+    if not refs_file.is_file():
+        log.warning("no p-values: references file %s is missing", refs_file)
+        return {}
+    refs = read_lines_exact(refs_file)
+
+    def hyps(label: str) -> dict[int, Path]:
+        return {r.seed: study.run_dir(label, r.seed) / r.hypotheses for r in records if r.label == label}
+
+    base = hyps(study.reference)
+    out: dict[str, float | None] = {}
+    for s in study.settings:
+        if s.label != study.reference and base:
+            out[s.label] = setting_p_value(hyps(s.label), base, refs, study.bootstrap_samples)
+    return out
+
+
+def _notes(study: StudyConfig, records: list[RunRecord]) -> list[str]:
+    done = {(r.label, r.seed) for r in records}
+    missing = [f"{s.label} (seed {k})" for s in study.settings for k in study.seeds if (s.label, k) not in done]
+    parts = " + ".join(VARIED_FLOPS[study.vary])
+    notes = [
+        f"Test split `{study.split}`, {records[0].test_sentences if records else '?'} sentences. "
+        f"GFLOPs are summed over the test set with `Transformer.flops(src_len, tgt_len)` on the tokenised source "
+        f"(+ `</s>`) and reference (+ 1) lengths; attention = {parts}. BLEU/chrF: sacrebleu on detokenised output; "
+        f"± = sample std over seeds. Train tok/s: median of the `train/tgt_tokens_per_s` TensorBoard scalars. "
+        f"p: sacrebleu paired bootstrap ({study.bootstrap_samples} resamples) against **{study.reference}**, "
+        f"hypotheses of the common seeds concatenated.",
+    ]
+    if records:
+        notes += ["", f"BLEU signature: `{records[0].bleu_signature}`"]
+    if missing:
+        notes += ["", f"Not finished: {', '.join(missing)}."]
+    return notes
+
+
+def write_report(study: StudyConfig) -> list[SettingRow]:
+    """Rebuild every results file of the study from the runs finished so far; returns the rows."""
+    records = collect_records(study)
+    order = [s.label for s in study.settings]
+    rows = summarise(records, order, study.reference, p_values(study, records))
+    out = Path(study.output_dir)
+    title = f"{study.name}: {study.vary} attention varied"
+    save_text_atomic(out / "results.csv", rows_csv(rows))
+    save_json_atomic(out / "results.json", results_json(to_dict(study), rows, records))
+    save_text_atomic(out / "results.md", rows_markdown(rows, title, _notes(study, records)))
+    xlabel = f"GFLOPs of {' + '.join(VARIED_FLOPS[study.vary])} attention over the test set"
+    plot_study(rows, out / "results.png", title, xlabel)
+    log.info("study %s: %d/%d runs finished; results in %s/results.{md,csv,json,png}",
+             study.name, len(records), len(study.settings) * len(study.seeds), out)
+    return rows

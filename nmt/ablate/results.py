@@ -1,0 +1,199 @@
+"""Result records of study runs and the study tables built from them (CSV, JSON, Markdown).
+
+One run (setting x seed) ends with a ``result.json`` holding a ``RunRecord``. A study summary has
+one ``SettingRow`` per setting with at least one finished run: means over seeds, the spread
+(sample standard deviation, 0 with one seed), and the p-value against the reference setting.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import statistics
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from nmt.config import ConfigError, field, from_dict, to_dict
+
+
+@dataclass
+class RunRecord:
+    """Everything measured on one finished run."""
+
+    label: str = field(help="setting label")
+    seed: int = field(help="training seed")
+    spec: str = field(help="spec of the varied attention")
+    decoder_spec: Optional[str] = field(help="decoder spec when it differs (vary=self)")
+    vary: str = field(help="which attention the study varies")
+    absolute_positions: str = field(help="absolute positions used: yes, no, encoder only, decoder only")
+    bleu: float = field(help="test BLEU (sacrebleu, detokenised)")
+    chrf: float = field(help="test chrF (sacrebleu)")
+    bleu_signature: str = field(help="sacrebleu BLEU signature")
+    chrf_signature: str = field(help="sacrebleu chrF signature")
+    test_sentences: int = field(help="sentences in the test split")
+    flops: dict[str, int] = field(help="FLOPs over the test set per part (encoder_self, ..., total)")
+    attention_flops: int = field(help="FLOPs over the test set of the varied attention modules")
+    params: int = field(help="trainable parameters")
+    train_steps: int = field(help="optimizer updates done")
+    train_tokens_per_s: Optional[float] = field(help="median training target tokens/s (TensorBoard)")
+    decode_sentences_per_s: float = field(help="test decoding speed")
+    hypotheses: str = field(help="test hypotheses file, relative to the run directory")
+    checkpoint: str = field(help="checkpoint tested, relative to the run directory")
+
+    @property
+    def total_flops(self) -> int:
+        return self.flops["total"]
+
+
+def save_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON so that readers never see a partial file (temporary file, then rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, p)
+
+
+def save_text_atomic(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, p)
+
+
+def load_record(path: str | Path) -> RunRecord:
+    """Read a run's ``result.json``; errors name the file."""
+    p = Path(path)
+    try:
+        return from_dict(RunRecord, json.loads(p.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, ConfigError) as e:
+        raise ConfigError(f"{p}: not a valid run result: {e}") from None
+
+
+@dataclass
+class SettingRow:
+    """One row of the study table: a setting aggregated over its finished seeds."""
+
+    label: str
+    spec: str
+    absolute_positions: str
+    seeds: list[int]
+    bleu_mean: float
+    bleu_std: float
+    chrf_mean: float
+    chrf_std: float
+    attention_gflops: float
+    total_gflops: float
+    params: int
+    train_tokens_per_s: Optional[float]
+    decode_sentences_per_s: float
+    p_value: Optional[float]
+    reference: bool
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(
+    records: Sequence[RunRecord], order: Sequence[str], reference: str, p_values: dict[str, float | None]
+) -> list[SettingRow]:
+    """One row per label of ``order`` that has records (runs of a label are averaged over seeds)."""
+    rows = []
+    for label in order:
+        runs = sorted((r for r in records if r.label == label), key=lambda r: r.seed)
+        if not runs:
+            continue
+        bleu, bleu_sd = _mean_std([r.bleu for r in runs])
+        chrf, chrf_sd = _mean_std([r.chrf for r in runs])
+        speeds = [r.train_tokens_per_s for r in runs if r.train_tokens_per_s is not None]
+        spec = runs[0].spec + (f" / {runs[0].decoder_spec}" if runs[0].decoder_spec else "")
+        rows.append(SettingRow(
+            label=label, spec=spec, absolute_positions=runs[0].absolute_positions,
+            seeds=[r.seed for r in runs], bleu_mean=bleu, bleu_std=bleu_sd, chrf_mean=chrf, chrf_std=chrf_sd,
+            attention_gflops=statistics.fmean(r.attention_flops for r in runs) / 1e9,
+            total_gflops=statistics.fmean(r.total_flops for r in runs) / 1e9,
+            params=runs[0].params,
+            train_tokens_per_s=statistics.fmean(speeds) if speeds else None,
+            decode_sentences_per_s=statistics.fmean(r.decode_sentences_per_s for r in runs),
+            p_value=None if label == reference else p_values.get(label),
+            reference=label == reference,
+        ))
+    return rows
+
+
+CSV_COLUMNS = [f.name for f in fields(SettingRow)]
+
+
+def rows_csv(rows: Sequence[SettingRow]) -> str:
+    """The rows as CSV (one column per ``SettingRow`` field; seeds joined by spaces, empty = none)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        values = []
+        for name in CSV_COLUMNS:
+            v = getattr(r, name)
+            values.append(" ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v))
+        w.writerow(values)
+    return buf.getvalue()
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _g(value: float) -> str:
+    """Three significant digits, without exponent for the usual ranges (GFLOPs)."""
+    return f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
+
+
+def _p(value: float | None, is_reference: bool) -> str:
+    if is_reference:
+        return "ref"
+    if value is None:
+        return "–"
+    return f"{value:.3f}" if value >= 0.001 else "<0.001"
+
+
+def rows_markdown(rows: Sequence[SettingRow], title: str, notes: Sequence[str] = ()) -> str:
+    """The study table in Markdown (reference row in bold), followed by ``notes`` lines."""
+    head = ["setting", "spec", "abs. pos.", "seeds", "BLEU (mean ± sd)", "chrF", "attn GFLOPs",
+            "total GFLOPs", "params (M)", "train tok/s", "decode sent/s", "p vs ref"]
+    lines = [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [
+            f"**{r.label}**" if r.reference else r.label,
+            f"`{r.spec}`",
+            r.absolute_positions,
+            str(len(r.seeds)),
+            f"{r.bleu_mean:.2f} ± {r.bleu_std:.2f}",
+            f"{r.chrf_mean:.2f}",
+            _g(r.attention_gflops),
+            _g(r.total_gflops),
+            f"{r.params / 1e6:.2f}",
+            _fmt(r.train_tokens_per_s, 0),
+            _fmt(r.decode_sentences_per_s, 1),
+            _p(r.p_value, r.reference),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += list(notes)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def results_json(study: dict[str, Any], rows: Sequence[SettingRow], records: Sequence[RunRecord]) -> dict[str, Any]:
+    """Plain data of the whole study: its config, the table rows and every run record."""
+    return {
+        "study": study,
+        "settings": [to_dict(r) for r in rows],
+        "runs": [{**to_dict(r), "total_flops": r.total_flops} for r in records],
+    }
