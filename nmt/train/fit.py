@@ -123,9 +123,19 @@ def fit(cfg: ExperimentConfig, ckpt_path: str | None = None, *, enable_progress_
     save_config(cfg, Path(cfg.train.output_dir) / "config.yaml")
     trainer = build_trainer(cfg, enable_progress_bar=enable_progress_bar)
     trainer.fit(task, datamodule=dm, ckpt_path=resume)
-    # A run stopped by max_time / max_steps between validations still leaves its final state.
-    trainer.save_checkpoint(Path(cfg.train.output_dir) / "checkpoints" / "last.ckpt")
+    _save_final_state(trainer, Path(cfg.train.output_dir) / "checkpoints" / "last.ckpt")
     return trainer
+
+
+def _save_final_state(trainer: L.Trainer, last: Path) -> None:
+    """Make sure last.ckpt holds the final update. Lightning validates (and so checkpoints) when a
+    run stops; a checkpoint written again after fit ended would carry a finished loop state, so
+    this only writes when last.ckpt is missing or behind."""
+    saved_step = -1
+    if last.is_file():
+        saved_step = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1)
+    if saved_step < trainer.global_step:
+        trainer.save_checkpoint(last)
 
 
 def validate(cfg: ExperimentConfig, checkpoint: str) -> list[dict[str, float]]:
