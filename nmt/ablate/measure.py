@@ -23,7 +23,7 @@ from nmt.model.transformer import Transformer
 TOKENS_PER_S_TAG = "train/tgt_tokens_per_s"
 
 
-def test_set_flops(model: Transformer, vocab: Vocab, sources: Sequence[str], references: Sequence[str]) -> dict[str, int]:
+def corpus_flops(model: Transformer, vocab: Vocab, sources: Sequence[str], references: Sequence[str]) -> dict[str, int]:
     """Sum over sentence pairs of ``model.flops(src_len, tgt_len)`` (per part and "total")."""
     if len(sources) != len(references):
         raise ValueError(f"{len(sources)} sources but {len(references)} references")

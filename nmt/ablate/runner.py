@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
-from nmt.ablate.measure import test_set_flops, train_tokens_per_s
+from nmt.ablate.measure import corpus_flops, train_tokens_per_s
 from nmt.ablate.report import references_path, write_report
 from nmt.ablate.results import RunRecord, load_record, save_json_atomic, save_text_atomic
 from nmt.ablate.significance import read_lines_exact
@@ -88,7 +88,7 @@ def run_one(study: StudyConfig, label: str, seed: int) -> RunRecord:
     dm = NMTDataModule(loaded.cfg.data)
     sources, references = dm.sources(study.split), dm.references(study.split)
     _store_references(study, references)
-    flops = test_set_flops(loaded.model, loaded.vocab, sources, references)
+    flops = corpus_flops(loaded.model, loaded.vocab, sources, references)
     setting = study.setting(label)
     record = RunRecord(
         label=label, seed=seed, spec=setting.spec, decoder_spec=setting.decoder_spec, vary=study.vary,
