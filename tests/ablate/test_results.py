@@ -13,7 +13,13 @@ import pytest
 from nmt.ablate.measure import corpus_flops, train_tokens_per_s
 from nmt.ablate.plot import plot_study
 from nmt.ablate.results import (
-    RunRecord, load_record, results_json, rows_csv, rows_markdown, save_json_atomic, summarise,
+    RunRecord,
+    load_record,
+    results_json,
+    rows_csv,
+    rows_markdown,
+    save_json_atomic,
+    summarise,
 )
 from nmt.ablate.significance import paired_bootstrap_p, read_lines_exact, setting_p_value
 from nmt.config import ConfigError, to_dict
