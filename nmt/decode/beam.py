@@ -124,7 +124,8 @@ def beam_search(
             break
         rows = (keep * K).unsqueeze(1) + sel_src[keep]  # (b', K) rows of the current batch
         rows = rows.view(-1)
-        state = model.reorder_state(state, rows)
+        # no sentence left the batch: every row stays with its sentence, source caches stay as they are
+        state = model.reorder_state(state, rows, same_source=keep.numel() == live.numel())
         last = sel_tok[keep].view(-1)  # (b'*K,)
         history = torch.cat([history[rows], last.unsqueeze(1)], dim=1)
         scores = sel_scores[keep]

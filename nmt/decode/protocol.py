@@ -31,6 +31,10 @@ class Seq2Seq(Protocol):
         """Last target token per row (B,) -> next-token logits (B, V) and the updated state."""
         ...
 
-    def reorder_state(self, state: Any, index: Tensor) -> Any:
-        """Select (and repeat) batch rows ``index`` (B',) of ``state``: the new batch is B'."""
+    def reorder_state(self, state: Any, index: Tensor, same_source: bool = False) -> Any:
+        """Select (and repeat) batch rows ``index`` (B',) of ``state``: the new batch is B'.
+
+        ``same_source=True`` promises that new row i reads the same source sentence as old row i
+        (beam reordering within each sentence, batch unchanged): source-side caches may be kept.
+        """
         ...

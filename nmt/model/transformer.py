@@ -137,13 +137,27 @@ class Transformer(nn.Module):
         logits = self.logits(self.decoder_norm(x)[:, 0])  # (B, V)
         return logits, {**state, "t": t + 1, "layers": layers}
 
-    def reorder_state(self, state: dict[str, Any], index: Tensor) -> dict[str, Any]:
-        """Select (or repeat) batch rows of every cached tensor: beam reordering and expansion."""
+    def reorder_state(self, state: dict[str, Any], index: Tensor, same_source: bool = False) -> dict[str, Any]:
+        """Select (or repeat) batch rows of every cached tensor: beam reordering and expansion.
+
+        With ``same_source`` (rows stay with their sentence), the source-side tensors (memory and
+        every cross-mixer cache, which depend on the source alone) are identical across a
+        sentence's beams and are kept as they are; only the self-attention caches move.
+        """
+        if same_source:
+            memory, memory_mask = state["memory"], state["memory_padding_mask"]
+        else:
+            memory = state["memory"].index_select(0, index)
+            memory_mask = state["memory_padding_mask"].index_select(0, index)
+
+        def move(role: str, s: dict[str, Any]) -> dict[str, Any]:
+            return s if (same_source and role == "cross") else reorder_state(s, index)
+
         return {
             "t": state["t"],
-            "memory": state["memory"].index_select(0, index),
-            "memory_padding_mask": state["memory_padding_mask"].index_select(0, index),
-            "layers": [{k: reorder_state(s, index) for k, s in ls.items()} for ls in state["layers"]],
+            "memory": memory,
+            "memory_padding_mask": memory_mask,
+            "layers": [{role: move(role, s) for role, s in ls.items()} for ls in state["layers"]],
         }
 
     # ---- analysis ----

@@ -165,3 +165,22 @@ def test_mixed_spec_model_learns(specs):
         opt.step()
         losses.append(loss.item())
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+
+
+@pytest.mark.parametrize("specs", MIXED, ids=lambda s: "|".join(str(v) for v in s.values()))
+def test_beam_search_scores_match_teacher_forcing(specs):
+    """Beam search over the real model (incremental states, beam reordering that keeps source caches,
+    shrinking batch): every n-best log-probability equals the teacher-forced one."""
+    from nmt.decode import DecodeConfig, sequence_logprobs, translate_batch
+
+    torch.manual_seed(0)
+    model = Transformer(tiny(**specs), V, V, PAD).eval()
+    src, smask, _ = batch(B=4, S=7)
+    cfg = DecodeConfig(beam=4, nbest=4, alpha=0.6, max_len_a=1.0, max_len_b=3)
+    nbest = translate_batch(model, src, smask, cfg, bos=2, eos=3, pad=PAD)
+    for i, hyps in enumerate(nbest):
+        ref = sequence_logprobs(
+            model, src[i:i + 1].expand(len(hyps), -1), smask[i:i + 1].expand(len(hyps), -1),
+            [h.tokens for h in hyps], bos=2, eos=3, append_eos=[h.finished for h in hyps],
+        )
+        assert [h.logprob for h in hyps] == pytest.approx(ref.tolist(), abs=1e-4)
