@@ -91,6 +91,7 @@ class SettingRow:
     attention_gflops: float
     total_gflops: float
     params: int
+    train_steps: float
     train_tokens_per_s: Optional[float]
     decode_sentences_per_s: float
     p_value: Optional[float]
@@ -120,6 +121,7 @@ def summarise(
             attention_gflops=statistics.fmean(r.attention_flops for r in runs) / 1e9,
             total_gflops=statistics.fmean(r.total_flops for r in runs) / 1e9,
             params=runs[0].params,
+            train_steps=statistics.fmean(r.train_steps for r in runs),
             train_tokens_per_s=statistics.fmean(speeds) if speeds else None,
             decode_sentences_per_s=statistics.fmean(r.decode_sentences_per_s for r in runs),
             p_value=None if label == reference else p_values.get(label),
@@ -167,7 +169,7 @@ def _p(value: float | None, is_reference: bool) -> str:
 def rows_markdown(rows: Sequence[SettingRow], title: str, notes: Sequence[str] = ()) -> str:
     """The study table in Markdown (reference row in bold), followed by ``notes`` lines."""
     head = ["setting", "spec", "abs. pos.", "seeds", "BLEU (mean ± sd)", "chrF", "attn GFLOPs",
-            "total GFLOPs", "params (M)", "train tok/s", "decode sent/s", "p vs ref"]
+            "total GFLOPs", "params (M)", "updates", "train tok/s", "decode sent/s", "p vs ref"]
     lines = [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [
@@ -180,6 +182,7 @@ def rows_markdown(rows: Sequence[SettingRow], title: str, notes: Sequence[str] =
             _g(r.attention_gflops),
             _g(r.total_gflops),
             f"{r.params / 1e6:.2f}",
+            f"{r.train_steps:,.0f}",
             _fmt(r.train_tokens_per_s, 0),
             _fmt(r.decode_sentences_per_s, 1),
             _p(r.p_value, r.reference),

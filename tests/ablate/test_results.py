@@ -60,12 +60,12 @@ def test_csv_markdown_and_json() -> None:
     table = list(csv.DictReader(io.StringIO(rows_csv(rows))))
     assert [t["label"] for t in table] == ["1111", "0100", "1000"]
     assert table[0]["seeds"] == "1 2" and table[0]["p_value"] == "" and float(table[1]["p_value"]) == 0.0004
-    assert table[2]["train_tokens_per_s"] == ""
+    assert table[2]["train_tokens_per_s"] == "" and float(table[2]["train_steps"]) == 10
     md = rows_markdown(rows, "self study", ["Not finished: w/o (seed 1)."])
     lines = md.splitlines()
     assert lines[0] == "## self study" and lines[-1] == "Not finished: w/o (seed 1)."
     ref = next(line for line in lines if "**1111**" in line)
-    assert "31.00 ± 1.41" in ref and "| ref |" in ref and "| 2 |" in ref and "| 10 |" in ref
+    assert "31.00 ± 1.41" in ref and "| ref |" in ref and "| 51.00 | 2 | 10 | 1.50 | 10 | 1,000 | 50.0 |" in ref
     assert "| <0.001 |" in next(line for line in lines if line.startswith("| 0100 |"))
     assert "| – | 50.0 | 0.200 |" in next(line for line in lines if line.startswith("| 1000 |"))
     data = results_json({"name": "s"}, rows, RECORDS)

@@ -112,3 +112,28 @@ def test_cli_reports_bad_study_in_one_line(tmp_path: Path, capsys) -> None:
     assert err.startswith("error: ") and "vary: 'encoder' is not one of" in err and len(err.splitlines()) == 1
     assert main(["ablate"]) == 2
     assert "give --config FILE" in capsys.readouterr().err
+
+
+SHIPPED = sorted((Path(__file__).parents[2] / "configs" / "ablation").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_studies_are_valid(path: Path) -> None:
+    study = load_study(path)  # builds every setting's model once: specs and options are checked
+    assert study.name == path.stem and study.seeds == [1, 2]
+    assert Path(study.output_dir) == Path("runs/ablation") / path.stem
+    assert all(study.experiment(s.label, 2).train.max_time_minutes for s in study.settings)
+
+
+def test_shipped_studies_cover_the_issue() -> None:
+    assert [p.stem for p in SHIPPED] == ["beyond", "convolution", "cross_attention", "deformable", "self_attention"]
+    self_study = load_study(SHIPPED[-1])
+    on = [s.label for s in self_study.settings if not s.label.endswith("-noabs")]
+    assert on == ["wo", "0001", "0010", "0011", "0100", "0110", "0111", "1000", "1111"]
+    for label in on:
+        cfg = self_study.experiment(label, 1)
+        assert cfg.model.uses_absolute_positions("encoder") and cfg.model.cross == "1111"
+    for label in ("0011-noabs", "0110-noabs", "1000-noabs", "1111-noabs"):
+        assert not self_study.experiment(label, 1).model.uses_absolute_positions("decoder")
+    cross = load_study(SHIPPED[2])
+    assert [s.spec for s in cross.settings] == ["1000", "0100", "0010", "0001", "0011", "0111", "1111"]
