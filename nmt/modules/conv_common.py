@@ -153,8 +153,13 @@ class ConvMixer(Mixer):
         nn.init.xavier_uniform_(self.out_proj.weight)
         nn.init.zeros_(self.in_proj.bias)
         nn.init.zeros_(self.out_proj.bias)
+        self.init_kernel()
 
     # --- to be defined by the mechanism -------------------------------------------------------
+    def init_kernel(self) -> None:
+        """Create the mechanism's kernel parameters (called at the end of ``__init__``)."""
+        raise NotImplementedError
+
     def kernel_logits(self, h: Tensor) -> Tensor:
         """Unnormalised kernels from the projected input ``h`` (B, T, D) -> (B|1, T|1, H, K)."""
         raise NotImplementedError

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from nmt.modules.base import Role, linear_flops
+from nmt.modules.base import linear_flops
 from nmt.modules.conv_common import ConvMixer, conv_options, softmax_flops
 from nmt.modules.registry import BuildContext
 from nmt.modules.spec import TermSpec
@@ -24,21 +24,8 @@ class DynamicConv(ConvMixer):
 
     name = "dynamic"
 
-    def __init__(
-        self,
-        d_model: int,
-        role: Role,
-        *,
-        kernel_size: int,
-        heads: int,
-        glu: bool = True,
-        dropconnect: float = 0.0,
-        impl: str = "auto",
-    ) -> None:
-        super().__init__(
-            d_model, role, kernel_size=kernel_size, heads=heads, glu=glu, dropconnect=dropconnect, impl=impl
-        )
-        self.kernel_proj = nn.Linear(d_model, heads * kernel_size, bias=False)
+    def init_kernel(self) -> None:
+        self.kernel_proj = nn.Linear(self.d_model, self.heads * self.kernel_size, bias=False)
         nn.init.xavier_uniform_(self.kernel_proj.weight)
 
     def kernel_logits(self, h: Tensor) -> Tensor:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nmt.modules.base import Role
 from nmt.modules.conv_common import ConvMixer, conv_options, softmax_flops
 from nmt.modules.registry import BuildContext
 from nmt.modules.spec import TermSpec
@@ -23,23 +22,10 @@ class LightweightConv(ConvMixer):
 
     name = "lightweight"
 
-    def __init__(
-        self,
-        d_model: int,
-        role: Role,
-        *,
-        kernel_size: int,
-        heads: int,
-        glu: bool = True,
-        dropconnect: float = 0.0,
-        impl: str = "auto",
-    ) -> None:
-        super().__init__(
-            d_model, role, kernel_size=kernel_size, heads=heads, glu=glu, dropconnect=dropconnect, impl=impl
-        )
-        self.weight = nn.Parameter(torch.empty(heads, kernel_size))  # (H, K)
+    def init_kernel(self) -> None:
+        self.weight = nn.Parameter(torch.empty(self.heads, self.kernel_size))  # (H, K)
         with torch.no_grad():  # fairseq initialises the (H, 1, K) conv weight with Xavier
-            nn.init.xavier_uniform_(self.weight.view(heads, 1, kernel_size))
+            nn.init.xavier_uniform_(self.weight.view(self.heads, 1, self.kernel_size))
 
     def kernel_logits(self, h: Tensor) -> Tensor:
         return self.weight[None, None]  # (1, 1, H, K)
