@@ -12,7 +12,7 @@ from nmt.cli import main
 from nmt.train.average import average_checkpoints
 from nmt.train.checkpoint_io import atomic_torch_save, load_checkpoint
 from nmt.train.config import OptimConfig
-from nmt.train.fit import fit
+from nmt.train.fit import fit, validate
 from nmt.train.schedule import lr_factor
 
 
@@ -52,6 +52,10 @@ def test_checkpoints_are_plain_and_carry_config_and_vocab(make_experiment):
     assert ckpt["nmt"]["vocab"]["eos_id"] == 3
     assert isinstance(ckpt["nmt"]["val_bleu"], float)
     assert ckpt["global_step"] == 4
+    # `nmt validate` on the same checkpoint reproduces the logged validation BLEU
+    (metrics,) = validate(cfg, ckpt_dir + "/last.ckpt")
+    assert metrics["val_bleu"] == pytest.approx(ckpt["nmt"]["val_bleu"], abs=1e-6)
+    assert {"val/nll", "val/ppl", "val/chrf"} <= set(metrics)
 
 
 def test_resume_gives_the_same_losses_as_an_uninterrupted_run(make_experiment):
