@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nmt.modules import relative_offsets as rel
 from nmt.modules.base import Mixer, Role, State, linear_flops, step_position
 from nmt.modules.positions import sinusoidal_table
 from nmt.modules.registry import BuildContext, Options
@@ -204,7 +205,7 @@ class FactoredAttention(Mixer):
         elif self.e3:
             total += 2 * S * D
         if self.r_proj is not None:
-            centre_max = int(self._centres(torch.tensor([T - 1]), torch.tensor([S])).max())
+            centre_max = int(rel.centres_for_lengths(self.offset, self.ratio, torch.tensor([T - 1]), torch.tensor([S])).max())
             lo, hi = self.offset_range(centre_max, S)
             L = hi - lo + 1
             total += linear_flops(L, D, D, bias=False)
@@ -222,49 +223,11 @@ class FactoredAttention(Mixer):
 
     def centres(self, q_pos: Tensor, key_padding_mask: Tensor | None, src_len: int) -> Tensor:
         """Reference point c(q) of each query on the key axis -> (1 or B, T) long; offset = k - c(q)."""
-        if self.offset == "plain":
-            return self._centres(q_pos, None)
-        if key_padding_mask is None:
-            lengths = torch.full((1,), src_len, device=q_pos.device)
-        else:
-            lengths = (~key_padding_mask).sum(-1)  # (B,)
-        return self._centres(q_pos, lengths)
-
-    def _centres(self, q_pos: Tensor, lengths: Tensor | None) -> Tensor:
-        if self.offset == "plain" or lengths is None:
-            return q_pos.unsqueeze(0)  # (1, T)
-        t_hat = (lengths.double() * self.ratio + 0.5).floor().long().clamp(min=1)[:, None]  # (B, 1)
-        # round(q * S / T_hat), half-up, in exact integers.
-        return (2 * q_pos[None, :] * lengths[:, None] + t_hat) // (2 * t_hat)  # (B, T)
+        return rel.centres(self.offset, self.ratio, q_pos, key_padding_mask, src_len)
 
     def offset_range(self, centre_max: int, src_len: int) -> tuple[int, int]:
         """Smallest and largest relative offset that can be attended (window included)."""
-        hi = 0 if self.role == "decoder" else src_len - 1
-        lo = -centre_max
-        if self.window is not None:
-            lo, hi = max(lo, -self.window), min(hi, self.window)
-        return min(lo, hi), hi
-
-    def _allowed(
-        self, centre: Tensor, q_pos: Tensor, S: int, key_pad: Tensor | None
-    ) -> tuple[Tensor | None, bool]:
-        """Bool (B or 1, 1, T, S) of allowed pairs, or None; plus whether plain causality remains."""
-        causal = self.role == "decoder" and q_pos.numel() > 1
-        k_pos = torch.arange(S, device=centre.device)
-        parts = []
-        if key_pad is not None:
-            parts.append(~key_pad[:, None, None, :])  # (B, 1, 1, S)
-        if self.window is not None:
-            offsets = k_pos - centre[..., None]  # (Bc, T, S)
-            parts.append((offsets.abs() <= self.window)[:, None])  # (Bc, 1, T, S)
-        if not parts:
-            return None, causal
-        if causal:
-            parts.append((k_pos[None, :] <= q_pos[:, None])[None, None])  # (1, 1, T, S)
-        allowed = parts[0]
-        for p in parts[1:]:
-            allowed = allowed & p
-        return allowed, False
+        return rel.offset_range(self.role, self.window, centre_max, src_len)
 
     # ----------------------------------------------------------------------------------------------
     # Scores
@@ -320,7 +283,7 @@ class FactoredAttention(Mixer):
         S = v.size(2)
         q = self._heads(self.q_proj(x)) if self.q_proj is not None else None  # (B, H, T, dh)
         centre = self.centres(q_pos, key_pad, S)  # (Bc, T)
-        allowed, causal = self._allowed(centre, q_pos, S, key_pad)
+        allowed, causal = rel.allowed_pairs(self.role, self.window, centre, q_pos, S, key_pad)
 
         bias = None  # scaled, broadcastable to (B, H, T, S)
         if self.e2 or self.e4:
