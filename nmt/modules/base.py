@@ -106,6 +106,12 @@ def linear_flops(n: int, d_in: int, d_out: int, bias: bool = True) -> int:
     return n * (2 * d_in * d_out + (d_out if bias else 0))
 
 
+def softmax_flops(rows: int, width: int) -> int:
+    """FLOPs of a softmax over ``rows`` vectors of ``width``: exp, sum, divide = 3 per element.
+    One convention for every mechanism, so that the FLOPs axis of the ablation plots compares."""
+    return 3 * rows * width
+
+
 def check_no_nan_rows(t: Tensor) -> Tensor:
     """Replace NaNs from all-masked softmax rows by zeros (padded queries with no valid key)."""
     return torch.nan_to_num(t, nan=0.0)

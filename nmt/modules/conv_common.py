@@ -65,11 +65,6 @@ def left_padding(name: str, role: Role, k: int) -> int:
     return k - 1  # decoder: causal, the window ends at the current position
 
 
-def softmax_flops(rows: int, width: int) -> int:
-    """FLOPs of a softmax over ``rows`` vectors of ``width`` (exp, sum, divide: 3 per element)."""
-    return 3 * rows * width
-
-
 def apply_windows(windows: Tensor, kernel: Tensor) -> Tensor:
     """Weighted sum of windows: ``windows`` (B, T, D, K), ``kernel`` (B|1, T|1, H, K) -> (B, T, D).
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nmt.modules.base import Mixer, Role, State, linear_flops, masked_fill_padding, step_position
+from nmt.modules.base import Mixer, Role, State, linear_flops, masked_fill_padding, softmax_flops, step_position
 from nmt.modules.registry import BuildContext, Options
 from nmt.modules.spec import SpecError, TermSpec
 
@@ -231,7 +231,7 @@ class Deformable(Mixer):
         return (
             linear_flops(S, d, d)
             + 2 * linear_flops(T, d, HK)
-            + 3 * T * HK
+            + softmax_flops(T * self.n_heads, self.k)  # softmax or sigmoid: 3 per point
             + 5 * T * self.k * d
             + linear_flops(T, d, d)
         )

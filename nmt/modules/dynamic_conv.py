@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from nmt.modules.base import linear_flops
-from nmt.modules.conv_common import ConvMixer, conv_options, softmax_flops
+from nmt.modules.base import linear_flops, softmax_flops
+from nmt.modules.conv_common import ConvMixer, conv_options
 from nmt.modules.registry import BuildContext
 from nmt.modules.spec import TermSpec
 

@@ -51,13 +51,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.modules import relative_offsets as rel
-from nmt.modules.base import Mixer, Role, State, linear_flops, step_position
+from nmt.modules.base import Mixer, Role, State, linear_flops, softmax_flops, step_position
 from nmt.modules.positions import sinusoidal_table
 from nmt.modules.registry import BuildContext, Options
 from nmt.modules.spec import MASK_RE, SpecError, TermSpec
 
 OFFSETS = ("plain", "aligned")
-SOFTMAX_FLOPS = 5  # per logit: scale/max, subtract, exp, sum, divide
 
 
 class FactoredAttention(Mixer):
@@ -186,7 +185,7 @@ class FactoredAttention(Mixer):
             content      E1: 2TSD (+ TD to add u if E3)   else E3: 2SD (u·k per key)
             relative     E2: 2TLD (+ TD to add v if E4)   else E4: 2LD (v·r per offset)
             combine      H Tq S when both a content and a relative score exist
-            softmax      5 H Tq S
+            softmax      3 H Tq S (exp, sum, divide: ``base.softmax_flops``)
             weighted sum 2 Tq S D
 
         Masked pairs (causality, window, padding) are computed then masked, so they count.
@@ -215,7 +214,7 @@ class FactoredAttention(Mixer):
                 total += 2 * L * D
         if (self.e1 or self.e3) and (self.e2 or self.e4):
             total += H * Tq * S
-        total += SOFTMAX_FLOPS * H * Tq * S + 2 * Tq * S * D
+        total += softmax_flops(H * Tq, S) + 2 * Tq * S * D
         return total
 
     # ----------------------------------------------------------------------------------------------

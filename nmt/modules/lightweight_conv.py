@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nmt.modules.conv_common import ConvMixer, conv_options, softmax_flops
+from nmt.modules.base import softmax_flops
+from nmt.modules.conv_common import ConvMixer, conv_options
 from nmt.modules.registry import BuildContext
 from nmt.modules.spec import TermSpec
 

@@ -29,7 +29,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from nmt.modules.base import Mixer, Role, State, check_no_nan_rows, linear_flops, step_position
+from nmt.modules.base import Mixer, Role, State, check_no_nan_rows, linear_flops, softmax_flops, step_position
 from nmt.modules.registry import BuildContext, Options
 from nmt.modules.spec import SpecError, TermSpec
 
@@ -214,7 +214,7 @@ class Salient(Mixer):
         proj = 2 * linear_flops(T, d, d) + 2 * linear_flops(S, d, d) + T * d
         norms = 2 * S * d
         select = H * T * T if self.role == "decoder" else H * S * max(1, math.ceil(math.log2(max(S, 1))))
-        attend = sum(4 * n * d + 3 * n * H for n in self.kept(T, S))
+        attend = sum(4 * n * d + softmax_flops(H, n) for n in self.kept(T, S))
         return proj + norms + select + attend
 
 
