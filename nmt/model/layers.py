@@ -88,10 +88,11 @@ class DecoderLayer(nn.Module):
         self.ffn_res = Residual(d_model, dropout, pre_norm)
 
     def forward(
-        self, x: Tensor, padding_mask: Tensor | None, memory: Tensor, memory_padding_mask: Tensor | None
+        self, x: Tensor, memory: Tensor, memory_padding_mask: Tensor | None
     ) -> Tensor:
+        """Right-padded targets (B, T, D): causal self-mixing needs no target padding mask."""
         if self.self_mixer is not None:
-            x = self.self_res(x, lambda h: self.self_mixer(h, padding_mask=padding_mask))
+            x = self.self_res(x, self.self_mixer)
         x = self.cross_res(
             x, lambda h: self.cross_mixer(h, memory=memory, memory_padding_mask=memory_padding_mask)
         )

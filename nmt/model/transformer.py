@@ -103,7 +103,7 @@ class Transformer(nn.Module):
         """
         x = self.tgt_embed(tgt_in)
         for layer in self.decoder:
-            x = layer(x, None, memory, memory_padding_mask)
+            x = layer(x, memory, memory_padding_mask)
         return self.decoder_norm(x)
 
     def forward(self, src: Tensor, src_padding_mask: Tensor, tgt_in: Tensor) -> Tensor:
