@@ -112,8 +112,7 @@ def fit(cfg: ExperimentConfig, ckpt_path: str | None = None, *, enable_progress_
         torch.set_num_threads(cfg.train.num_threads)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     dm = NMTDataModule(cfg.data)
-    dm.prepare_data()
-    dm.setup("fit")
+    dm.setup("fit")  # prepares what is not cached; Lightning's prepare_data later logs the summary
     task = TranslationTask(to_dict(cfg), vocab_info(dm, cfg.train.output_dir))
     log.info("model: %d parameters", task.model.num_parameters())
     if cfg.train.compile:
@@ -143,7 +142,6 @@ def validate(cfg: ExperimentConfig, checkpoint: str) -> list[dict[str, float]]:
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
     dm = NMTDataModule(cfg.data)
-    dm.prepare_data()
     dm.setup("validate")
     task = TranslationTask(to_dict(cfg), vocab_info(dm, cfg.train.output_dir))
     trainer = build_trainer(cfg)
