@@ -157,17 +157,25 @@ def test_split(
 ) -> dict[str, Any]:
     """``nmt test``: translate a split of the checkpoint's corpus, score BLEU/chrF with sacrebleu."""
     from nmt.data.datamodule import NMTDataModule
-    from nmt.eval.score import score
 
     loaded = load_model(checkpoint)
+    out = Path(output) if output else Path(checkpoint).with_suffix(f".{split}.hyp")
+    return score_split(loaded, NMTDataModule(loaded.cfg.data), split, overrides, out, max_tokens)
+
+
+def score_split(
+    loaded: Loaded, dm: Any, split: str, overrides: dict[str, Any], out: Path, max_tokens: int = 4000
+) -> dict[str, Any]:
+    """Translate ``split`` of the data module ``dm`` with ``loaded``, write the hypotheses to ``out``
+    and score them (BLEU, chrF, signatures, decoding speed)."""
+    from nmt.eval.score import score
+
     dcfg = decode_config(loaded.cfg.decode, overrides)
-    dm = NMTDataModule(loaded.cfg.data)
     sources, refs = dm.sources(split), dm.references(split)
     t0 = time.perf_counter()
     results = translate_lines(loaded, sources, dcfg, max_tokens, progress=True)
     seconds = time.perf_counter() - t0
     hyps = [loaded.vocab.decode_tgt(r[0].tokens) for r in results]
-    out = Path(output) if output else Path(checkpoint).with_suffix(f".{split}.hyp")
     out.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
     bleu, chrf = score(hyps, refs, metrics=("bleu", "chrf"))
     lines = [bleu.text, f"  signature: {bleu.signature}", chrf.text, f"  signature: {chrf.signature}"]

@@ -77,15 +77,15 @@ def run_one(study: StudyConfig, label: str, seed: int) -> RunRecord:
         steps = _train(cfg, run_dir)
 
     from nmt.data.datamodule import NMTDataModule
-    from nmt.inference import load_model, test_split
+    from nmt.inference import load_model, score_split
 
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         raise FileNotFoundError(f"{ckpt}: training ended without a last checkpoint")
     hyp_path = run_dir / f"{study.split}.hyp"
-    test = test_split(str(ckpt), study.split, {}, str(hyp_path), study.test_max_tokens)
     loaded = load_model(ckpt)
     dm = NMTDataModule(loaded.cfg.data)
+    test = score_split(loaded, dm, study.split, {}, hyp_path, study.test_max_tokens)
     sources, references = dm.sources(study.split), dm.references(study.split)
     _store_references(study, references)
     flops = corpus_flops(loaded.model, loaded.vocab, sources, references)
