@@ -126,8 +126,9 @@ def run_study(
     failed: list[str] = []
     reported = False  # whether the results already include the last run done
     if not report_only:
-        for label in labels:
-            for seed in study.seeds:
+        # seed-major order: a study cut short has every setting with its first seed(s)
+        for seed in study.seeds:
+            for label in labels:
                 if result_path(study, label, seed).is_file():
                     log.info("skip %s seed %d: finished (%s)", label, seed, result_path(study, label, seed))
                     continue

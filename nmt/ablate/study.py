@@ -33,7 +33,7 @@ VARIED_FLOPS: dict[str, tuple[str, ...]] = {
     "cross": ("cross",),
 }
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=,-]*$")
-IMPOSED = ("train.seed", "train.output_dir")
+IMPOSED = ("train.seed", "data.batch.seed", "train.output_dir")
 
 
 @dataclass
@@ -84,6 +84,8 @@ class StudyConfig:
         for key in self.overrides:
             if key in VARIED_KEYS[self.vary] or key in IMPOSED:
                 raise ConfigError(f"overrides.{key}: set by the study itself (spec, seed or output_dir)")
+        if isinstance(self.data.get("batch"), dict) and "seed" in self.data["batch"]:
+            raise ConfigError("data.batch.seed: set by the study itself (each run's seed)")
         if self.reference not in labels:
             raise ConfigError(f"reference: {self.reference!r} is not a setting label ({', '.join(labels)})")
         if not self.seeds:
@@ -115,7 +117,8 @@ class StudyConfig:
         for key in keys:
             spec = setting.decoder_spec if key == "model.decoder_self" and setting.decoder_spec else setting.spec
             out.append((key, spec))
-        out += [("train.seed", seed), ("train.output_dir", str(self.run_dir(setting.label, seed)))]
+        # the seed varies initialisation, dropout and batch order alike
+        out += [("train.seed", seed), ("data.batch.seed", seed), ("train.output_dir", str(self.run_dir(setting.label, seed)))]
         return out
 
     def experiment(self, label: str, seed: int) -> ExperimentConfig:

@@ -84,3 +84,13 @@ def test_only_rejects_unknown_labels(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "--only: no setting '1111'" in err and "1000, 0110-noabs" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_runs_go_seed_by_seed(tmp_path: Path, monkeypatch) -> None:
+    from nmt.ablate import runner
+
+    calls: list[tuple[str, int]] = []
+    monkeypatch.setattr(runner, "run_one", lambda study, label, seed: calls.append((label, seed)))
+    monkeypatch.setattr(runner, "write_report", lambda study: None)
+    assert runner.run_study(str(write_study(tmp_path)), [("study.seeds", [1, 2])]) == 0
+    assert calls == [(label, seed) for seed in (1, 2) for label in LABELS]  # a study cut short has every setting

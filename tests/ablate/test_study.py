@@ -48,7 +48,7 @@ def test_run_configs_layer_base_study_setting_and_imposed_keys(tmp_path: Path) -
     assert (m.encoder_self, m.decoder_self, m.cross) == ("lightweight:k=7", "lightweight:k=4", "1111")
     assert m.d_model == 16  # from the base
     assert cfg.data.root == "elsewhere" and cfg.data.subword.vocab_size == 50 and cfg.data.corpus == "toy"
-    assert cfg.train.max_steps == 7 and cfg.train.seed == 3
+    assert cfg.train.max_steps == 7 and cfg.train.seed == 3 and cfg.data.batch.seed == 3  # seed sets batch order too
     assert Path(cfg.train.output_dir) == Path("OUT") / "lightweight-k7" / "seed3"
     wo = study.experiment("wo", 3).model
     assert (wo.encoder_self, wo.decoder_self, wo.absolute_positions) == ("w/o", "w/o", "on")
@@ -77,6 +77,8 @@ def test_cross_study_sets_only_cross(tmp_path: Path) -> None:
     ({"settings": [{"label": "1111", "spec": "1111", "overrides": {"model.encoder_self": "1000"}}]},
      "settings[0].overrides.model.encoder_self: set by the study itself"),
     ({"overrides": {"train.seed": 3}}, "overrides.train.seed: set by the study itself"),
+    ({"overrides": {"data.batch.seed": 3}}, "overrides.data.batch.seed: set by the study itself"),
+    ({"data": {"batch": {"seed": 3}}}, "data.batch.seed: set by the study itself"),
     ({"base": "missing.yaml"}, "base: experiment config"),
     ({"vary": "cross", "overrides": {}, "settings": [{"label": "1111", "spec": "1111", "decoder_spec": "1000"}]},
      "settings[0].decoder_spec: only valid with vary: self"),
@@ -122,7 +124,10 @@ def test_shipped_studies_are_valid(path: Path) -> None:
     study = load_study(path)  # builds every setting's model once: specs and options are checked
     assert study.name == path.stem and study.seeds == [1, 2]
     assert Path(study.output_dir) == Path("runs/ablation") / path.stem
-    assert all(study.experiment(s.label, 2).train.max_time_minutes for s in study.settings)
+    for s in study.settings:  # equal updates, every setting order-aware through absolute positions
+        cfg = study.experiment(s.label, 2)
+        assert cfg.train.max_steps > 0 and cfg.train.max_time_minutes is None
+        assert cfg.model.uses_absolute_positions("encoder") or s.label.endswith("-noabs")
 
 
 def test_shipped_studies_cover_the_issue() -> None:
