@@ -8,8 +8,11 @@ from pathlib import Path
 
 from nmt.ablate.plot import plot_study
 from nmt.ablate.results import (
+    Comparison,
     RunRecord,
     SettingRow,
+    compare_runs,
+    comparisons_markdown,
     load_record,
     results_json,
     rows_csv,
@@ -41,10 +44,12 @@ def collect_records(study: StudyConfig) -> list[RunRecord]:
     return records
 
 
-def p_values(study: StudyConfig, records: list[RunRecord]) -> dict[str, float | None]:
-    """Bootstrap p-value of each setting against the reference (see ``significance``)."""
+def p_values(
+    study: StudyConfig, records: list[RunRecord], pairs: list[tuple[str, str]]
+) -> dict[tuple[str, str], float | None]:
+    """Bootstrap p-value of setting A against setting B for each (A, B) of ``pairs`` (see ``significance``)."""
     refs_file = references_path(study)
-    if study.bootstrap_samples < 1:
+    if study.bootstrap_samples < 1 or not pairs:
         return {}
     if not refs_file.is_file():
         log.warning("no p-values: references file %s is missing", refs_file)
@@ -54,11 +59,11 @@ def p_values(study: StudyConfig, records: list[RunRecord]) -> dict[str, float | 
     def hyps(label: str) -> dict[int, Path]:
         return {r.seed: study.run_dir(label, r.seed) / r.hypotheses for r in records if r.label == label}
 
-    base = hyps(study.reference)
-    out: dict[str, float | None] = {}
-    for s in study.settings:
-        if s.label != study.reference and base:
-            out[s.label] = setting_p_value(hyps(s.label), base, refs, study.bootstrap_samples)
+    out: dict[tuple[str, str], float | None] = {}
+    for a, b in pairs:
+        system, baseline = hyps(a), hyps(b)
+        if system and baseline:
+            out[(a, b)] = setting_p_value(system, baseline, refs, study.bootstrap_samples)
     return out
 
 
@@ -85,12 +90,18 @@ def write_report(study: StudyConfig) -> list[SettingRow]:
     """Rebuild every results file of the study from the runs finished so far; returns the rows."""
     records = collect_records(study)
     order = [s.label for s in study.settings]
-    rows = summarise(records, order, study.reference, p_values(study, records))
+    against_ref = [(label, study.reference) for label in order if label != study.reference]
+    extra = [(a, b) for a, b in study.compare]
+    p = p_values(study, records, against_ref + extra)
+    rows = summarise(records, order, study.reference, {a: p.get((a, b)) for a, b in against_ref})
+    comparisons: list[Comparison] = [
+        c for a, b in extra if (c := compare_runs(records, a, b, p.get((a, b)))) is not None]
     out = Path(study.output_dir)
     title = f"{study.name}: {study.vary} attention varied"
     save_text_atomic(out / "results.csv", rows_csv(rows))
-    save_json_atomic(out / "results.json", results_json(to_dict(study), rows, records))
-    save_text_atomic(out / "results.md", rows_markdown(rows, title, _notes(study, records)))
+    save_json_atomic(out / "results.json", results_json(to_dict(study), rows, records, comparisons))
+    notes = _notes(study, records)
+    save_text_atomic(out / "results.md", rows_markdown(rows, title, comparisons_markdown(comparisons) + notes))
     xlabel = f"GFLOPs of {' + '.join(VARIED_FLOPS[study.vary])} attention over the test set"
     plot_study(rows, out / "results.png", title, xlabel)
     log.info("study %s: %d/%d runs finished; results in %s/results.{md,csv,json,png}",

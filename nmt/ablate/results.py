@@ -193,10 +193,49 @@ def rows_markdown(rows: Sequence[SettingRow], title: str, notes: Sequence[str] =
     return "\n".join(lines).rstrip() + "\n"
 
 
-def results_json(study: dict[str, Any], rows: Sequence[SettingRow], records: Sequence[RunRecord]) -> dict[str, Any]:
-    """Plain data of the whole study: its config, the table rows and every run record."""
+@dataclass
+class Comparison:
+    """Two settings compared on the seeds both finished: mean BLEU of each and the bootstrap p-value."""
+
+    a: str
+    b: str
+    seeds: list[int]
+    bleu_a: float
+    bleu_b: float
+    p_value: Optional[float]
+
+
+def compare_runs(records: Sequence[RunRecord], a: str, b: str, p_value: float | None) -> Comparison | None:
+    """Mean BLEU of settings ``a`` and ``b`` over their common seeds (None when they share none)."""
+    runs_a = {r.seed: r for r in records if r.label == a}
+    runs_b = {r.seed: r for r in records if r.label == b}
+    seeds = sorted(set(runs_a) & set(runs_b))
+    if not seeds:
+        return None
+    return Comparison(a=a, b=b, seeds=seeds, bleu_a=statistics.fmean(runs_a[k].bleu for k in seeds),
+                      bleu_b=statistics.fmean(runs_b[k].bleu for k in seeds), p_value=p_value)
+
+
+def comparisons_markdown(comparisons: Sequence[Comparison]) -> list[str]:
+    """Markdown lines of the pairwise comparison table (empty when there is none)."""
+    if not comparisons:
+        return []
+    lines = ["Pairwise comparisons (seeds both settings finished; p: paired bootstrap of A against B):", "",
+             "| A | B | seeds | BLEU A | BLEU B | A − B | p |", "|---|---|---|---|---|---|---|"]
+    for c in comparisons:
+        lines.append(f"| {c.a} | {c.b} | {' '.join(map(str, c.seeds))} | {c.bleu_a:.2f} | {c.bleu_b:.2f} | "
+                     f"{c.bleu_a - c.bleu_b:+.2f} | {_p(c.p_value, False)} |")
+    return lines + [""]
+
+
+def results_json(
+    study: dict[str, Any], rows: Sequence[SettingRow], records: Sequence[RunRecord],
+    comparisons: Sequence[Comparison] = (),
+) -> dict[str, Any]:
+    """Plain data of the whole study: its config, the table rows, the pairwise comparisons and every run record."""
     return {
         "study": study,
         "settings": [to_dict(r) for r in rows],
+        "comparisons": [to_dict(c) for c in comparisons],
         "runs": [{**to_dict(r), "total_flops": r.total_flops} for r in records],
     }

@@ -65,6 +65,8 @@ class StudyConfig:
     split: str = field("test", help="split translated and scored at the end of each run")
     test_max_tokens: int = field(4000, help="source tokens per decoding batch when testing")
     bootstrap_samples: int = field(1000, help="paired bootstrap resamples against the reference (0: no p-values)")
+    compare: list[list[str]] = field(
+        default_factory=list, help="extra pairs of setting labels [A, B] to test against each other (A vs B)")
 
     def __post_init__(self) -> None:
         if not self.settings:
@@ -88,6 +90,12 @@ class StudyConfig:
             raise ConfigError("data.batch.seed: set by the study itself (each run's seed)")
         if self.reference not in labels:
             raise ConfigError(f"reference: {self.reference!r} is not a setting label ({', '.join(labels)})")
+        for i, pair in enumerate(self.compare):
+            if len(pair) != 2 or pair[0] == pair[1]:
+                raise ConfigError(f"compare[{i}]: expected two different setting labels [A, B], got {pair}")
+            unknown = [x for x in pair if x not in labels]
+            if unknown:
+                raise ConfigError(f"compare[{i}]: {', '.join(map(repr, unknown))} is not a setting label ({', '.join(labels)})")
         if not self.seeds:
             raise ConfigError("seeds: give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -143,7 +151,7 @@ def _flatten(data: dict[str, Any], prefix: str) -> list[tuple[str, Any]]:
 
 
 STUDY_KEYS = {"name", "base", "vary", "settings", "reference", "output_dir", "seeds", "data", "overrides",
-              "split", "test_max_tokens", "bootstrap_samples"}
+              "split", "test_max_tokens", "bootstrap_samples", "compare"}
 EXPERIMENT_SECTIONS = {"model", "optim", "train", "decode"}
 
 

@@ -30,6 +30,7 @@ reference: "1000"
 seeds: [1]
 output_dir: {out}
 bootstrap_samples: 100
+compare: [["1000", "0110-noabs"]]
 settings:
   - {{label: "1000", spec: "1000"}}
   - {{label: "0110-noabs", spec: "0110", overrides: {{model.absolute_positions: "off"}}}}

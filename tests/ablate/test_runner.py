@@ -47,6 +47,9 @@ def test_study_runs_skips_resumes_and_reports(tmp_path: Path, caplog) -> None:
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert len(data["runs"]) == 2 and data["study"]["reference"] == "1000"
+    (cmp,) = data["comparisons"]  # the study's extra pair, tested in the direction given
+    assert (cmp["a"], cmp["b"], cmp["seeds"]) == ("1000", "0110-noabs", [1]) and 0 < cmp["p_value"] <= 1
+    assert f"| 1000 | 0110-noabs | 1 | {cmp['bleu_a']:.2f} | {cmp['bleu_b']:.2f} |" in table
     assert len((out / "references.test.txt").read_text(encoding="utf-8").splitlines()) == 30
 
     # 2. a second invocation trains nothing and rewrites no run file

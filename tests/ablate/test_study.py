@@ -80,6 +80,8 @@ def test_cross_study_sets_only_cross(tmp_path: Path) -> None:
     ({"overrides": {"data.batch.seed": 3}}, "overrides.data.batch.seed: set by the study itself"),
     ({"data": {"batch": {"seed": 3}}}, "data.batch.seed: set by the study itself"),
     ({"base": "missing.yaml"}, "base: experiment config"),
+    ({"compare": [["1111", "zz"]]}, "compare[0]: 'zz' is not a setting label"),
+    ({"compare": [["1111", "1111"]]}, "compare[0]: expected two different setting labels"),
     ({"vary": "cross", "overrides": {}, "settings": [{"label": "1111", "spec": "1111", "decoder_spec": "1000"}]},
      "settings[0].decoder_spec: only valid with vary: self"),
     ({"vary": "cross", "overrides": {}, "settings": [{"label": "1111", "spec": "w/o"}]},
