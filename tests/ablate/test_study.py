@@ -133,7 +133,8 @@ def test_shipped_studies_are_valid(path: Path) -> None:
 
 
 def test_shipped_studies_cover_the_issue() -> None:
-    assert [p.stem for p in SHIPPED] == ["beyond", "convolution", "cross_attention", "deformable", "self_attention"]
+    assert [p.stem for p in SHIPPED] == ["beyond", "convolution", "cross_attention", "deformable", "salient",
+                                         "self_attention"]
     self_study = load_study(SHIPPED[-1])
     on = [s.label for s in self_study.settings if not s.label.endswith("-noabs")]
     assert on == ["wo", "0001", "0010", "0011", "0100", "0110", "0111", "1000", "1111"]
