@@ -22,7 +22,8 @@ import sys
 import time
 from collections import defaultdict
 
-from nmt.ablate.study import StudyConfig, load_study
+from nmt.ablate.results import load_record, save_json_atomic
+from nmt.ablate.study import VARIED_FLOPS, StudyConfig, load_study
 from nmt.config import parse_override_value, to_dict
 
 
@@ -38,6 +39,17 @@ def twin_groups(studies: list[StudyConfig]) -> list[list[tuple[StudyConfig, str,
     return [g for g in groups.values() if len(g) > 1]
 
 
+def retarget(study: StudyConfig, label: str, run_dir: Path) -> None:
+    """Rewrite a copied ``result.json`` for its new study: label, spec, what is varied and the
+    FLOPs of the attention that study varies (the per-part FLOPs are the same)."""
+    path = run_dir / "result.json"
+    rec = load_record(path)
+    setting = study.setting(label)
+    rec.label, rec.spec, rec.decoder_spec, rec.vary = label, setting.spec, setting.decoder_spec, study.vary
+    rec.attention_flops = sum(rec.flops[part] for part in VARIED_FLOPS[study.vary])
+    save_json_atomic(path, to_dict(rec))
+
+
 def share(groups: list[list[tuple[StudyConfig, str, int]]]) -> list[str]:
     """Copy each group's first finished run to its members that have not started; returns what was done."""
     done = []
@@ -51,6 +63,7 @@ def share(groups: list[list[tuple[StudyConfig, str, int]]]) -> list[str]:
             if dst.exists():
                 continue
             shutil.copytree(src, dst)
+            retarget(study, label, dst)
             (dst / "SHARED_FROM").write_text(f"{src}\n", encoding="utf-8")
             done.append(f"{src} -> {dst}")
     return done
