@@ -21,6 +21,7 @@ import shutil
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from nmt.ablate.results import load_record, save_json_atomic
 from nmt.ablate.study import VARIED_FLOPS, StudyConfig, load_study
