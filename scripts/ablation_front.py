@@ -19,9 +19,8 @@ import json
 import sys
 from pathlib import Path
 
-from nmt.ablate.plot import plot_study
+from nmt.ablate.plot import flops_label, plot_study
 from nmt.ablate.results import SettingRow
-from nmt.ablate.study import VARIED_FLOPS
 
 
 def load_rows(study_dirs: list[Path]) -> tuple[list[SettingRow], str]:
@@ -83,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     front = pareto(rows)
     print(markdown(rows, front), end="")
     if args.out is not None:
-        xlabel = f"GFLOPs of {' + '.join(VARIED_FLOPS[vary])} attention over the test set"
-        plot_study(rows, args.out, f"{vary} attention: all studies", xlabel)
+        plot_study(rows, args.out, f"{vary} attention: all studies", flops_label(vary))
     return 0
 
 

@@ -21,10 +21,10 @@ import shutil
 import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
 from nmt.ablate.results import load_record, save_json_atomic
-from nmt.ablate.study import VARIED_FLOPS, StudyConfig, load_study
+from nmt.ablate.runner import result_path
+from nmt.ablate.study import StudyConfig, load_study
 from nmt.config import parse_override_value, to_dict
 
 
@@ -40,14 +40,14 @@ def twin_groups(studies: list[StudyConfig]) -> list[list[tuple[StudyConfig, str,
     return [g for g in groups.values() if len(g) > 1]
 
 
-def retarget(study: StudyConfig, label: str, run_dir: Path) -> None:
+def retarget(study: StudyConfig, label: str, seed: int) -> None:
     """Rewrite a copied ``result.json`` for its new study: label, spec, what is varied and the
     FLOPs of the attention that study varies (the per-part FLOPs are the same)."""
-    path = run_dir / "result.json"
+    path = result_path(study, label, seed)
     rec = load_record(path)
     setting = study.setting(label)
     rec.label, rec.spec, rec.decoder_spec, rec.vary = label, setting.spec, setting.decoder_spec, study.vary
-    rec.attention_flops = sum(rec.flops[part] for part in VARIED_FLOPS[study.vary])
+    rec.attention_flops = study.varied_flops(rec.flops)
     save_json_atomic(path, to_dict(rec))
 
 
@@ -55,7 +55,7 @@ def share(groups: list[list[tuple[StudyConfig, str, int]]]) -> list[str]:
     """Copy each group's first finished run to its members that have not started; returns what was done."""
     done = []
     for group in groups:
-        finished = [m for m in group if (m[0].run_dir(m[1], m[2]) / "result.json").is_file()]
+        finished = [m for m in group if result_path(*m).is_file()]
         if not finished:
             continue
         src = finished[0][0].run_dir(finished[0][1], finished[0][2])
@@ -64,7 +64,7 @@ def share(groups: list[list[tuple[StudyConfig, str, int]]]) -> list[str]:
             if dst.exists():
                 continue
             shutil.copytree(src, dst)
-            retarget(study, label, dst)
+            retarget(study, label, seed)
             (dst / "SHARED_FROM").write_text(f"{src}\n", encoding="utf-8")
             done.append(f"{src} -> {dst}")
     return done

@@ -6,6 +6,12 @@ from pathlib import Path
 from typing import Sequence
 
 from nmt.ablate.results import SettingRow
+from nmt.ablate.study import VARIED_FLOPS
+
+
+def flops_label(vary: str) -> str:
+    """x-axis label of a study that varies ``vary`` attention."""
+    return f"GFLOPs of {' + '.join(VARIED_FLOPS[vary])} attention over the test set"
 
 
 def plot_study(rows: Sequence[SettingRow], path: str | Path, title: str, xlabel: str) -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from nmt.ablate.plot import plot_study
+from nmt.ablate.plot import flops_label, plot_study
 from nmt.ablate.results import (
     Comparison,
     RunRecord,
@@ -102,8 +102,7 @@ def write_report(study: StudyConfig) -> list[SettingRow]:
     save_json_atomic(out / "results.json", results_json(to_dict(study), rows, records, comparisons))
     notes = _notes(study, records)
     save_text_atomic(out / "results.md", rows_markdown(rows, title, comparisons_markdown(comparisons) + notes))
-    xlabel = f"GFLOPs of {' + '.join(VARIED_FLOPS[study.vary])} attention over the test set"
-    plot_study(rows, out / "results.png", title, xlabel)
+    plot_study(rows, out / "results.png", title, flops_label(study.vary))
     log.info("study %s: %d/%d runs finished; results in %s/results.{md,csv,json,png}",
              study.name, len(records), len(study.settings) * len(study.seeds), out)
     return rows

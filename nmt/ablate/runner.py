@@ -22,7 +22,7 @@ from nmt.ablate.measure import corpus_flops, train_tokens_per_s
 from nmt.ablate.report import references_path, write_report
 from nmt.ablate.results import RunRecord, load_record, save_json_atomic, save_text_atomic
 from nmt.ablate.significance import read_lines_exact
-from nmt.ablate.study import VARIED_FLOPS, StudyConfig, load_study
+from nmt.ablate.study import StudyConfig, load_study
 from nmt.config import ConfigError, to_dict
 from nmt.experiment import ExperimentConfig
 
@@ -96,7 +96,7 @@ def run_one(study: StudyConfig, label: str, seed: int) -> RunRecord:
         bleu=float(test["bleu"]), chrf=float(test["chrf"]),
         bleu_signature=str(test["bleu_signature"]), chrf_signature=str(test["chrf_signature"]),
         test_sentences=int(test["sentences"]), flops=flops,
-        attention_flops=sum(flops[part] for part in VARIED_FLOPS[study.vary]),
+        attention_flops=study.varied_flops(flops),
         params=loaded.model.num_parameters(), train_steps=steps,
         train_tokens_per_s=train_tokens_per_s(run_dir / "tb"),
         decode_sentences_per_s=float(test["sentences_per_s"]),

@@ -80,14 +80,9 @@ class StudyConfig:
                 raise ConfigError(f"settings[{i}].label: {s.label!r} is used by more than one setting")
             if s.decoder_spec is not None and self.vary != "self":
                 raise ConfigError(f"settings[{i}].decoder_spec: only valid with vary: self (this study varies {self.vary})")
-            for key in s.overrides:
-                if key in VARIED_KEYS[self.vary] or key in IMPOSED:
-                    raise ConfigError(f"settings[{i}].overrides.{key}: set by the study itself (spec, seed or output_dir)")
-        for key in self.overrides:
-            if key in VARIED_KEYS[self.vary] or key in IMPOSED:
-                raise ConfigError(f"overrides.{key}: set by the study itself (spec, seed or output_dir)")
-        if isinstance(self.data.get("batch"), dict) and "seed" in self.data["batch"]:
-            raise ConfigError("data.batch.seed: set by the study itself (each run's seed)")
+            self._check_not_imposed(s.overrides, f"settings[{i}].overrides.")
+        self._check_not_imposed(self.overrides, "overrides.")
+        self._check_not_imposed(dict(_flatten(self.data, "data")), "")
         if self.reference not in labels:
             raise ConfigError(f"reference: {self.reference!r} is not a setting label ({', '.join(labels)})")
         for i, pair in enumerate(self.compare):
@@ -104,6 +99,16 @@ class StudyConfig:
             raise ConfigError(f"test_max_tokens must be positive, got {self.test_max_tokens}")
         if self.bootstrap_samples < 0:
             raise ConfigError(f"bootstrap_samples must be >= 0, got {self.bootstrap_samples}")
+
+    def _check_not_imposed(self, keys: dict[str, Any], where: str) -> None:
+        """Dotted experiment ``keys`` must not set what the study sets for every run."""
+        for key in keys:
+            if key in VARIED_KEYS[self.vary] or key in IMPOSED:
+                raise ConfigError(f"{where}{key}: set by the study itself (spec, seed or output_dir)")
+
+    def varied_flops(self, flops: dict[str, int]) -> int:
+        """FLOPs of the attention this study varies, from a run's per-part FLOPs."""
+        return sum(flops[part] for part in VARIED_FLOPS[self.vary])
 
     def setting(self, label: str) -> Setting:
         """The setting called ``label``."""
