@@ -25,7 +25,7 @@ from collections import defaultdict
 from nmt.ablate.results import load_record, save_json_atomic
 from nmt.ablate.runner import result_path
 from nmt.ablate.study import StudyConfig, load_study
-from nmt.config import parse_override_value, to_dict
+from nmt.config import ConfigError, parse_override_value, to_dict
 
 
 def twin_groups(studies: list[StudyConfig]) -> list[list[tuple[StudyConfig, str, int]]]:
@@ -78,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(rest) % 2 or any(not k.startswith("--") for k in rest[::2]):
         ap.error(f"overrides must be --key value pairs, got {' '.join(rest)}")
     overrides = [(k[2:], parse_override_value(v)) for k, v in zip(rest[::2], rest[1::2])]
-    groups = twin_groups([load_study(p, overrides) for p in args.studies])
+    try:
+        groups = twin_groups([load_study(p, overrides) for p in args.studies])
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     for g in groups:
         print("twins:", ", ".join(f"{s.name}/{label}/seed{seed}" for s, label, seed in g), file=sys.stderr)
     while True:

@@ -50,3 +50,9 @@ def test_twins_are_copied_to_runs_not_started(tmp_path: Path) -> None:
     assert list(started.iterdir()) == []
     rec = load_record(copy / "result.json")  # rewritten for the study it now belongs to
     assert (rec.label, rec.vary, rec.attention_flops) == ("1000", "encoder_self", FLOPS["encoder_self"])
+
+
+def test_bad_study_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    assert S.main([str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "missing.yaml" in err and len(err.splitlines()) == 1
