@@ -1,7 +1,9 @@
 """Batched beam search over the ``Seq2Seq`` step contract.
 
 All ``B * beam`` hypotheses advance together, one ``model.step`` per time step on the last token
-only (the model keeps its own incremental state). Per step the work is one log-softmax over
+only (the model keeps its own incremental state). The first step runs once per sentence (its
+``beam`` hypotheses would all be the same ``<s>``); the state is expanded to ``beam`` rows per
+sentence after it. Per step the work is one log-softmax over
 (B*beam, V) and one top-k over the flattened (B, beam*V) scores; Python only touches the few
 hypotheses that end at that step. Sentences that are done leave the batch (the same
 ``reorder_state`` call that follows the beam back-pointers drops their rows), so later steps
@@ -55,13 +57,12 @@ def beam_search(
     B, K = max_lens.numel(), beam
     inf = float("inf")
 
-    state = model.reorder_state(state, torch.arange(B, device=device).repeat_interleave(K))
     live = torch.arange(B, device=device)  # (b,) original sentence ids of live sentences
     limits = max_lens.to(device=device, dtype=torch.long).clone()  # (b,)
     scores = torch.full((B, K), -inf, device=device)  # (b, K) log-probs of live hypotheses
-    scores[:, 0] = 0.0  # all K rows start identical: only row 0 may expand at the first step
+    scores[:, 0] = 0.0  # the first step has one row per sentence: it stands for row 0
     history = torch.empty((B * K, 0), dtype=torch.long, device=device)  # (b*K, t) tokens so far
-    last = torch.full((B * K,), bos, dtype=torch.long, device=device)  # (b*K,)
+    last = torch.full((B,), bos, dtype=torch.long, device=device)  # (b,) at the first step, then (b*K,)
     n_ended = torch.zeros(B, dtype=torch.long, device=device)  # (b,)
     best_ended = torch.full((B, K), -inf, device=device)  # (b, K) top-K ended scores (early_stop=False)
     rank = torch.arange(2 * K, device=device)  # (2K,)
@@ -69,7 +70,7 @@ def beam_search(
 
     for t in range(int(limits.max()) if B else 0):
         n = t + 1  # predictions made by a hypothesis extended at this step
-        logits, state = model.step(last, state)  # (b*K, V)
+        logits, state = model.step(last, state)  # (b*K, V); (b, V) at t = 0
         lprobs = torch.log_softmax(logits.float(), dim=-1)
         V = lprobs.size(-1)
         lprobs[:, pad] = -inf
@@ -78,7 +79,7 @@ def beam_search(
         if t < min_len:
             lprobs[:, eos] = -inf
         b = live.numel()
-        cand = (scores.view(-1, 1) + lprobs).view(b, K * V)  # (b, K*V)
+        cand = (scores.unsqueeze(2) + lprobs.view(b, -1, V)).view(b, K * V)  # (b, K*V)
         top_scores, top_idx = cand.topk(min(2 * K, K * V), dim=-1)  # (b, 2K)
         top_src = top_idx // V  # (b, 2K) which hypothesis of the sentence
         top_tok = top_idx % V  # (b, 2K)
@@ -124,8 +125,8 @@ def beam_search(
             break
         rows = (keep * K).unsqueeze(1) + sel_src[keep]  # (b', K) rows of the current batch
         rows = rows.view(-1)
-        # no sentence left the batch: every row stays with its sentence, source caches stay as they are
-        state = model.reorder_state(state, rows, same_source=keep.numel() == live.numel())
+        state_rows = rows if t > 0 else rows // K  # the first step's state has one row per sentence
+        state = model.reorder_state(state, state_rows, None if keep.numel() == live.numel() else keep)
         last = sel_tok[keep].view(-1)  # (b'*K,)
         history = torch.cat([history[rows], last.unsqueeze(1)], dim=1)
         scores = sel_scores[keep]

@@ -50,5 +50,5 @@ class EnsembleModel:
             combined = torch.log_softmax(stacked.mean(dim=0), dim=-1)
         return combined, new_state  # (B, V)
 
-    def reorder_state(self, state: list[Any], index: Tensor, same_source: bool = False) -> list[Any]:
-        return [m.reorder_state(s, index, same_source) for m, s in zip(self.models, state)]
+    def reorder_state(self, state: list[Any], index: Tensor, sources: Tensor | None) -> list[Any]:
+        return [m.reorder_state(s, index, sources) for m, s in zip(self.models, state)]

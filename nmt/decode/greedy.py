@@ -67,7 +67,7 @@ def greedy_search(
         keep = (~done).nonzero().squeeze(1)  # (n',)
         if keep.numel() == 0:
             break
-        state = model.reorder_state(state, keep)
+        state = model.reorder_state(state, keep, keep)
         live, limits, logprob, history, last = (
             live[keep],
             limits[keep],

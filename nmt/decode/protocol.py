@@ -1,9 +1,14 @@
 """The contract between a sequence-to-sequence model and the decoders in ``nmt.decode``.
 
 A decoder never runs the target prefix again: it encodes the source once, asks for a fresh
-decoder state, then feeds one token per step. Beam search expands and prunes hypotheses by
-selecting batch rows of the state with ``reorder_state``; the first call expands every sentence to
-``beam`` rows with ``torch.arange(B).repeat_interleave(beam)``.
+decoder state, then feeds one token per step. Beam search and sampling expand and prune
+hypotheses by selecting rows of the state with ``reorder_state``: after the first step of beam
+search, every sentence's one row becomes ``beam`` rows (``torch.arange(B).repeat_interleave(beam)``).
+
+A sentence's hypotheses are always consecutive rows, the same number per sentence. A model may
+therefore keep what depends on the source alone (the memory, cross-attention keys and values) once
+per sentence and read it for all of that sentence's rows; ``reorder_state`` says both which rows
+survive and, separately, which sentences do.
 
 Padding masks are bool with ``True`` at padding (as everywhere in ``nmt``).
 """
@@ -31,10 +36,12 @@ class Seq2Seq(Protocol):
         """Last target token per row (B,) -> next-token logits (B, V) and the updated state."""
         ...
 
-    def reorder_state(self, state: Any, index: Tensor, same_source: bool = False) -> Any:
-        """Select (and repeat) batch rows ``index`` (B',) of ``state``: the new batch is B'.
+    def reorder_state(self, state: Any, index: Tensor, sources: Tensor | None) -> Any:
+        """Select (and repeat) rows ``index`` (N',) of ``state``: the new batch has N' rows.
 
-        ``same_source=True`` promises that new row i reads the same source sentence as old row i
-        (beam reordering within each sentence, batch unchanged): source-side caches may be kept.
+        ``sources`` (B',) selects the sentences that remain, in order (``None``: the same sentences
+        as before); the N' rows are B' consecutive groups of N'/B', one per sentence, and each new
+        row was a row of the same sentence. A model may ignore ``sources`` and select every
+        per-row tensor by ``index``.
         """
         ...

@@ -75,7 +75,7 @@ def sample(
     generator = torch.Generator(device=device).manual_seed(seed)
     picker = Sampler(method, k=k, p=p, temperature=temperature, generator=generator)
     expand = torch.arange(B, device=device).repeat_interleave(nbest)  # (B*nbest,)
-    state = model.reorder_state(state, expand)
+    state = model.reorder_state(state, expand, expand)  # samples end at different steps: one source row each
     hyps = greedy_search(
         model, state, max_lens[expand], bos=bos, eos=eos, pad=pad, alpha=alpha, min_len=min_len, pick=picker
     )

@@ -101,14 +101,21 @@ class DecoderLayer(nn.Module):
     def step(
         self, x_t: Tensor, state: dict[str, State], memory: Tensor, memory_padding_mask: Tensor | None
     ) -> tuple[Tensor, dict[str, State]]:
-        """One incremental step: ``x_t`` (B, 1, D); ``state`` holds the self and cross mixer states."""
+        """One incremental step: ``x_t`` (N, 1, D), N = B x n rows where each of the B sentences of
+        ``memory`` (B, S, D) owns n consecutive rows (its hypotheses); ``state`` holds the self and
+        cross mixer states. Cross-mixing sees each sentence's n rows as n queries at one position,
+        so it reads the sentence's memory once instead of once per hypothesis."""
         new: dict[str, State] = {}
         if self.self_mixer is not None:
             x_t, new["self"] = self.self_res.step(x_t, lambda h: self.self_mixer.step(h, state.get("self", {})))
-        x_t, new["cross"] = self.cross_res.step(
-            x_t,
-            lambda h: self.cross_mixer.step(
-                h, state.get("cross", {}), memory=memory, memory_padding_mask=memory_padding_mask
-            ),
-        )
+
+        def cross(h: Tensor) -> tuple[Tensor, State]:
+            N, _, D = h.shape
+            B = memory.size(0)
+            y, s = self.cross_mixer.step(  # (B, n, D)
+                h.view(B, N // B, D), state.get("cross", {}), memory=memory, memory_padding_mask=memory_padding_mask
+            )
+            return y.reshape(N, 1, D), s
+
+        x_t, new["cross"] = self.cross_res.step(x_t, cross)
         return self.ffn_res(x_t, self.ffn), new

@@ -127,31 +127,37 @@ class Transformer(nn.Module):
         }
 
     def step(self, tokens: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-        """Feed the last tokens (B,) at step ``state['t']``; return next-token logits (B, V) and the state."""
+        """Feed the last tokens (N,) at step ``state['t']``; return next-token logits (N, V) and the state.
+
+        The N rows are B equal groups of consecutive rows, one per sentence of the memory (B, S, D):
+        cross-attention reads each sentence's memory once for its group (``DecoderLayer.step``).
+        """
         t = state["t"]
-        x = self.tgt_embed(tokens[:, None], start=t)  # (B, 1, D)
+        if tokens.size(0) % state["memory"].size(0):
+            raise ValueError(
+                f"{tokens.size(0)} decoder rows do not split into equal groups over "
+                f"{state['memory'].size(0)} source sentences"
+            )
+        x = self.tgt_embed(tokens[:, None], start=t)  # (N, 1, D)
         layers = []
         for layer, ls in zip(self.decoder, state["layers"]):
             x, ls = layer.step(x, ls, state["memory"], state["memory_padding_mask"])
             layers.append(ls)
-        logits = self.logits(self.decoder_norm(x)[:, 0])  # (B, V)
+        logits = self.logits(self.decoder_norm(x)[:, 0])  # (N, V)
         return logits, {**state, "t": t + 1, "layers": layers}
 
-    def reorder_state(self, state: dict[str, Any], index: Tensor, same_source: bool = False) -> dict[str, Any]:
-        """Select (or repeat) batch rows of every cached tensor: beam reordering and expansion.
-
-        With ``same_source`` (rows stay with their sentence), the source-side tensors (memory and
-        every cross-mixer cache, which depend on the source alone) are identical across a
-        sentence's beams and are kept as they are; only the self-attention caches move.
-        """
-        if same_source:
-            memory, memory_mask = state["memory"], state["memory_padding_mask"]
-        else:
-            memory = state["memory"].index_select(0, index)
-            memory_mask = state["memory_padding_mask"].index_select(0, index)
+    def reorder_state(self, state: dict[str, Any], index: Tensor, sources: Tensor | None) -> dict[str, Any]:
+        """Select (or repeat) rows ``index`` of the decoder self-mixer caches (beam reordering and
+        expansion) and sentences ``sources`` of the source side: the memory, its padding mask and
+        every cross-mixer cache, which are kept once per sentence (``None``: left as they are)."""
+        memory, memory_mask = state["memory"], state["memory_padding_mask"]
+        if sources is not None:
+            memory, memory_mask = memory.index_select(0, sources), memory_mask.index_select(0, sources)
 
         def move(role: str, s: dict[str, Any]) -> dict[str, Any]:
-            return s if (same_source and role == "cross") else reorder_state(s, index)
+            if role != "cross":
+                return reorder_state(s, index)
+            return s if sources is None else reorder_state(s, sources)
 
         return {
             "t": state["t"],

@@ -71,10 +71,12 @@ class Mixer(nn.Module):
         memory: Tensor | None = None,
         memory_padding_mask: Tensor | None = None,
     ) -> tuple[Tensor, State]:
-        """One decoding step: ``x_t`` (B, 1, D) at position ``state``'s current time -> (B, 1, D).
+        """One decoding step: ``x_t`` (B, n, D) at position ``state``'s current time -> (B, n, D).
 
-        Equals row t of ``forward`` over the prefix (decoder / cross roles only). The returned
-        state is the updated cache; callers pass it back on the next step.
+        Equals row t of ``forward`` over the prefix (decoder / cross roles only). The decoder role
+        has n = 1; the cross role takes n >= 1 queries per memory row, all at the current position
+        (the hypotheses of one sentence in beam search: the memory is read once for all of them).
+        The returned state is the updated cache; callers pass it back on the next step.
         """
         raise NotImplementedError(f"{type(self).__name__} does not support incremental decoding")
 

@@ -144,7 +144,8 @@ class FactoredAttention(Mixer):
         memory: Tensor | None = None,
         memory_padding_mask: Tensor | None = None,
     ) -> tuple[Tensor, State]:
-        """One query ``x_t`` (B, 1, D) at time ``state["t"]`` -> (B, 1, D), O(S) per step.
+        """Queries ``x_t`` (B, n, D) at time ``state["t"]`` -> (B, n, D), O(S) per step; n = 1 for
+        the decoder role, n >= 1 rows of one sentence for the cross role (``Mixer.step``).
 
         State: "t"; "k"/"v" projected keys/values (B, H, S, dh) (prefix for the decoder, the memory
         for cross, computed on the first step); "r" projected R rows (B, H, L, dh) for the offsets
@@ -169,7 +170,7 @@ class FactoredAttention(Mixer):
             if memory_padding_mask is not None:
                 state["memory_padding_mask"] = memory_padding_mask
         key_pad = state.get("memory_padding_mask")
-        q_pos = torch.tensor([t], device=x_t.device)  # (1,)
+        q_pos = torch.full((x_t.size(1),), t, device=x_t.device)  # (n,)
         y = self._mix(x_t, q_pos, state.get("k"), state["v"], key_pad, state=state)
         state["t"] = t + 1
         return y, state

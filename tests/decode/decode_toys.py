@@ -47,7 +47,7 @@ class TableModel:
         logits = table[torch.arange(tokens.numel()), t_idx, tokens]  # (B, V)
         return logits, {"table": table, "t": t + 1}
 
-    def reorder_state(self, state: dict[str, Any], index: Tensor, same_source: bool = False) -> dict[str, Any]:
+    def reorder_state(self, state: dict[str, Any], index: Tensor, sources: Tensor | None) -> dict[str, Any]:
         return {"table": state["table"].index_select(0, index), "t": state["t"]}
 
 
@@ -83,7 +83,7 @@ class TinyGRU(nn.Module):
         h = self.cell(torch.cat([self.embed(tokens), ctx], -1), h)
         return self.out(torch.cat([h, ctx], -1)), {"h": h, "memory": memory, "mask": mask}
 
-    def reorder_state(self, state: dict[str, Tensor], index: Tensor, same_source: bool = False) -> dict[str, Tensor]:
+    def reorder_state(self, state: dict[str, Tensor], index: Tensor, sources: Tensor | None) -> dict[str, Tensor]:
         return {k: v.index_select(0, index) for k, v in state.items()}
 
 

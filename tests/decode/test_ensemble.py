@@ -38,7 +38,8 @@ def test_ensemble_step_averages(mode):
         expected = ((l1.exp() + l2.exp()) / 2).log() if mode == "linear" else ((l1 + l2) / 2).log_softmax(-1)
         assert torch.allclose(out, expected, atol=1e-5)
         assert torch.allclose(out.logsumexp(-1), torch.zeros(3), atol=1e-5)
-        reordered = ens.reorder_state(state, torch.tensor([2, 2, 0]))
+        idx = torch.tensor([2, 2, 0])
+        reordered = ens.reorder_state(state, idx, idx)
         assert reordered[1]["h"].shape[0] == 3
     hyps = translate(ens, beam=2)
     assert len(hyps) == len(SENTS)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from nmt.config import ConfigError, from_dict
+from nmt.decode import DecodeConfig, translate_batch
 from nmt.model.config import ModelConfig
 from nmt.model.transformer import Transformer
 
@@ -61,7 +62,7 @@ def test_reorder_state_selects_rows():
         state = model.init_state(model.encode(src, smask), smask)
         _, state = model.step(tgt[:, 0], state)
         idx = torch.tensor([2, 2, 0])
-        picked = model.reorder_state(state, idx)
+        picked = model.reorder_state(state, idx, idx)
         a, _ = model.step(tgt[idx, 1], picked)
         full = model.logits(model(src[idx], smask[idx], tgt[idx, :2]))[:, 1]
     torch.testing.assert_close(a, full, atol=1e-5, rtol=1e-4)
@@ -184,3 +185,39 @@ def test_beam_search_scores_match_teacher_forcing(specs):
             [h.tokens for h in hyps], bos=2, eos=3, append_eos=[h.finished for h in hyps],
         )
         assert [h.logprob for h in hyps] == pytest.approx(ref.tolist(), abs=1e-4)
+
+
+class OneSourceRowPerHypothesis:
+    """The Transformer with its source side copied for every row (``sources`` ignored): the
+    reference for beam search reading each sentence's memory once for all its hypotheses."""
+
+    def __init__(self, model: Transformer) -> None:
+        self.model = model
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def reorder_state(self, state, index, sources):
+        return self.model.reorder_state(state, index, index)
+
+
+@pytest.mark.parametrize("specs", MIXED, ids=lambda s: "|".join(str(v) for v in s.values()))
+def test_beam_search_reads_each_source_once_per_sentence(specs):
+    torch.manual_seed(0)
+    model = Transformer(tiny(**specs), V, V, PAD).eval()
+    src, smask, _ = batch()
+    cfg = DecodeConfig(beam=3, nbest=3, max_len_a=0.0, max_len_b=6, alpha=0.0)
+    folded = translate_batch(model, src, smask, cfg, bos=2, eos=3, pad=PAD)
+    copied = translate_batch(OneSourceRowPerHypothesis(model), src, smask, cfg, bos=2, eos=3, pad=PAD)
+    assert [[h.tokens for h in n] for n in folded] == [[h.tokens for h in n] for n in copied]
+    for a, b in zip(folded, copied):
+        torch.testing.assert_close(torch.tensor([h.score for h in a]), torch.tensor([h.score for h in b]))
+
+
+def test_step_refuses_rows_that_do_not_split_over_the_sources():
+    model = Transformer(tiny(), V, V, PAD).eval()
+    src, smask, _ = batch()
+    with torch.no_grad():
+        state = model.init_state(model.encode(src, smask), smask)
+        with pytest.raises(ValueError, match="do not split into equal groups over 3 source sentences"):
+            model.step(torch.full((4,), 2), state)
