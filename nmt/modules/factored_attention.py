@@ -299,7 +299,8 @@ class FactoredAttention(Mixer):
         if self.e1:
             qc = q + self.u[:, None] if self.e3 else q  # (B, H, T, dh)
 
-        ctx, row_ok = self._attend(qc, k, v, bias, allowed, causal, T)  # (B, H, T or 1, dh)
+        fused = state is None  # whole sequences; decoding steps are too small for the fused kernel
+        ctx, row_ok = self._attend(qc, k, v, bias, allowed, causal, T, fused)  # (B, H, T or 1, dh)
         y = self.out_proj(ctx.transpose(1, 2).flatten(2))  # (B, T or 1, D)
         if row_ok is not None:
             y = y * row_ok[:, 0]  # queries with no valid key read nothing
@@ -314,10 +315,16 @@ class FactoredAttention(Mixer):
         allowed: Tensor | None,
         causal: bool,
         T: int,
+        fused: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
-        """Softmax-weighted values -> ((B, H, T or 1, dh), rows-with-a-key mask or None)."""
+        """Softmax-weighted values -> ((B, H, T or 1, dh), rows-with-a-key mask or None).
+
+        With E1 and ``fused``, one ``scaled_dot_product_attention`` call (E2-E4 and masks as an
+        additive bias); otherwise explicit logits, softmax and weighted sum. Decoding steps take
+        the explicit path: for a few queries SDPA's CPU kernel is 1.4-3x slower than it
+        (docs/benchmarks.md)."""
         B, H, S, _ = v.shape
-        fast = qc is not None and not self.record_weights
+        fast = fused and qc is not None and not self.record_weights
         if causal and not (fast and bias is None):
             allowed = torch.ones(T, S, dtype=torch.bool, device=v.device).tril()[None, None]
             causal = False
