@@ -4,7 +4,8 @@ Default mode: the 25 batches of ``train_batches.json`` (sentence indices into Mu
 ~4096 padded target tokens each), encoded with ``spm8k.model``: src = ids + [eos], labels =
 ids + [eos], decoder input = [bos] + ids, right padding with pad 7999. Base model (512/2048/8
 heads/6+6, shared and tied embeddings, post-norm like the peers' Marian model, dropout 0.1), AdamW
-lr 5e-4 betas (0.9, 0.98) eps 1e-9, label smoothing 0.1, fp32. Steps 0-4 untimed warm-up, steps
+lr 5e-4 betas (0.9, 0.98) eps 1e-9 (our fused kernel; ``--no_fused_adam``: the peers' for-each one),
+label smoothing 0.1, fp32. Steps 0-4 untimed warm-up, steps
 5-24 timed: forward + loss + zero_grad + backward + AdamW step, ending with ``loss.item()``.
 Our loss projects to the vocabulary only the non-pad target rows (as ``TranslationTask`` does).
 
@@ -36,7 +37,9 @@ import torch
 from nmt.data.batch import Batch
 from nmt.data.subwords import Vocab
 from nmt.model.transformer import Transformer
+from nmt.train.config import OptimConfig
 from nmt.train.loss import label_smoothed_nll
+from nmt.train.schedule import build_optimizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_common as C  # noqa: E402
@@ -88,10 +91,12 @@ def fixed_batches(peers: Path, data: Path, vocab: Vocab, n: int) -> list[Batch]:
 class Trainer:
     """One optimisation step of our toolkit's training, without Lightning (the workload's timed unit)."""
 
-    def __init__(self, model: Transformer, compile_model: bool) -> None:
+    def __init__(self, model: Transformer, compile_model: bool, fused: bool = True) -> None:
         self.model = model.train()
         self.forward = torch.compile(model, dynamic=True) if compile_model else model
-        self.opt = torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.0)
+        # The peers' AdamW settings through our toolkit's optimiser factory (fused kernel by default).
+        optim = OptimConfig(optimizer="adamw", lr=5e-4, betas=[0.9, 0.98], eps=1e-9, weight_decay=0.0, fused=fused)
+        self.opt = build_optimizer(model, optim, None)["optimizer"]
         self._flops: dict[tuple[int, int], int] = {}
 
     def step(self, batch: Batch) -> float:
@@ -212,6 +217,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=20, help="timed steps (fixed batches)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (dynamic shapes); "
                     "compilation happens in the warm-up steps, see first_step_seconds / warmup_seconds")
+    ap.add_argument("--no_fused_adam", action="store_true", help="PyTorch's for-each AdamW (the peers' default) "
+                    "instead of our default fused kernel")
     ap.add_argument("--epoch", action="store_true", help="end-to-end epoch through NMTDataModule instead")
     ap.add_argument("--max_steps", type=int, default=0, help="--epoch: stop after this many batches (0 = epoch)")
     ap.add_argument("--max_tokens", type=int, default=4096, help="--epoch: token budget per batch")
@@ -229,10 +236,10 @@ def main(argv: list[str] | None = None) -> dict:
     model = C.build_model(args, vocab)
     load_s = time.perf_counter() - t
     C.log(f"model: {model.num_parameters():,} parameters, built in {load_s:.2f} s")
-    trainer = Trainer(model, args.compile)
+    trainer = Trainer(model, args.compile, fused=not args.no_fused_adam)
     result = run_epoch(args, trainer, peak) if args.epoch else run_fixed(args, trainer, batches, peak)
     record = {
-        **result, **C.model_record(args, model), "compile": args.compile,
+        **result, **C.model_record(args, model), "compile": args.compile, "fused_adamw": not args.no_fused_adam,
         "flops_method": "3 x Transformer.flops (forward) over real lengths", "matmul_peak": peak,
         "profiled": args.profile, "load_s": round(load_s, 2), "peak_rss_mib": C.peak_rss_mib(), **C.env_info(),
     }

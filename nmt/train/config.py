@@ -17,6 +17,8 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98], help="Adam betas")
     eps: float = field(1e-9, help="Adam epsilon")
     weight_decay: float = field(0.0, help="weight decay")
+    fused: bool = field(True, help="fused Adam/AdamW kernel: one pass over all parameters (CPU, CUDA); "
+                        "false: PyTorch's for-each implementation")
     schedule: Literal["inverse_sqrt", "cosine", "constant"] = field(
         "inverse_sqrt", help="after linear warm-up: lr * sqrt(warmup/step), cosine decay to min_lr, or constant"
     )

@@ -31,6 +31,7 @@ def lr_factor(step: int, cfg: OptimConfig, total_steps: int | None) -> float:
 def build_optimizer(model: nn.Module, cfg: OptimConfig, total_steps: int | None):
     """Adam/AdamW and a per-update LambdaLR, in Lightning's ``configure_optimizers`` format."""
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    opt = cls(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+    opt = cls(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay,
+              fused=cfg.fused or None)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg, total_steps))
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}

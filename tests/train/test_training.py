@@ -13,7 +13,7 @@ from nmt.train.average import average_checkpoints
 from nmt.train.checkpoint_io import atomic_torch_save, load_checkpoint
 from nmt.train.config import OptimConfig
 from nmt.train.fit import fit, validate
-from nmt.train.schedule import lr_factor
+from nmt.train.schedule import build_optimizer, lr_factor
 
 
 class LossRecorder(L.Callback):
@@ -118,6 +118,22 @@ def test_lr_schedules():
     assert lr_factor(99, cos, 100) == pytest.approx(0.1)
     with pytest.raises(ValueError, match="max_steps"):
         lr_factor(5, cos, None)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_optimizer_is_fused_unless_asked_otherwise(name):
+    model = torch.nn.Linear(3, 2)
+    fused = build_optimizer(model, OptimConfig(optimizer=name), None)["optimizer"]
+    plain = build_optimizer(model, OptimConfig(optimizer=name, fused=False), None)["optimizer"]
+    assert fused.defaults["fused"] is True and not plain.defaults["fused"]
+    a, b = [torch.nn.Linear(3, 2) for _ in range(2)]
+    b.load_state_dict(a.state_dict())
+    for m, fused_flag in ((a, True), (b, False)):
+        opt = build_optimizer(m, OptimConfig(optimizer=name, warmup_steps=0, weight_decay=0.1, fused=fused_flag), None)
+        for _ in range(3):
+            m.weight.grad, m.bias.grad = torch.full_like(m.weight, 0.5), torch.full_like(m.bias, -0.25)
+            opt["optimizer"].step()
+    torch.testing.assert_close(a.weight, b.weight)  # the same update either way
 
 
 def test_cli_fit_average_translate_score_end_to_end(make_experiment, reverse_root, tmp_path, capsys):
