@@ -17,6 +17,7 @@ import sys
 from typing import Any, Sequence
 
 from nmt.config import ConfigError, describe, parse_override_value
+from nmt.runtime import tune_allocator
 
 COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average", "ablate")
 
@@ -195,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger(__name__).debug("allocator tuned for reuse: %s", tune_allocator())  # nmt.runtime
     errors: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError, OSError)
     try:
         return _run(args, overrides)
