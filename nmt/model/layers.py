@@ -61,10 +61,24 @@ class EncoderLayer(nn.Module):
         self.ffn = ffn
         self.ffn_res = Residual(d_model, dropout, pre_norm)
 
-    def forward(self, x: Tensor, padding_mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, padding_mask: Tensor | None, real: Tensor | None = None) -> Tensor:
+        """``x`` (B, S, D); ``real`` (N,), optional: the flat indices of the non-padding positions
+        (``real_positions``), so that the FFN sublayer skips padding. Padding positions then keep
+        the FFN sublayer's input: finite values that every mixer masks."""
         if self.self_mixer is not None:
             x = self.self_res(x, lambda h: self.self_mixer(h, padding_mask=padding_mask))
-        return self.ffn_res(x, self.ffn)  # (B, S, D)
+        if real is None:
+            return self.ffn_res(x, self.ffn)  # (B, S, D)
+        flat = x.reshape(-1, x.size(-1))  # (B*S, D)
+        out = self.ffn_res(flat.index_select(0, real), self.ffn)  # (N, D)
+        return flat.index_copy(0, real, out).view_as(x)
+
+
+def real_positions(padding_mask: Tensor | None) -> Tensor | None:
+    """Flat indices (N,) of the non-padding positions of a (B, S) mask; None when nothing is padding."""
+    if padding_mask is None or not bool(padding_mask.any()):
+        return None
+    return (~padding_mask).flatten().nonzero().squeeze(1)
 
 
 class DecoderLayer(nn.Module):

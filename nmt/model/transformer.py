@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from nmt.model.config import ModelConfig
-from nmt.model.layers import DecoderLayer, EncoderLayer, FeedForward
+from nmt.model.layers import DecoderLayer, EncoderLayer, FeedForward, real_positions
 from nmt.modules.base import Mixer, reorder_state
 from nmt.modules.positions import sinusoidal_table
 from nmt.modules.registry import BuildContext, build_mixer
@@ -89,10 +89,11 @@ class Transformer(nn.Module):
 
     # ---- full-sequence computation (training, scoring) ----
     def encode(self, src: Tensor, src_padding_mask: Tensor) -> Tensor:
-        """Source tokens (B, S) -> encoder output (B, S, D)."""
+        """Source tokens (B, S) -> encoder output (B, S, D); the FFN sublayers skip padding."""
         x = self.src_embed(src)
+        real = real_positions(src_padding_mask)  # (N,) or None
         for layer in self.encoder:
-            x = layer(x, src_padding_mask)
+            x = layer(x, src_padding_mask, real)
         return self.encoder_norm(x)
 
     def decode(self, tgt_in: Tensor, memory: Tensor, memory_padding_mask: Tensor) -> Tensor:

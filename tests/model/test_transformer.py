@@ -221,3 +221,30 @@ def test_step_refuses_rows_that_do_not_split_over_the_sources():
         state = model.init_state(model.encode(src, smask), smask)
         with pytest.raises(ValueError, match="do not split into equal groups over 3 source sentences"):
             model.step(torch.full((4,), 2), state)
+
+
+@pytest.mark.parametrize("specs", MIXED, ids=lambda s: "|".join(str(v) for v in s.values()))
+def test_encoder_output_does_not_depend_on_padding(specs):
+    """The FFN sublayers skip padding positions: real positions get what they get unpadded."""
+    torch.manual_seed(0)
+    model = Transformer(tiny(**specs), V, V, PAD).eval()
+    src, smask, _ = batch()
+    with torch.no_grad():
+        padded = model.encode(src, smask)
+        assert torch.isfinite(padded).all()
+        for i in range(src.size(0)):
+            n = int((~smask[i]).sum())
+            alone = model.encode(src[i : i + 1, :n], smask[i : i + 1, :n])
+            torch.testing.assert_close(padded[i : i + 1, :n], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_gradients_reach_the_encoder_through_packed_ffn():
+    torch.manual_seed(0)
+    model = Transformer(tiny(), V, V, PAD).train()
+    src, smask, tgt = batch()
+    rows = []
+    model.encoder[0].ffn.register_forward_hook(lambda m, args, out: rows.append(args[0].shape))
+    model.logits(model(src, smask, tgt)).sum().backward()
+    assert rows == [torch.Size([int((~smask).sum()), 16])]  # real positions only, packed
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.encoder.parameters())
+    assert model.encoder[0].ffn.fc1.weight.grad.abs().sum() > 0

@@ -14,7 +14,7 @@ def test_reverse_task_reaches_near_perfect_accuracy(make_experiment, reverse_roo
         "reverse",
         model={"d_model": 64, "n_heads": 4, "d_ff": 128, "encoder_layers": 2, "decoder_layers": 2},
         optim={"lr": 5e-3, "warmup_steps": 50},
-        train={"max_steps": 800, "val_every_steps": 400, "heatmap_sentences": 0, "log_every_steps": 100},
+        train={"max_steps": 1000, "val_every_steps": 500, "heatmap_sentences": 0, "log_every_steps": 100},
         data={"batch": {"max_tokens": 1200}},
     )
     fit(cfg, enable_progress_bar=False)
