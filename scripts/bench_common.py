@@ -19,12 +19,14 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from nmt.data.subwords import Vocab
 from nmt.model.config import ModelConfig
 from nmt.model.transformer import Transformer
+from nmt.runtime import tune_allocator
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NMT_SHARED", REPO.parent / "shared"))
@@ -180,12 +182,23 @@ def cpu_name() -> str:
     return f"{name} ({', '.join(isa) or 'no AVX2'})"
 
 
+MALLOC_TUNED = False
+
+
+def setup_process(args: argparse.Namespace) -> None:
+    """What our CLI does at start-up (the allocator, ``nmt.runtime``) plus the benchmark's thread count."""
+    global MALLOC_TUNED
+    MALLOC_TUNED = tune_allocator()
+    torch.set_num_threads(args.threads)
+
+
 def env_info() -> dict:
     """Versions, threads, CPU and load: the conditions of the measurement."""
     return {
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(), "cpu": cpu_name(), "cpus": os.cpu_count(),
         "python": platform.python_version(), "loadavg_1m": round(os.getloadavg()[0], 2),
+        "malloc_tuned": MALLOC_TUNED,
     }
 
 
@@ -213,3 +226,30 @@ def profiled(enabled: bool, rows: int) -> Iterator[None]:
         yield
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
     print(table, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def timed_calls(targets: Sequence[tuple[str, Any, str]]) -> Iterator[dict[str, float]]:
+    """Wall seconds spent in ``owner.method`` for each ``(name, owner, method)`` while the block runs,
+    summed per name (several owners may share one). Each owner is an object whose method is
+    shadowed by a timing wrapper and restored afterwards; nested calls count in every enclosing
+    name. CPU operators are synchronous, so wall time is the operators' time plus Python's."""
+    totals: dict[str, float] = {name: 0.0 for name, _, _ in targets}
+    for name, owner, method in targets:
+        if method in vars(owner):
+            raise ValueError(f"{name}: {method} is already shadowed on {type(owner).__name__}")
+        fn = getattr(owner, method)
+
+        def timed(*args, _fn=fn, _name=name, **kwargs):
+            t = time.perf_counter()
+            try:
+                return _fn(*args, **kwargs)
+            finally:
+                totals[_name] += time.perf_counter() - t
+
+        setattr(owner, method, timed)
+    try:
+        yield totals
+    finally:
+        for _, owner, method in targets:
+            delattr(owner, method)

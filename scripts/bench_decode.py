@@ -12,6 +12,7 @@ change the ranking (nor the work).
 
     python scripts/bench_decode.py --beam 5 --matmul_peak 168.7
     python scripts/bench_decode.py --beam 1 --spec 0110
+    python scripts/bench_decode.py --beam 5 --batches 4 --breakdown     # where the time goes
     python scripts/bench_decode.py --d_model 64 --d_ff 128 --heads 2 --layers 1 --batches 2   # smoke
 
 Prints exactly one JSON line (stdout); diagnostics go to stderr. Model FLOPs for MFU (an estimate):
@@ -69,16 +70,32 @@ def decode_flops(model: Transformer, src_lengths: list[int], beam: int) -> int:
     return total
 
 
+def breakdown_targets(model: Transformer) -> list[tuple[str, object, str]]:
+    """What ``--breakdown`` times: the model's decoding entry points and every decoder sublayer by role."""
+    targets: list[tuple[str, object, str]] = [
+        ("encode", model, "encode"), ("model.step", model, "step"), ("reorder_state", model, "reorder_state"),
+        ("model.step > output projection", model, "logits"),
+    ]
+    for layer in model.decoder:
+        if layer.self_mixer is not None:
+            targets.append(("model.step > decoder self-mixing", layer.self_mixer, "step"))
+        targets.append(("model.step > cross-mixing", layer.cross_mixer, "step"))
+        targets.append(("model.step > feed-forward", layer.ffn, "forward"))
+    return targets
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Parse ``argv``, run the benchmark, print and return the JSON record."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_common_args(ap)
     ap.add_argument("--beam", type=int, default=5, help="beam size; 1 = greedy search")
     ap.add_argument("--batches", type=int, default=N_SENT // BATCH, help="timed batches of 32 (16 = the workload)")
+    ap.add_argument("--breakdown", action="store_true", help="time the model's parts (encoder, decoder sublayers, "
+                    "output projection, reorder) over the timed batches: 'breakdown_s' in the JSON")
     args = ap.parse_args(argv)
     if not 1 <= args.batches <= N_SENT // BATCH:
         ap.error(f"--batches must be in 1..{N_SENT // BATCH}")
-    torch.set_num_threads(args.threads)
+    C.setup_process(args)
 
     peak = C.resolve_peak(args)
     vocab = C.load_vocab(args.peers)
@@ -98,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     run(*batches[0])  # warm-up
     C.log(f"warm-up batch: {time.perf_counter() - t:.2f} s")
     lat, n_new = [], 0
-    with C.profiled(args.profile, args.profile_rows):
+    with C.profiled(args.profile, args.profile_rows), C.timed_calls(breakdown_targets(model) if args.breakdown else []) as parts:
         t0 = time.perf_counter()
         for k, (src, mask) in enumerate(batches):
             t = time.perf_counter()
@@ -113,6 +130,11 @@ def main(argv: list[str] | None = None) -> dict:
             C.log(f"batch {k}: {lat[-1]:.2f} s")
         total = time.perf_counter() - t0
     n_sent = sum(src.size(0) for src, _ in batches)
+    breakdown = None
+    if args.breakdown:
+        breakdown = {k: round(v, 3) for k, v in parts.items()}
+        breakdown["search and the rest"] = round(total - parts["model.step"] - parts["reorder_state"] - parts["encode"], 3)
+        C.log(f"breakdown (s, nested names count in their parents): {breakdown}")
     flops = sum(decode_flops(model, (~mask).sum(1).tolist(), args.beam) for _, mask in batches)
     record = {
         "measurement": "decode_nmt", "beam": args.beam, "n_sent": n_sent, "batch": BATCH, "new_tokens": n_new,
@@ -122,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
         "flops_method": "encoder once + beam x decoder, Transformer.flops (forward) over real source lengths",
         "length_penalty": "alpha 0 (forced length 32: any penalty leaves the ranking unchanged)",
         **C.model_record(args, model), "matmul_peak": peak, "profiled": args.profile,
-        "load_s": round(load_s, 2), "peak_rss_mib": C.peak_rss_mib(), **C.env_info(),
+        "load_s": round(load_s, 2), "peak_rss_mib": C.peak_rss_mib(), "breakdown_s": breakdown, **C.env_info(),
     }
     C.emit(record)
     return record

@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.warmup < 0 or args.steps < 1:
         ap.error("--warmup must be >= 0 and --steps >= 1")
-    torch.set_num_threads(args.threads)
+    C.setup_process(args)
 
     peak = C.resolve_peak(args)
     vocab = C.load_vocab(args.peers)

@@ -14,6 +14,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 import bench_common as C  # noqa: E402
 import bench_decode  # noqa: E402
+import bench_kernels  # noqa: E402
 import bench_train  # noqa: E402
 
 from nmt.config import ConfigError  # noqa: E402
@@ -103,3 +104,35 @@ def _namespace(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     C.add_common_args(ap)
     return ap.parse_args(argv)
+
+
+@needs_workload
+def test_decode_breakdown_times_the_parts_and_restores_the_model(capsys):
+    record = bench_decode.main(TINY + ["--beam", "2", "--batches", "1", "--breakdown"])
+    parts = record["breakdown_s"]
+    assert set(parts) == {"encode", "model.step", "reorder_state", "model.step > output projection",
+                          "model.step > decoder self-mixing", "model.step > cross-mixing",
+                          "model.step > feed-forward", "search and the rest"}
+    assert 0 < parts["model.step > feed-forward"] < parts["model.step"] < record["seconds"]
+    assert parts["encode"] > 0 and parts["reorder_state"] > 0
+
+
+def test_timed_calls_restores_what_it_shadowed():
+    class Box:
+        def f(self, x):
+            return x + 1
+
+    box = Box()
+    with C.timed_calls([("f", box, "f")]) as totals:
+        assert box.f(1) == 2
+    assert totals["f"] > 0 and "f" not in vars(box)
+
+
+def test_kernels_micro_benchmarks_print_their_records(capsys):
+    records = bench_kernels.main(["--only", "attention", "--only", "gemm", "--calls", "1", "--repeats", "1",
+                                  "--threads", "1"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [{**r, "threads": 1, "torch": lines[0]["torch"]} for r in records]
+    attention = [r for r in records if r["group"] == "attention"]
+    assert len(attention) == 8 and all(r["sdpa_ms"] > 0 and r["explicit_ms"] > 0 for r in attention)
+    assert {r["rows"] for r in records if r["group"] == "gemm"} == {32, 160, 2048}

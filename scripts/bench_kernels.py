@@ -1,0 +1,131 @@
+"""Micro-benchmarks behind the decoding and training choices in docs/benchmarks.md (CPU, fp32).
+
+Three groups, each line one JSON record (stdout), best of ``--repeats`` timings of ``--calls`` calls:
+
+- ``gemm``: the linear layers of one beam-5 decoding step of the base model (rows = 32 sentences or
+  160 hypotheses; 512 -> 512, 512 -> 2048, 2048 -> 512, 512 -> 8000) in GFLOP/s, and the 2048^3
+  matmul ceiling;
+- ``attention``: one decoding step's attention at the workload's shapes, SDPA against explicit
+  matmul-softmax-matmul, with keys/values contiguous or in the strided (B, H, S, dh) view that
+  splitting heads produces;
+- ``adamw``: one AdamW update over the base model's parameter shapes (48.3 M): PyTorch's default
+  for-each implementation, the for-loop one and the fused kernel.
+
+    python scripts/bench_kernels.py                 # all groups, 2 threads
+    python scripts/bench_kernels.py --only attention
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+D, FF, VOCAB, HEADS, LAYERS = 512, 2048, 8000, 8, 6
+
+
+def best_ms(fn: Callable[[], object], calls: int, repeats: int) -> float:
+    """Best mean milliseconds per call over ``repeats`` runs of ``calls`` calls (after one warm-up call)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - t) / calls * 1e3)
+    return round(best, 4)
+
+
+def gemm(calls: int, repeats: int) -> list[dict]:
+    out = []
+    for rows in (32, 160):
+        for d_in, d_out in ((D, D), (D, FF), (FF, D), (D, VOCAB)):
+            x, w, b = torch.randn(rows, d_in), torch.randn(d_out, d_in), torch.randn(d_out)
+            ms = best_ms(lambda: F.linear(x, w, b), calls, repeats)
+            out.append({"group": "gemm", "rows": rows, "d_in": d_in, "d_out": d_out, "ms": ms,
+                        "gflops": round(2 * rows * d_in * d_out / ms / 1e6, 1)})
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    ms = best_ms(lambda: a @ b, max(1, calls // 20), repeats)
+    out.append({"group": "gemm", "rows": 2048, "d_in": 2048, "d_out": 2048, "ms": ms,
+                "gflops": round(2 * 2048**3 / ms / 1e6, 1), "note": "matmul ceiling"})
+    return out
+
+
+def attention(calls: int, repeats: int) -> list[dict]:
+    """(name, batch rows, queries per row, keys, key padding?) of the beam-5 workload's decoding steps."""
+    dh, out = D // HEADS, []
+    cases = [
+        ("cross, a sentence's 5 hypotheses folded", 32, 5, 20, True),
+        ("cross, one row per hypothesis", 160, 1, 20, True),
+        ("decoder self, t = 16", 160, 1, 16, False),
+        ("decoder self, t = 32", 160, 1, 32, False),
+    ]
+    for name, B, n, S, padded in cases:
+        q = torch.randn(B, n, HEADS, dh).transpose(1, 2)  # (B, H, n, dh)
+        k_strided = torch.randn(B, S, HEADS, dh).transpose(1, 2)  # (B, H, S, dh) as split from (B, S, D)
+        v_strided = torch.randn(B, S, HEADS, dh).transpose(1, 2)
+        pad = torch.zeros(B, 1, 1, S, dtype=torch.bool)
+        if padded:
+            pad[..., S - 3 :] = True  # (B, 1, 1, S)
+        for layout, k, v in (("strided", k_strided, v_strided),
+                             ("contiguous", k_strided.contiguous(), v_strided.contiguous())):
+            def explicit(k=k, v=v):
+                logits = (q @ k.transpose(-1, -2)) * dh**-0.5  # (B, H, n, S)
+                if padded:
+                    logits = logits.masked_fill(pad, float("-inf"))
+                return logits.softmax(-1) @ v
+
+            def sdpa(k=k, v=v):
+                return F.scaled_dot_product_attention(q, k, v, attn_mask=~pad if padded else None)
+
+            out.append({"group": "attention", "case": name, "kv": layout,
+                        "sdpa_ms": best_ms(sdpa, calls, repeats), "explicit_ms": best_ms(explicit, calls, repeats)})
+    return out
+
+
+def adamw(calls: int, repeats: int) -> list[dict]:
+    # shared embedding; 4 (encoder) + 8 (decoder) attention matrices per layer pair; 2 FFNs per layer pair;
+    # vectors: 12 attention biases, 5 LayerNorms (weight + bias), 2 FFN output biases; 2 FFN hidden biases
+    shapes = [(VOCAB, D)] + [(D, D)] * (12 * LAYERS) + [(FF, D), (D, FF)] * (2 * LAYERS)
+    shapes += [(D,)] * ((12 + 10 + 2) * LAYERS) + [(FF,)] * (2 * LAYERS)
+    out = []
+    for impl, kw in (("for-each (default)", {"foreach": True}), ("for-loop", {"foreach": False}),
+                     ("fused", {"fused": True})):
+        params = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+        for p in params:
+            p.grad = torch.randn_like(p)
+        opt = torch.optim.AdamW(params, lr=5e-4, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.0, **kw)
+        out.append({"group": "adamw", "impl": impl, "params_m": round(sum(p.numel() for p in params) / 1e6, 2),
+                    "ms": best_ms(opt.step, max(1, calls // 20), repeats)})
+    return out
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Parse ``argv``, run the chosen groups and print one JSON line per measurement."""
+    groups = {"gemm": gemm, "attention": attention, "adamw": adamw}
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=sorted(groups), action="append", help="run only these groups")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--calls", type=int, default=200, help="calls per timing (AdamW and the ceiling: / 20)")
+    ap.add_argument("--repeats", type=int, default=5, help="timings per measurement; the best is reported")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    records = []
+    with torch.inference_mode():
+        for name in args.only or groups:
+            if name == "adamw":
+                continue
+            records += groups[name](args.calls, args.repeats)
+    if "adamw" in (args.only or groups):
+        records += adamw(args.calls, args.repeats)  # needs autograd-enabled parameters
+    for r in records:
+        print(json.dumps({**r, "threads": args.threads, "torch": torch.__version__}), flush=True)
+    return records
+
+
+if __name__ == "__main__":
+    main()
