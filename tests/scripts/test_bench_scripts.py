@@ -16,6 +16,7 @@ import bench_common as C  # noqa: E402
 import bench_decode  # noqa: E402
 import bench_kernels  # noqa: E402
 import bench_train  # noqa: E402
+import sitting_table  # noqa: E402
 
 from nmt.config import ConfigError  # noqa: E402
 
@@ -136,3 +137,26 @@ def test_kernels_micro_benchmarks_print_their_records(capsys):
     attention = [r for r in records if r["group"] == "attention"]
     assert len(attention) == 8 and all(r["sdpa_ms"] > 0 and r["explicit_ms"] > 0 for r in attention)
     assert {r["rows"] for r in records if r["group"] == "gemm"} == {32, 160, 2048}
+
+
+def test_sitting_table_takes_medians_and_ratios_of_medians(tmp_path, capsys):
+    lines = [
+        {"name": "train_hf", "rep": 1, "result": {"tgt_tok_per_s": 400.0, "sec_per_step": 9.0, "peak_rss_mib": 100.0}},
+        {"name": "train_hf", "rep": 2, "result": {"tgt_tok_per_s": 500.0, "sec_per_step": 8.0, "peak_rss_mib": 100.0}},
+        {"name": "nmt_train", "rep": 1, "result": {"tgt_tok_per_s": 540.0, "sec_per_step": 7.0, "peak_rss_mib": 90.0}},
+        {"name": "nmt_train", "rep": 2, "result": None},  # a failed run is skipped
+        {"name": "variant_train:1000", "rep": 1, "result": {"sec_per_step": 2.0, "tgt_tok_per_s": 10.0, "params": 5}},
+        {"name": "variant_b5:1000", "rep": 1, "result": {"sent_per_s": 4.0}},
+        {"name": "variant_train:1111", "rep": 1, "result": {"sec_per_step": 2.5, "tgt_tok_per_s": 8.0, "params": 6}},
+        {"name": "variant_b5:1111", "rep": 1, "result": {"sent_per_s": 3.0}},
+    ]
+    raw = tmp_path / "sitting.jsonl"
+    raw.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    text = sitting_table.main([str(raw)])
+    assert "| HF transformers | training | 2 | 450.0 (400.0-500.0) |" in text
+    assert "| training target tok/s, ours / HF | **1.20x** | >= 1.0x |" in text
+    assert "| peak RSS ours / HF: training | 0.90 | <= 1.0 |" in text
+    assert "| `1111` | 2.50 | 1.25x | 8.0 | 3.00 | 0.75x | 6 |" in text
+    raw.write_text("not json\n")
+    with pytest.raises(SystemExit, match="sitting.jsonl:1: not a JSON line"):
+        sitting_table.main([str(raw)])
