@@ -235,21 +235,23 @@ def timed_calls(targets: Sequence[tuple[str, Any, str]]) -> Iterator[dict[str, f
     shadowed by a timing wrapper and restored afterwards; nested calls count in every enclosing
     name. CPU operators are synchronous, so wall time is the operators' time plus Python's."""
     totals: dict[str, float] = {name: 0.0 for name, _, _ in targets}
-    for name, owner, method in targets:
-        if method in vars(owner):
-            raise ValueError(f"{name}: {method} is already shadowed on {type(owner).__name__}")
-        fn = getattr(owner, method)
-
-        def timed(*args, _fn=fn, _name=name, **kwargs):
-            t = time.perf_counter()
-            try:
-                return _fn(*args, **kwargs)
-            finally:
-                totals[_name] += time.perf_counter() - t
-
-        setattr(owner, method, timed)
+    shadowed: list[tuple[Any, str]] = []
     try:
+        for name, owner, method in targets:
+            if method in vars(owner):
+                raise ValueError(f"{name}: {method} is already shadowed on {type(owner).__name__}")
+            fn = getattr(owner, method)
+
+            def timed(*args, _fn=fn, _name=name, **kwargs):
+                t = time.perf_counter()
+                try:
+                    return _fn(*args, **kwargs)
+                finally:
+                    totals[_name] += time.perf_counter() - t
+
+            setattr(owner, method, timed)
+            shadowed.append((owner, method))
         yield totals
     finally:
-        for _, owner, method in targets:
+        for owner, method in shadowed:
             delattr(owner, method)

@@ -127,6 +127,10 @@ def test_timed_calls_restores_what_it_shadowed():
     with C.timed_calls([("f", box, "f")]) as totals:
         assert box.f(1) == 2
     assert totals["f"] > 0 and "f" not in vars(box)
+    with pytest.raises(ValueError, match="f is already shadowed on Box"):
+        with C.timed_calls([("f", box, "f"), ("again", box, "f")]):
+            pass
+    assert "f" not in vars(box)  # the first shadow was undone
 
 
 def test_kernels_micro_benchmarks_print_their_records(capsys):
