@@ -9,7 +9,7 @@
 # Knobs (environment): PEERS (peer benchmark dir), REPEATS (3), VARIANTS (1: our other mechanisms,
 # short runs, once), EPOCH (1: our end-to-end Multi30k epoch, once), OUT (where the raw JSON lines
 # and logs go; default $TMPDIR/sitting). Output: $OUT/sitting.jsonl, one line
-# {"name", "rep", "result"} per run, and the medians per measurement on stdout at the end.
+# {"name", "rep", "result"} per run, and at the end the tables of scripts/sitting_table.py on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS=$(realpath "${PEERS:-../shared/bench/peers}")
@@ -64,16 +64,4 @@ if [ "$EPOCH" = 1 ]; then  # end-to-end: a full Multi30k epoch through our data 
     ours nmt_epoch scripts/bench_train.py --epoch
 fi
 
-python - "$RAW" <<'EOF'
-import collections, json, statistics, sys
-by = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if r["result"] is not None:
-        by[r["name"]].append(r["result"])
-keys = ["gflops_median", "tgt_tok_per_s", "src_tgt_tok_per_s", "sec_per_step", "sec_per_step_median",
-        "sent_per_s", "gen_tok_per_s", "seconds", "peak_rss_mib", "mfu", "tgt_padding_share"]
-for name, runs in by.items():
-    med = {k: statistics.median(r[k] for r in runs) for k in keys if all(r.get(k) is not None for r in runs)}
-    print(json.dumps({"name": name, "runs": len(runs), **med}))
-EOF
+python scripts/sitting_table.py "$RAW"

@@ -38,6 +38,8 @@ RATIOS = [  # (label, ours, peer, key, target)
 def load(path: Path) -> dict[str, list[dict]]:
     """Results per measurement name, in repeat order (failed runs, recorded as null, are skipped)."""
     runs: dict[str, list[dict]] = collections.defaultdict(list)
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such file (the sitting.jsonl of scripts/bench_sitting.sh)")
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         try:
             record = json.loads(line)

@@ -316,7 +316,7 @@ class FactoredAttention(Mixer):
         allowed: Tensor | None,
         causal: bool,
         T: int,
-        fused: bool = True,
+        fused: bool,
     ) -> tuple[Tensor, Tensor | None]:
         """Softmax-weighted values -> ((B, H, T or 1, dh), rows-with-a-key mask or None).
 

@@ -19,6 +19,12 @@ def tiny(**kw) -> ModelConfig:
     return ModelConfig(**base)
 
 
+def seeded(**kw) -> Transformer:
+    """A tiny Transformer built after ``torch.manual_seed(0)`` (the same weights every time)."""
+    torch.manual_seed(0)
+    return Transformer(tiny(**kw), V, V, PAD)
+
+
 def batch(B=3, S=7, T=6, seed=0):
     g = torch.Generator().manual_seed(seed)
     src = torch.randint(4, V, (B, S), generator=g)
@@ -41,8 +47,7 @@ MIXED = [
 
 @pytest.mark.parametrize("specs", MIXED, ids=lambda s: "|".join(str(v) for v in s.values()))
 def test_incremental_decoding_equals_teacher_forcing(specs):
-    torch.manual_seed(0)
-    model = Transformer(tiny(**specs), V, V, PAD).eval()
+    model = seeded(**specs).eval()
     src, smask, tgt = batch()
     with torch.no_grad():
         full = model.logits(model(src, smask, tgt))  # (B, T, V)
@@ -55,8 +60,7 @@ def test_incremental_decoding_equals_teacher_forcing(specs):
 
 
 def test_reorder_state_selects_rows():
-    torch.manual_seed(0)
-    model = Transformer(tiny(decoder_self="1111", cross="0110"), V, V, PAD).eval()
+    model = seeded(decoder_self="1111", cross="0110").eval()
     src, smask, tgt = batch()
     with torch.no_grad():
         state = model.init_state(model.encode(src, smask), smask)
@@ -127,8 +131,7 @@ def test_tied_and_shared_embeddings():
 
 
 def test_post_norm_variant_runs_and_matches_incremental():
-    torch.manual_seed(0)
-    model = Transformer(tiny(norm="post", decoder_self="0110"), V, V, PAD).eval()
+    model = seeded(norm="post", decoder_self="0110").eval()
     src, smask, tgt = batch()
     with torch.no_grad():
         full = model.logits(model(src, smask, tgt))
@@ -150,8 +153,7 @@ def test_flops_breakdown_sums_to_total():
 @pytest.mark.parametrize("specs", MIXED[1:4], ids=["factors+conv", "deformable", "salient"])
 def test_mixed_spec_model_learns(specs):
     """A model built from a mixed spec trains a few steps with falling loss (copy task)."""
-    torch.manual_seed(0)
-    model = Transformer(tiny(**specs), V, V, PAD)
+    model = seeded(**specs)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(1)
     src = torch.randint(4, V, (16, 6), generator=g)
@@ -174,8 +176,7 @@ def test_beam_search_scores_match_teacher_forcing(specs):
     shrinking batch): every n-best log-probability equals the teacher-forced one."""
     from nmt.decode import DecodeConfig, sequence_logprobs, translate_batch
 
-    torch.manual_seed(0)
-    model = Transformer(tiny(**specs), V, V, PAD).eval()
+    model = seeded(**specs).eval()
     src, smask, _ = batch(B=4, S=7)
     cfg = DecodeConfig(beam=4, nbest=4, alpha=0.6, max_len_a=1.0, max_len_b=3)
     nbest = translate_batch(model, src, smask, cfg, bos=2, eos=3, pad=PAD)
@@ -203,8 +204,7 @@ class OneSourceRowPerHypothesis:
 
 @pytest.mark.parametrize("specs", MIXED, ids=lambda s: "|".join(str(v) for v in s.values()))
 def test_beam_search_reads_each_source_once_per_sentence(specs):
-    torch.manual_seed(0)
-    model = Transformer(tiny(**specs), V, V, PAD).eval()
+    model = seeded(**specs).eval()
     src, smask, _ = batch()
     cfg = DecodeConfig(beam=3, nbest=3, max_len_a=0.0, max_len_b=6, alpha=0.0)
     folded = translate_batch(model, src, smask, cfg, bos=2, eos=3, pad=PAD)
@@ -226,8 +226,7 @@ def test_step_refuses_rows_that_do_not_split_over_the_sources():
 @pytest.mark.parametrize("specs", MIXED, ids=lambda s: "|".join(str(v) for v in s.values()))
 def test_encoder_output_does_not_depend_on_padding(specs):
     """The FFN sublayers skip padding positions: real positions get what they get unpadded."""
-    torch.manual_seed(0)
-    model = Transformer(tiny(**specs), V, V, PAD).eval()
+    model = seeded(**specs).eval()
     src, smask, _ = batch()
     with torch.no_grad():
         padded = model.encode(src, smask)
@@ -239,8 +238,7 @@ def test_encoder_output_does_not_depend_on_padding(specs):
 
 
 def test_gradients_reach_the_encoder_through_packed_ffn():
-    torch.manual_seed(0)
-    model = Transformer(tiny(), V, V, PAD).train()
+    model = seeded().train()
     src, smask, tgt = batch()
     rows = []
     model.encoder[0].ffn.register_forward_hook(lambda m, args, out: rows.append(args[0].shape))

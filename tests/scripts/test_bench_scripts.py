@@ -161,6 +161,8 @@ def test_sitting_table_takes_medians_and_ratios_of_medians(tmp_path, capsys):
     assert "| training target tok/s, ours / HF | **1.20x** | >= 1.0x |" in text
     assert "| peak RSS ours / HF: training | 0.90 | <= 1.0 |" in text
     assert "| `1111` | 2.50 | 1.25x | 8.0 | 3.00 | 0.75x | 6 |" in text
+    with pytest.raises(SystemExit, match="missing.jsonl: no such file"):
+        sitting_table.main([str(tmp_path / "missing.jsonl")])
     raw.write_text("not json\n")
     with pytest.raises(SystemExit, match="sitting.jsonl:1: not a JSON line"):
         sitting_table.main([str(raw)])
