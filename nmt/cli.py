@@ -22,6 +22,9 @@ from nmt.runtime import tune_allocator
 COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average", "ablate")
 
 
+NO_PACK_HELP = "keep the linear layers' plain weights (default on CPU: pre-packed for oneDNN, nmt.model.packed)"
+
+
 def _config_epilog() -> str:
     from nmt.experiment import ExperimentConfig
 
@@ -87,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write hypotheses here (default: next to the checkpoint)")
     p.add_argument("--max_tokens", type=int, default=4000, help="source tokens per decoding batch")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    p.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
     _add_decode_options(p)
 
     p = sub.add_parser("translate", help="translate text (stdin or --input) with a checkpoint")
@@ -96,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_tokens", type=int, default=4000, help="source tokens per decoding batch")
     p.add_argument("--max_input_len", type=int, default=0, help="truncate longer inputs (tokens; 0: model limit)")
     p.add_argument("--scores", action="store_true", help="write 'score<TAB>hypothesis' (all n-best lines)")
+    p.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
     _add_decode_options(p)
 
     p = sub.add_parser("score", help="score hypotheses with sacrebleu (BLEU, chrF, TER)")
@@ -154,7 +159,9 @@ def _run(args: argparse.Namespace, overrides: list[tuple[str, Any]]) -> int:
     if cmd == "test":
         from nmt.inference import test_split
 
-        result = test_split(args.checkpoint, args.split, _decode_overrides(args), args.output, args.max_tokens)
+        result = test_split(
+            args.checkpoint, args.split, _decode_overrides(args), args.output, args.max_tokens, not args.no_pack
+        )
         print(json.dumps(result) if args.json else "\n".join(result["lines"]))
         return 0
     if cmd == "translate":
@@ -162,7 +169,7 @@ def _run(args: argparse.Namespace, overrides: list[tuple[str, Any]]) -> int:
 
         translate_files(
             args.checkpoint, args.input, args.output, _decode_overrides(args), args.max_tokens,
-            args.max_input_len, args.scores,
+            args.max_input_len, args.scores, not args.no_pack,
         )
         return 0
     if cmd == "score":

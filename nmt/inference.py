@@ -16,6 +16,7 @@ from nmt.config import from_dict, to_dict
 from nmt.data.subwords import Vocab
 from nmt.decode import DecodeConfig, EnsembleModel, Hypothesis, translate_batch
 from nmt.experiment import ExperimentConfig
+from nmt.model.packed import pack_linears
 from nmt.model.transformer import Transformer
 from nmt.train.checkpoint_io import load_checkpoint
 
@@ -32,8 +33,11 @@ class Loaded:
     path: Path
 
 
-def load_model(path: str | Path) -> Loaded:
-    """Load a checkpoint (``weights_only``) into an eval-mode Transformer with its subword models."""
+def load_model(path: str | Path, pack: bool = True) -> Loaded:
+    """Load a checkpoint (``weights_only``) into an eval-mode Transformer with its subword models.
+
+    ``pack``: run the linear layers on weights pre-packed for oneDNN (``nmt.model.packed``; CPU,
+    1.2-1.4x faster GEMMs, results equal up to float rounding). The model is then inference-only."""
     ckpt = load_checkpoint(path)
     cfg = ExperimentConfig.from_plain(ckpt["nmt"]["config"])
     v = ckpt["nmt"]["vocab"]
@@ -45,6 +49,8 @@ def load_model(path: str | Path) -> Loaded:
     state = {k[len("model."):]: t for k, t in ckpt["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(state)
     model.eval()
+    if pack:
+        pack_linears(model)
     return Loaded(model, vocab, cfg, Path(path))
 
 
@@ -123,9 +129,10 @@ def translate_files(
     max_tokens: int = 4000,
     max_input_len: int = 0,
     with_scores: bool = False,
+    pack: bool = True,
 ) -> None:
     """``nmt translate``: stdin/file in, detokenised hypotheses out (one per line, or n-best with scores)."""
-    models = [load_model(p) for p in checkpoints]
+    models = [load_model(p, pack) for p in checkpoints]
     dcfg = decode_config(models[0].cfg.decode, overrides)
     if input_path is not None:
         from nmt.data.text import read_lines
@@ -153,12 +160,17 @@ def translate_files(
 
 
 def test_split(
-    checkpoint: str, split: str, overrides: dict[str, Any], output: str | None, max_tokens: int = 4000
+    checkpoint: str,
+    split: str,
+    overrides: dict[str, Any],
+    output: str | None,
+    max_tokens: int = 4000,
+    pack: bool = True,
 ) -> dict[str, Any]:
     """``nmt test``: translate a split of the checkpoint's corpus, score BLEU/chrF with sacrebleu."""
     from nmt.data.datamodule import NMTDataModule
 
-    loaded = load_model(checkpoint)
+    loaded = load_model(checkpoint, pack)
     out = Path(output) if output else Path(checkpoint).with_suffix(f".{split}.hyp")
     return score_split(loaded, NMTDataModule(loaded.cfg.data), split, overrides, out, max_tokens)
 

@@ -35,6 +35,7 @@ from torch import Tensor
 from nmt.data.subwords import Vocab
 from nmt.decode.config import DecodeConfig
 from nmt.decode.translate import translate_batch
+from nmt.model.packed import pack_linears
 from nmt.model.transformer import Transformer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
     C.add_common_args(ap)
     ap.add_argument("--beam", type=int, default=5, help="beam size; 1 = greedy search")
     ap.add_argument("--batches", type=int, default=N_SENT // BATCH, help="timed batches of 32 (16 = the workload)")
+    ap.add_argument("--no_pack", action="store_true", help="keep nn.Linear (MKL) instead of the oneDNN-packed "
+                    "linear layers that our inference uses (nmt.model.packed)")
     ap.add_argument("--breakdown", action="store_true", help="time the model's parts (encoder, decoder sublayers, "
                     "output projection, reorder) over the timed batches: 'breakdown_s' in the JSON")
     args = ap.parse_args(argv)
@@ -102,8 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
     batches = decode_batches(args.data, vocab, args.batches)
     t = time.perf_counter()
     model = C.build_model(args, vocab).eval()
+    packed = 0 if args.no_pack else pack_linears(model)
     load_s = time.perf_counter() - t
-    C.log(f"model: {model.num_parameters():,} parameters, built in {load_s:.2f} s")
+    C.log(f"model: {model.num_parameters():,} parameters, {packed} packed linear layers, built in {load_s:.2f} s")
     cfg = DecodeConfig(beam=args.beam, alpha=0.0, max_len_a=0.0, max_len_b=NEW_TOKENS, max_len=NEW_TOKENS,
                        min_len=NEW_TOKENS, nbest=1)
 
@@ -143,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         "model_tflop": round(flops / 1e12, 3), "mfu": C.mfu(flops, total, peak),
         "flops_method": "encoder once + beam x decoder, Transformer.flops (forward) over real source lengths",
         "length_penalty": "alpha 0 (forced length 32: any penalty leaves the ranking unchanged)",
-        **C.model_record(args, model), "matmul_peak": peak, "profiled": args.profile,
+        **C.model_record(args, model), "packed_linears": packed, "matmul_peak": peak, "profiled": args.profile,
         "load_s": round(load_s, 2), "peak_rss_mib": C.peak_rss_mib(), "breakdown_s": breakdown, **C.env_info(),
     }
     C.emit(record)

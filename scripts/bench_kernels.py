@@ -4,7 +4,8 @@ Three groups, each line one JSON record (stdout), best of ``--repeats`` timings 
 
 - ``gemm``: the linear layers of one beam-5 decoding step of the base model (rows = 32 sentences or
   160 hypotheses; 512 -> 512, 512 -> 2048, 2048 -> 512, 512 -> 8000) in GFLOP/s, and the 2048^3
-  matmul ceiling;
+  matmul ceiling, each with PyTorch's default kernel (MKL) and with oneDNN-packed weights
+  (``nmt.model.packed``, what our inference uses);
 - ``attention``: one decoding step's attention at the workload's shapes, SDPA against explicit
   matmul-softmax-matmul, with keys/values contiguous or in the strided (B, H, S, dh) view that
   splitting heads produces;
@@ -26,6 +27,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from nmt.model.packed import PackedLinear, packing_available
+
 D, FF, VOCAB, HEADS, LAYERS = 512, 2048, 8000, 8, 6
 
 
@@ -42,17 +45,23 @@ def best_ms(fn: Callable[[], object], calls: int, repeats: int) -> float:
 
 
 def gemm(calls: int, repeats: int) -> list[dict]:
+    """Each call runs the shape through 6 distinct weights, as a decoding step runs 6 layers (so the
+    weights are not all cache-resident): plain ``F.linear`` (MKL) and oneDNN-packed (``PackedLinear``)."""
     out = []
+    kernels = {"mkl": lambda lin: lin, "onednn packed": PackedLinear} if packing_available() else {"mkl": lambda lin: lin}
     for rows in (32, 160):
         for d_in, d_out in ((D, D), (D, FF), (FF, D), (D, VOCAB)):
-            x, w, b = torch.randn(rows, d_in), torch.randn(d_out, d_in), torch.randn(d_out)
-            ms = best_ms(lambda: F.linear(x, w, b), calls, repeats)
-            out.append({"group": "gemm", "rows": rows, "d_in": d_in, "d_out": d_out, "ms": ms,
-                        "gflops": round(2 * rows * d_in * d_out / ms / 1e6, 1)})
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    ms = best_ms(lambda: a @ b, max(1, calls // 20), repeats)
-    out.append({"group": "gemm", "rows": 2048, "d_in": 2048, "d_out": 2048, "ms": ms,
-                "gflops": round(2 * 2048**3 / ms / 1e6, 1), "note": "matmul ceiling"})
+            x = torch.randn(rows, d_in)
+            for kernel, wrap in kernels.items():
+                layers = [wrap(torch.nn.Linear(d_in, d_out, bias=d_out != VOCAB)) for _ in range(LAYERS)]
+                ms = best_ms(lambda: [f(x) for f in layers], max(1, calls // LAYERS), repeats) / LAYERS
+                out.append({"group": "gemm", "kernel": kernel, "rows": rows, "d_in": d_in, "d_out": d_out,
+                            "ms": round(ms, 4), "gflops": round(2 * rows * d_in * d_out / ms / 1e6, 1)})
+    for kernel, wrap in kernels.items():
+        a, lin = torch.randn(2048, 2048), wrap(torch.nn.Linear(2048, 2048, bias=False))
+        ms = best_ms(lambda: lin(a), max(1, calls // 20), repeats)
+        out.append({"group": "gemm", "kernel": kernel, "rows": 2048, "d_in": 2048, "d_out": 2048, "ms": ms,
+                    "gflops": round(2 * 2048**3 / ms / 1e6, 1), "note": "matmul ceiling"})
     return out
 
 

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from nmt.model.config import ModelConfig
 from nmt.model.layers import DecoderLayer, EncoderLayer, FeedForward, real_positions
+from nmt.model.packed import PackedLinear
 from nmt.modules.base import Mixer, reorder_state
 from nmt.modules.positions import sinusoidal_table
 from nmt.modules.registry import BuildContext, build_mixer
@@ -191,5 +192,6 @@ class Transformer(nn.Module):
         return out
 
     def num_parameters(self) -> int:
-        """Trainable parameters (tied matrices counted once)."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+        """Trainable parameters (tied matrices counted once), also after ``pack_linears``."""
+        packed = sum(m.parameter_count() for m in self.modules() if isinstance(m, PackedLinear))
+        return packed + sum(p.numel() for p in self.parameters() if p.requires_grad)

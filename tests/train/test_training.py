@@ -149,6 +149,10 @@ def test_cli_fit_average_translate_score_end_to_end(make_experiment, reverse_roo
     assert main(["translate", "--checkpoint", str(run / "avg.ckpt"), "--beam", "3", "-i", str(inp), "-o", str(hyp)]) == 0
     out = hyp.read_text(encoding="utf-8").split("\n")[:-1]
     assert len(out) == len(lines) and out[7] == ""  # order kept, empty line stays empty
+    plain = tmp_path / "plain.txt"  # plain weights instead of oneDNN-packed ones: the same output
+    args = ["--beam", "3", "-i", str(inp), "-o", str(plain), "--no_pack"]
+    assert main(["translate", "--checkpoint", str(run / "avg.ckpt"), *args]) == 0
+    assert plain.read_text(encoding="utf-8") == hyp.read_text(encoding="utf-8")
     ref = tmp_path / "ref.txt"
     ref.write_text(hyp.read_text(encoding="utf-8"), encoding="utf-8")
     capsys.readouterr()

@@ -1,0 +1,80 @@
+"""Inference-only linear layers with weights pre-packed for oneDNN (CPU).
+
+On CPU, PyTorch runs fp32 ``nn.Linear`` through MKL's GEMM, which re-packs the weight on every
+call; oneDNN's linear with a weight packed once (``torch.ops.mkldnn._reorder_linear_weight``) runs
+the same product 1.2-1.4x faster at decoding shapes (docs/benchmarks.md, ``bench_kernels.py
+--only gemm``). ``pack_linears`` swaps every ``nn.Linear`` of a CPU model for a ``PackedLinear``
+that holds only the packed weight: the model can then translate and score, not train or be saved.
+Results equal the unpacked layers up to float rounding (a different summation order).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor, nn
+
+log = logging.getLogger("nmt")
+
+PACKABLE_DTYPES = (torch.float32, torch.bfloat16)
+
+
+def packing_available() -> bool:
+    """True when this PyTorch build has oneDNN's packed linear operators."""
+    ops = torch.ops.mkldnn
+    return (
+        torch.backends.mkldnn.is_available()
+        and hasattr(ops, "_reorder_linear_weight")
+        and hasattr(ops, "_linear_pointwise")
+    )
+
+
+class PackedLinear(nn.Module):
+    """``nn.Linear``'s forward on a oneDNN-packed copy of its weight (no gradients)."""
+
+    def __init__(self, linear: nn.Linear, tied: bool = False) -> None:
+        super().__init__()
+        self.in_features = linear.in_features
+        self.out_features = linear.out_features
+        self.tied = tied  # the weight is also a parameter of another module (tied embeddings)
+        with torch.no_grad():
+            packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach())
+        self.register_buffer("packed_weight", packed, persistent=False)  # opaque (out, in)
+        bias = None if linear.bias is None else linear.bias.detach().clone()
+        self.register_buffer("bias", bias, persistent=False)  # (out,) or None
+
+    def parameter_count(self) -> int:
+        """The replaced layer's parameters, its weight left out when ``tied`` (counted where it lives)."""
+        bias = 0 if self.bias is None else self.out_features
+        return bias + (0 if self.tied else self.in_features * self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            raise RuntimeError("PackedLinear is inference-only: it has no gradients (see nmt.model.packed)")
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight, self.bias, "none", [], "")  # (..., out)
+
+
+def pack_linears(model: nn.Module) -> int:
+    """Replace every CPU ``nn.Linear`` of ``model`` (fp32/bf16) by a ``PackedLinear``, in place; return
+    how many were replaced (0 where oneDNN is unavailable). The model becomes inference-only: put it in
+    eval mode first, and do not train or save it afterwards."""
+    if model.training:
+        raise ValueError("pack_linears: call model.eval() first; a packed model cannot train")
+    if not packing_available():
+        log.info("oneDNN packed linear layers are not available in this PyTorch build: left unpacked")
+        return 0
+    targets = [
+        (parent, name, child)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if type(child) is nn.Linear and child.weight.device.type == "cpu" and child.weight.dtype in PACKABLE_DTYPES
+    ]
+    replaced = {id(child) for _, _, child in targets}
+    kept = {p.data_ptr() for m in model.modules() if id(m) not in replaced for p in m.parameters(recurse=False)}
+    for parent, name, child in targets:
+        setattr(parent, name, PackedLinear(child, tied=child.weight.data_ptr() in kept))
+    return len(targets)
