@@ -14,13 +14,14 @@ Conventions: tensors are batch-first; ``x`` is ``(B, T, D)``; ``memory`` is ``(B
 padding masks are bool with ``True`` at padding. Padded query positions may hold any finite value
 (callers ignore them); padded keys must never influence real positions.
 
-Incremental state is a ``dict[str, Any]``. Tensor entries have the batch as dim 0, so that
-``reorder_state`` (beam search) can select rows generically; other entries (ints, flags) are
-shared by the whole batch. A fresh state is an empty dict: ``step`` fills it on first use.
+Incremental state is a ``dict[str, Any]``. Tensor and ``TimeCache`` entries have the batch as
+dim 0, so that ``reorder_state`` (beam search) can select rows generically; other entries (ints,
+flags) are shared by the whole batch. A fresh state is an empty dict: ``step`` fills it on first use.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -86,9 +87,53 @@ class Mixer(nn.Module):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class TimeCache:
+    """Per-row keys or values grown along time, ``data`` (M, H, t, dh), with a pending row selection.
+
+    A beam reorder only records which rows survive (``select``); the next ``append`` copies the
+    selected prefix and the new column into one fresh tensor. Each decoding step therefore copies
+    the prefix once, where a ``torch.cat`` plus a reorder ``index_select`` copy it twice.
+    """
+
+    data: Tensor  # (M, H, t, dh)
+    rows: Tensor | None = None  # (N,) rows of ``data`` in order; None = all of them
+
+    def select(self, index: Tensor) -> TimeCache:
+        """The cache of rows ``index`` (N',) of this one; nothing is copied."""
+        return TimeCache(self.data, index if self.rows is None else self.rows.index_select(0, index))
+
+    def append(self, new: Tensor) -> TimeCache:
+        """``new`` (N, H, 1, dh) added after the (selected) rows' last step -> (N, H, t+1, dh)."""
+        if torch.is_grad_enabled() and (self.data.requires_grad or new.requires_grad):  # out= is not differentiable
+            return TimeCache(torch.cat([self.tensor(), new], dim=2))
+        N, H, _, dh = new.shape
+        t = self.data.size(2)
+        out = new.new_empty(N, H, t + 1, dh)  # (N, H, t+1, dh)
+        if self.rows is None:
+            out[:, :, :t].copy_(self.data)
+        else:
+            torch.index_select(self.data, 0, self.rows, out=out[:, :, :t])
+        out[:, :, t:].copy_(new)
+        return TimeCache(out)
+
+    def tensor(self) -> Tensor:
+        """The cache as a tensor (N, H, t, dh) (copies only when rows are pending)."""
+        return self.data if self.rows is None else self.data.index_select(0, self.rows)
+
+
+def extend_cache(cache: TimeCache | None, new: Tensor) -> tuple[TimeCache, Tensor]:
+    """Append ``new`` (N, H, 1, dh) to ``cache`` (None: a fresh one) -> (the cache, its tensor (N, H, t+1, dh))."""
+    grown = TimeCache(new.contiguous()) if cache is None else cache.append(new)
+    return grown, grown.data
+
+
 def reorder_state(state: State, index: Tensor) -> State:
-    """Select batch rows ``index`` (beam search) from every tensor in a mixer state."""
-    return {k: (v.index_select(0, index) if isinstance(v, Tensor) else v) for k, v in state.items()}
+    """Select batch rows ``index`` (beam search) from every tensor and ``TimeCache`` in a mixer state."""
+    return {
+        k: v.index_select(0, index) if isinstance(v, Tensor) else v.select(index) if isinstance(v, TimeCache) else v
+        for k, v in state.items()
+    }
 
 
 def step_position(state: State) -> int:

@@ -34,7 +34,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nmt.modules.base import Mixer, Role, State, linear_flops, masked_fill_padding, softmax_flops, step_position
+from nmt.modules.base import (
+    Mixer,
+    Role,
+    State,
+    extend_cache,
+    linear_flops,
+    masked_fill_padding,
+    softmax_flops,
+    step_position,
+)
 from nmt.modules.registry import BuildContext, Options
 from nmt.modules.spec import SpecError, TermSpec
 
@@ -199,11 +208,11 @@ class Deformable(Mixer):
         q = torch.tensor([t], device=x_t.device)
         if self.role == "decoder":
             v_t = self._values(x_t, None)  # (B, H, 1, d_head)
-            v = v_t if "v" not in state else torch.cat([state["v"], v_t], 2)  # (B, H, t+1, d_head)
+            v_cache, v = extend_cache(state.get("v"), v_t)  # (B, H, t+1, d_head)
             ref = torch.full((1, 1, 1, 1), float(t), dtype=x_t.dtype, device=x_t.device)
             pos, w = self._points(x_t, ref)
             y, _, _ = self._read(v, torch.minimum(pos, ref), w, None, t)
-            return self._merge(y), {"v": v, "t": t + 1}
+            return self._merge(y), {"v": v_cache, "t": t + 1}
         if self.role == "cross":
             if "v" not in state:
                 if memory is None:

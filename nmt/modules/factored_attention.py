@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.modules import relative_offsets as rel
-from nmt.modules.base import Mixer, Role, State, linear_flops, softmax_flops, step_position
+from nmt.modules.base import Mixer, Role, State, extend_cache, linear_flops, softmax_flops, step_position
 from nmt.modules.positions import sinusoidal_table
 from nmt.modules.registry import BuildContext, Options
 from nmt.modules.spec import MASK_RE, SpecError, TermSpec
@@ -147,32 +147,34 @@ class FactoredAttention(Mixer):
         """Queries ``x_t`` (B, n, D) at time ``state["t"]`` -> (B, n, D), O(S) per step; n = 1 for
         the decoder role, n >= 1 rows of one sentence for the cross role (``Mixer.step``).
 
-        State: "t"; "k"/"v" projected keys/values (B, H, S, dh) (prefix for the decoder, the memory
-        for cross, computed on the first step); "r" projected R rows (B, H, L, dh) for the offsets
-        seen so far (E2/E4); "memory_padding_mask" (cross).
+        State: "t"; "k"/"v" projected keys/values: the prefix for the decoder (``TimeCache``,
+        (B, H, t, dh)), the memory for cross (tensors (B, H, S, dh), computed on the first step);
+        "r" projected R rows (B, H, L, dh) for the offsets seen so far (E2/E4);
+        "memory_padding_mask" (cross).
         """
         if self.role == "encoder":
             raise RuntimeError("encoder self-attention is not decoded incrementally")
         t = step_position(state)
         state = dict(state)
         if self.role == "decoder":
-            k_new = self._heads(self.k_proj(x_t)) if self.k_proj is not None else None  # (B, H, 1, dh)
-            v_new = self._heads(self.v_proj(x_t))  # (B, H, 1, dh)
-            if k_new is not None:
-                state["k"] = k_new if "k" not in state else torch.cat([state["k"], k_new], dim=2)
-            state["v"] = v_new if "v" not in state else torch.cat([state["v"], v_new], dim=2)
-        elif "v" not in state:
-            if memory is None:
-                raise ValueError("cross-attention needs memory on the first decoding step")
-            # contiguous once: every later step reads them (strided, each read is ~4x slower)
+            k = None
             if self.k_proj is not None:
-                state["k"] = self._heads(self.k_proj(memory)).contiguous()
-            state["v"] = self._heads(self.v_proj(memory)).contiguous()
-            if memory_padding_mask is not None:
-                state["memory_padding_mask"] = memory_padding_mask
+                state["k"], k = extend_cache(state.get("k"), self._heads(self.k_proj(x_t)))  # (B, H, t+1, dh)
+            state["v"], v = extend_cache(state.get("v"), self._heads(self.v_proj(x_t)))  # (B, H, t+1, dh)
+        else:
+            if "v" not in state:
+                if memory is None:
+                    raise ValueError("cross-attention needs memory on the first decoding step")
+                # contiguous once: every later step reads them (strided, each read is ~4x slower)
+                if self.k_proj is not None:
+                    state["k"] = self._heads(self.k_proj(memory)).contiguous()
+                state["v"] = self._heads(self.v_proj(memory)).contiguous()
+                if memory_padding_mask is not None:
+                    state["memory_padding_mask"] = memory_padding_mask
+            k, v = state.get("k"), state["v"]
         key_pad = state.get("memory_padding_mask")
         q_pos = torch.full((x_t.size(1),), t, device=x_t.device)  # (n,)
-        y = self._mix(x_t, q_pos, state.get("k"), state["v"], key_pad, state=state)
+        y = self._mix(x_t, q_pos, k, v, key_pad, state=state)
         state["t"] = t + 1
         return y, state
 

@@ -29,7 +29,16 @@ import math
 import torch
 from torch import Tensor, nn
 
-from nmt.modules.base import Mixer, Role, State, check_no_nan_rows, linear_flops, softmax_flops, step_position
+from nmt.modules.base import (
+    Mixer,
+    Role,
+    State,
+    check_no_nan_rows,
+    extend_cache,
+    linear_flops,
+    softmax_flops,
+    step_position,
+)
 from nmt.modules.registry import BuildContext, Options
 from nmt.modules.spec import SpecError, TermSpec
 
@@ -183,12 +192,12 @@ class Salient(Mixer):
         q = self._queries(x_t)  # (B, H, 1, d_head)
         if self.role == "decoder":
             k_t, v_t = self._heads(self.k_proj, x_t), self._heads(self.v_proj, x_t)
-            k = k_t if "k" not in state else torch.cat([state["k"], k_t], 2)  # (B, H, t+1, d_head)
-            v = v_t if "v" not in state else torch.cat([state["v"], v_t], 2)
+            k_cache, k = extend_cache(state.get("k"), k_t)  # (B, H, t+1, d_head)
+            v_cache, v = extend_cache(state.get("v"), v_t)
             n = budget(torch.full((x_t.shape[0],), t + 1, device=x_t.device), self.k, self.frac)
             _, k_sel, v_sel, keep = self._select(k, v, self._scores(k, None), n)
             y, _ = self._attend(q, k_sel, v_sel, keep[:, :, None, :])
-            return self._merge(y), {"k": k, "v": v, "t": t + 1}
+            return self._merge(y), {"k": k_cache, "v": v_cache, "t": t + 1}
         if self.role == "cross":
             if "k_sel" not in state:
                 if memory is None:
