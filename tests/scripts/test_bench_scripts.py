@@ -115,7 +115,7 @@ def test_decode_breakdown_times_the_parts_and_restores_the_model(capsys):
                           "model.step > decoder self-mixing", "model.step > cross-mixing",
                           "model.step > feed-forward", "search and the rest"}
     assert 0 < parts["model.step > feed-forward"] < parts["model.step"] < record["seconds"]
-    assert parts["encode"] > 0 and parts["reorder_state"] > 0
+    assert parts["encode"] > 0 and parts["reorder_state"] >= 0  # a reorder only records rows (TimeCache)
 
 
 def test_timed_calls_restores_what_it_shadowed():
