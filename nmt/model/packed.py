@@ -75,6 +75,9 @@ def pack_linears(model: nn.Module) -> int:
     ]
     replaced = {id(child) for _, _, child in targets}
     kept = {p.data_ptr() for m in model.modules() if id(m) not in replaced for p in m.parameters(recurse=False)}
-    for parent, name, child in targets:
+    n = len(targets)
+    while targets:  # one plain weight at a time is released, so memory peaks at + one layer, not + the model
+        parent, name, child = targets.pop()
         setattr(parent, name, PackedLinear(child, tied=child.weight.data_ptr() in kept))
-    return len(targets)
+        del parent, child
+    return n
