@@ -42,6 +42,7 @@ for rep in $(seq "$REPEATS"); do
     PEAK=$(tail -n1 "$RAW" | python -c "import json,sys; print(json.load(sys.stdin)['result']['gflops_median'])")
     peer ct2_float32_b5 decode_ct2.py --compute_type float32 --beam 5
     ours nmt_b5         scripts/bench_decode.py --beam 5
+    ours nmt_b5_plain   scripts/bench_decode.py --beam 5 --no_pack
     peer ct2_float32_b1 decode_ct2.py --compute_type float32 --beam 1
     ours nmt_b1         scripts/bench_decode.py --beam 1
     peer ct2_int8_b5    decode_ct2.py --compute_type int8 --beam 5

@@ -22,6 +22,7 @@ ROWS = [  # (name in the sitting, toolkit, measurement)
     ("ct2_float32_b5", "CTranslate2 float32", "beam 5"),
     ("ct2_int8_b5", "CTranslate2 int8", "beam 5"),
     ("nmt_b5", "ours (`1000`)", "beam 5"),
+    ("nmt_b5_plain", "ours (`1000`, `--no_pack`: plain MKL weights)", "beam 5"),
     ("hf_b1", "HF transformers", "greedy"),
     ("ct2_float32_b1", "CTranslate2 float32", "greedy"),
     ("ct2_int8_b1", "CTranslate2 int8", "greedy"),
