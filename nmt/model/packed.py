@@ -3,9 +3,10 @@
 On CPU, PyTorch runs fp32 ``nn.Linear`` through MKL's GEMM, which packs the weight on every call
 and, on AMD processors, runs without AVX-512. oneDNN's linear with a weight packed once
 (``torch.ops.mkldnn._reorder_linear_weight``) ran the decoding step's products 1.2-2.4x faster on
-the development machine (AMD Zen 4; docs/benchmarks.md, ``bench_kernels.py --only gemm``). ``pack_linears`` swaps every ``nn.Linear`` of a CPU model for a ``PackedLinear``
-that holds only the packed weight: the model can then translate and score, not train or be saved.
-Results equal the unpacked layers up to float rounding (a different summation order).
+the development machine (AMD Zen 4; docs/benchmarks.md, ``bench_kernels.py --only gemm``).
+``pack_linears`` swaps every ``nn.Linear`` of a CPU model for a ``PackedLinear`` that holds only
+the packed weight: the model can then translate and score, not train or be saved. Results equal
+the unpacked layers up to float rounding (a different summation order).
 """
 
 from __future__ import annotations
