@@ -1,11 +1,12 @@
 """Micro-benchmarks behind the decoding and training choices in docs/benchmarks.md (CPU, fp32).
 
-Three groups, each line one JSON record (stdout), best of ``--repeats`` timings of ``--calls`` calls:
+Four groups, each line one JSON record (stdout), best of ``--repeats`` timings of ``--calls`` calls:
 
 - ``gemm``: the linear layers of one beam-5 decoding step of the base model (rows = 32 sentences or
   160 hypotheses; 512 -> 512, 512 -> 2048, 2048 -> 512, 512 -> 8000) in GFLOP/s, and the 2048^3
   matmul ceiling, each with PyTorch's default kernel (MKL) and with oneDNN-packed weights
   (``nmt.model.packed``, what our inference uses);
+- ``train_gemm``: a training-sized linear layer, forward + backward, MKL (autograd) against oneDNN;
 - ``attention``: one decoding step's attention at the workload's shapes, SDPA against explicit
   matmul-softmax-matmul, with keys/values contiguous or in the strided (B, H, S, dh) view that
   splitting heads produces;
@@ -65,6 +66,38 @@ def gemm(calls: int, repeats: int) -> list[dict]:
     return out
 
 
+class OneDNNLinear(torch.autograd.Function):
+    """A linear layer whose three products (output, input gradient, weight gradient) run on oneDNN
+    with plain weights, reordered per call; the transposed operands are made contiguous."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):  # (M, in), (out, in), (out,) -> (M, out)
+        ctx.save_for_backward(x, w)
+        return torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+
+    @staticmethod
+    def backward(ctx, g):  # (M, out)
+        x, w = ctx.saved_tensors
+        gx = torch.ops.mkldnn._linear_pointwise(g, w.t().contiguous(), None, "none", [], "")  # (M, in)
+        gw = torch.ops.mkldnn._linear_pointwise(g.t().contiguous(), x.t().contiguous(), None, "none", [], "")
+        return gx, gw, g.sum(0)
+
+
+def train_gemm(calls: int, repeats: int) -> list[dict]:
+    """A training-sized linear layer (4,000 rows), forward + backward: F.linear with autograd (MKL)
+    against ``OneDNNLinear``."""
+    out, rows = [], 4000
+    for d_in, d_out in ((D, FF), (FF, D), (D, D), (D, VOCAB)):
+        x = torch.randn(rows, d_in, requires_grad=True)
+        w, b = torch.randn(d_out, d_in, requires_grad=True), torch.randn(d_out, requires_grad=True)
+        g = torch.randn(rows, d_out)
+        for kernel, fn in (("mkl", F.linear), ("onednn", OneDNNLinear.apply)):
+            ms = best_ms(lambda: fn(x, w, b).backward(g), max(1, calls // 40), repeats)
+            out.append({"group": "train_gemm", "kernel": kernel, "rows": rows, "d_in": d_in, "d_out": d_out,
+                        "ms": ms, "gflops": round(3 * 2 * rows * d_in * d_out / ms / 1e6, 1)})
+    return out
+
+
 def attention(calls: int, repeats: int) -> list[dict]:
     """(name, batch rows, queries per row, keys, key padding?) of the beam-5 workload's decoding steps."""
     dh, out = D // HEADS, []
@@ -116,7 +149,7 @@ def adamw(calls: int, repeats: int) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     """Parse ``argv``, run the chosen groups and print one JSON line per measurement."""
-    groups = {"gemm": gemm, "attention": attention, "adamw": adamw}
+    groups = {"gemm": gemm, "train_gemm": train_gemm, "attention": attention, "adamw": adamw}
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=sorted(groups), action="append", help="run only these groups")
     ap.add_argument("--threads", type=int, default=2)
@@ -126,8 +159,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     records = []
     for name in args.only or groups:
-        # AdamW updates parameters, which inference mode forbids
-        with contextlib.nullcontext() if name == "adamw" else torch.inference_mode():
+        # AdamW updates parameters and train_gemm needs gradients, which inference mode forbids
+        with contextlib.nullcontext() if name in ("adamw", "train_gemm") else torch.inference_mode():
             records += groups[name](args.calls, args.repeats)
     for r in records:
         print(json.dumps({**r, "threads": args.threads, "torch": torch.__version__}), flush=True)

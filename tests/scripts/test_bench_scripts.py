@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
@@ -19,6 +20,7 @@ import bench_train  # noqa: E402
 import sitting_table  # noqa: E402
 
 from nmt.config import ConfigError  # noqa: E402
+from nmt.model.packed import packing_available  # noqa: E402
 
 TINY = ["--d_model", "32", "--d_ff", "64", "--heads", "2", "--layers", "1", "--threads", "1"]
 needs_workload = pytest.mark.skipif(
@@ -141,6 +143,20 @@ def test_kernels_micro_benchmarks_print_their_records(capsys):
     attention = [r for r in records if r["group"] == "attention"]
     assert len(attention) == 8 and all(r["sdpa_ms"] > 0 and r["explicit_ms"] > 0 for r in attention)
     assert {r["rows"] for r in records if r["group"] == "gemm"} == {32, 160, 2048}
+
+
+@pytest.mark.skipif(not packing_available(), reason="no oneDNN linear in this build")
+def test_onednn_training_linear_has_the_gradients_of_f_linear():
+    g = torch.Generator().manual_seed(0)
+    x, w, b = (torch.randn(*shape, generator=g, requires_grad=True) for shape in ((7, 5), (3, 5), (3,)))
+    grad = torch.randn(7, 3, generator=g)
+    bench_kernels.OneDNNLinear.apply(x, w, b).backward(grad)
+    mine = [t.grad.clone() for t in (x, w, b)]
+    for t in (x, w, b):
+        t.grad = None
+    torch.nn.functional.linear(x, w, b).backward(grad)
+    for a, ref in zip(mine, (x.grad, w.grad, b.grad)):
+        torch.testing.assert_close(a, ref)
 
 
 def test_sitting_table_takes_medians_and_ratios_of_medians(tmp_path, capsys):
