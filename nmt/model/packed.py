@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 log = logging.getLogger("nmt")
 
-PACKABLE_DTYPES = (torch.float32, torch.bfloat16)
+PACKABLE_DTYPES = (torch.float32,)  # what our checkpoints load as; the only dtype tested
 
 
 def packing_available() -> bool:
@@ -60,7 +60,7 @@ class PackedLinear(nn.Module):
 
 
 def pack_linears(model: nn.Module) -> int:
-    """Replace every CPU ``nn.Linear`` of ``model`` (fp32/bf16) by a ``PackedLinear``, in place; return
+    """Replace every CPU fp32 ``nn.Linear`` of ``model`` by a ``PackedLinear``, in place; return
     how many were replaced (0 where oneDNN is unavailable). The model becomes inference-only: put it in
     eval mode first, and do not train or save it afterwards."""
     if model.training:
