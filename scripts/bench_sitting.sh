@@ -5,15 +5,17 @@
 #
 #   bash scripts/bench_sitting.sh                      # 3 repeats + mechanism variants + epoch (~75 min)
 #   REPEATS=1 VARIANTS=0 EPOCH=0 bash scripts/bench_sitting.sh   # one quick repeat (~16 min)
+#   TRAIN=0 VARIANTS=0 EPOCH=0 bash scripts/bench_sitting.sh      # decoding only, 3 repeats (~17 min)
 #
-# Knobs (environment): PEERS (peer benchmark dir), REPEATS (3), VARIANTS (1: our other mechanisms,
-# short runs, once), EPOCH (1: our end-to-end Multi30k epoch, once), OUT (where the raw JSON lines
+# Knobs (environment): PEERS (peer benchmark dir), REPEATS (3), TRAIN (1: the training pair in each
+# repeat; 0: decoding only), VARIANTS (1: our other mechanisms, short runs, once), EPOCH (1: our
+# end-to-end Multi30k epoch, once), OUT (where the raw JSON lines
 # and logs go; default $TMPDIR/sitting). Output: $OUT/sitting.jsonl, one line
 # {"name", "rep", "result"} per run, and at the end the tables of scripts/sitting_table.py on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS=$(realpath "${PEERS:-../shared/bench/peers}")
-REPEATS=${REPEATS:-3}; VARIANTS=${VARIANTS:-1}; EPOCH=${EPOCH:-1}
+REPEATS=${REPEATS:-3}; VARIANTS=${VARIANTS:-1}; EPOCH=${EPOCH:-1}; TRAIN=${TRAIN:-1}
 T=${TMPDIR:-/tmp}; OUT=${OUT:-$T/sitting}
 VENV=$T/peers-venv; P=$VENV/bin/python
 export PEERS_WORK=$T/peers-work PEERS_OUT=$T/peers-out
@@ -49,8 +51,10 @@ for rep in $(seq "$REPEATS"); do
     peer ct2_int8_b1    decode_ct2.py --compute_type int8 --beam 1
     peer hf_b5          decode_hf.py --beam 5
     peer hf_b1          decode_hf.py --beam 1
-    peer train_hf       train_hf.py
-    ours nmt_train      scripts/bench_train.py
+    if [ "$TRAIN" = 1 ]; then
+        peer train_hf       train_hf.py
+        ours nmt_train      scripts/bench_train.py
+    fi
 done
 
 rep=1
