@@ -49,7 +49,9 @@ def gemm(calls: int, repeats: int) -> list[dict]:
     """Each call runs the shape through 6 distinct weights, as a decoding step runs 6 layers (so the
     weights are not all cache-resident): plain ``F.linear`` (MKL) and oneDNN-packed (``PackedLinear``)."""
     out = []
-    kernels = {"mkl": lambda lin: lin, "onednn packed": PackedLinear} if packing_available() else {"mkl": lambda lin: lin}
+    kernels: dict[str, Callable[[torch.nn.Linear], torch.nn.Module]] = {"mkl": lambda lin: lin}
+    if packing_available():
+        kernels["onednn packed"] = PackedLinear
     for rows in (32, 160):
         for d_in, d_out in ((D, D), (D, FF), (FF, D), (D, VOCAB)):
             x = torch.randn(rows, d_in)
@@ -87,11 +89,14 @@ def train_gemm(calls: int, repeats: int) -> list[dict]:
     """A training-sized linear layer (4,000 rows), forward + backward: F.linear with autograd (MKL)
     against ``OneDNNLinear``."""
     out, rows = [], 4000
+    kernels: dict[str, Callable[..., torch.Tensor]] = {"mkl": F.linear}
+    if packing_available():
+        kernels["onednn"] = OneDNNLinear.apply
     for d_in, d_out in ((D, FF), (FF, D), (D, D), (D, VOCAB)):
         x = torch.randn(rows, d_in, requires_grad=True)
         w, b = torch.randn(d_out, d_in, requires_grad=True), torch.randn(d_out, requires_grad=True)
         g = torch.randn(rows, d_out)
-        for kernel, fn in (("mkl", F.linear), ("onednn", OneDNNLinear.apply)):
+        for kernel, fn in kernels.items():
             ms = best_ms(lambda: fn(x, w, b).backward(g), max(1, calls // 40), repeats)
             out.append({"group": "train_gemm", "kernel": kernel, "rows": rows, "d_in": d_in, "d_out": d_out,
                         "ms": ms, "gflops": round(3 * 2 * rows * d_in * d_out / ms / 1e6, 1)})

@@ -237,12 +237,12 @@ def test_encoder_output_does_not_depend_on_padding(specs):
             torch.testing.assert_close(padded[i : i + 1, :n], alone, atol=1e-5, rtol=1e-4)
 
 
-def test_gradients_reach_the_encoder_through_packed_ffn():
+def test_gradients_reach_the_encoder_through_the_real_position_ffn():
     model = seeded().train()
     src, smask, tgt = batch()
     rows = []
     model.encoder[0].ffn.register_forward_hook(lambda m, args, out: rows.append(args[0].shape))
     model.logits(model(src, smask, tgt)).sum().backward()
-    assert rows == [torch.Size([int((~smask).sum()), 16])]  # real positions only, packed
+    assert rows == [torch.Size([int((~smask).sum()), 16])]  # real positions only, gathered into one matrix
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.encoder.parameters())
     assert model.encoder[0].ffn.fc1.weight.grad.abs().sum() > 0
