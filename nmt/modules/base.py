@@ -86,6 +86,11 @@ class Mixer(nn.Module):
         ``src_len`` keys (``src_len`` defaults to ``tgt_len`` for self roles)."""
         raise NotImplementedError
 
+    def shared_flops(self, tgt_len: int, src_len: int | None = None) -> int:
+        """FLOPs computed once per batch rather than per sentence (tables that depend only on the
+        parameters and the lengths, e.g. projected relative-position encodings); 0 if none."""
+        return 0
+
 
 @dataclass(frozen=True)
 class TimeCache:

@@ -26,6 +26,9 @@ class _Combined(Mixer):
     def flops(self, tgt_len: int, src_len: int | None = None) -> int:
         return sum(m.flops(tgt_len, src_len) for m in self.branches)
 
+    def shared_flops(self, tgt_len: int, src_len: int | None = None) -> int:
+        return sum(m.shared_flops(tgt_len, src_len) for m in self.branches)
+
     @staticmethod
     def _split(state: State, i: int) -> State:
         prefix = f"{i}."

@@ -15,8 +15,17 @@ U = ``q_proj``, V^C = ``k_proj``, V^R = ``r_proj``, W' = ``v_proj``, W = ``out_p
 per-head vectors; R is the fixed sinusoidal encoding (dim d_model) of the relative offset.
 A mask "abcd" enables (E1 E2 E3 E4); only the parameters the enabled terms need exist (E1/E2 need U,
 E1/E3 need V^C, E2/E4 need V^R, E3 needs u, E4 needs v) and only enabled terms are computed.
-Biases: q/k/v/out projections have one (as a standard Transformer); V^R has none, since a bias on R
-adds z_q^T U^T b and v^T b, both constant over keys, which the softmax cancels (as in Transformer-XL).
+
+Biases: U, V^C and V^R are bias-free (as in Transformer-XL), so a mask computes exactly its terms.
+A query bias b would add b^T V^C x_k (an E3 term with u = b) and b^T V^R R_{k-q} (an E4 term with
+v = b): a standard Transformer's biased "1000" is E1 plus an implicit E3. That layer is available
+as the explicit option ``proj_bias`` (``qk_bias=True`` here), never by default. A key bias only adds
+terms constant over keys (cancelled by the softmax); W' and W keep their biases, which act after
+the weights are formed.
+
+Test-time term removal: ``use_terms(mask)`` computes a subset of the constructed terms with the
+same parameters ("0000": uniform weights over the allowed keys); ``term_logits`` returns each
+enabled term's scaled logits separately. Both serve analysis of trained models.
 
 Computation (Transformer-XL merge): E1 + E3 = (q + u)·k and E2 + E4 = (q + v)·r. With E1 on, the
 result is ``scaled_dot_product_attention(q + u, k, v)`` with an additive float bias holding E2/E4 and
@@ -73,6 +82,7 @@ class FactoredAttention(Mixer):
         offset: str = "plain",
         ratio: float = 1.0,
         dropout: float = 0.0,
+        qk_bias: bool = False,
     ) -> None:
         super().__init__(d_model, role)
         if not MASK_RE.match(mask) or mask == "0000":
@@ -87,8 +97,9 @@ class FactoredAttention(Mixer):
             raise ValueError("offset=aligned applies to cross-attention only")
         if ratio <= 0:
             raise ValueError(f"ratio must be > 0, got {ratio}")
-        self.mask = mask
-        self.e1, self.e2, self.e3, self.e4 = (c == "1" for c in mask)
+        self.mask = mask  # the terms whose parameters exist
+        self.qk_bias = qk_bias
+        self.e1, self.e2, self.e3, self.e4 = (c == "1" for c in mask)  # the terms computed
         self.n_heads = n_heads
         self.d_head = d_model // n_heads
         self.scale = self.d_head**-0.5
@@ -97,8 +108,8 @@ class FactoredAttention(Mixer):
         self.ratio = ratio
         self.dropout = dropout
 
-        self.q_proj = nn.Linear(d_model, d_model) if (self.e1 or self.e2) else None  # U
-        self.k_proj = nn.Linear(d_model, d_model) if (self.e1 or self.e3) else None  # V^C
+        self.q_proj = nn.Linear(d_model, d_model, bias=qk_bias) if (self.e1 or self.e2) else None  # U
+        self.k_proj = nn.Linear(d_model, d_model, bias=qk_bias) if (self.e1 or self.e3) else None  # V^C
         self.r_proj = nn.Linear(d_model, d_model, bias=False) if (self.e2 or self.e4) else None  # V^R
         self.u = nn.Parameter(torch.randn(n_heads, self.d_head) * 0.02) if self.e3 else None
         self.v = nn.Parameter(torch.randn(n_heads, self.d_head) * 0.02) if self.e4 else None
@@ -106,12 +117,32 @@ class FactoredAttention(Mixer):
         self.out_proj = nn.Linear(d_model, d_model)  # W
 
     def extra_repr(self) -> str:
-        return f"mask={self.mask}, role={self.role}, heads={self.n_heads}, window={self.window}, offset={self.offset}"
+        bias = ", qk_bias=True" if self.qk_bias else ""
+        return (f"mask={self.mask}, role={self.role}, heads={self.n_heads}, window={self.window}, "
+                f"offset={self.offset}{bias}")
+
+    @property
+    def active_mask(self) -> str:
+        """The terms computed now: ``mask`` unless ``use_terms`` selected a subset."""
+        return "".join("1" if e else "0" for e in (self.e1, self.e2, self.e3, self.e4))
+
+    def use_terms(self, mask: str | None) -> None:
+        """Compute only the terms of ``mask`` (a subset of the constructed mask; "0000" = uniform
+        weights over the allowed keys), with the same parameters; None restores every term."""
+        mask = self.mask if mask is None else mask
+        if not MASK_RE.match(mask) or any(m == "1" and c == "0" for m, c in zip(mask, self.mask)):
+            raise ValueError(f"use_terms: {mask!r} is not a subset of this layer's mask {self.mask}")
+        self.e1, self.e2, self.e3, self.e4 = (c == "1" for c in mask)
 
     @property
     def query_independent(self) -> bool:
-        """True when every query has the same weights ("0010" without causality or window)."""
-        return self.mask == "0010" and self.role != "decoder" and self.window is None
+        """True when every query has the same weights (only E3 or nothing computed, without
+        causality or window)."""
+        return not (self.e1 or self.e2 or self.e4) and self.role != "decoder" and self.window is None
+
+    @property
+    def _needs_keys(self) -> bool:
+        return self.e1 or self.e3
 
     # ----------------------------------------------------------------------------------------------
     # Public interface
@@ -131,7 +162,7 @@ class FactoredAttention(Mixer):
             src, key_pad = memory, memory_padding_mask
         else:
             src, key_pad = x, padding_mask
-        k = self._heads(self.k_proj(src)) if self.k_proj is not None else None  # (B, H, S, dh)
+        k = self._heads(self.k_proj(src)) if self._needs_keys else None  # (B, H, S, dh)
         v = self._heads(self.v_proj(src))  # (B, H, S, dh)
         q_pos = torch.arange(x.size(1), device=x.device)  # (T,)
         return self._mix(x, q_pos, k, v, key_pad, state=None)
@@ -158,7 +189,7 @@ class FactoredAttention(Mixer):
         state = dict(state)
         if self.role == "decoder":
             k = None
-            if self.k_proj is not None:
+            if self._needs_keys:
                 state["k"], k = extend_cache(state.get("k"), self._heads(self.k_proj(x_t)))  # (B, H, t+1, dh)
             state["v"], v = extend_cache(state.get("v"), self._heads(self.v_proj(x_t)))  # (B, H, t+1, dh)
         else:
@@ -166,7 +197,7 @@ class FactoredAttention(Mixer):
                 if memory is None:
                     raise ValueError("cross-attention needs memory on the first decoding step")
                 # contiguous once: every later step reads them (strided, each read is ~4x slower)
-                if self.k_proj is not None:
+                if self._needs_keys:
                     state["k"] = self._heads(self.k_proj(memory)).contiguous()
                 state["v"] = self._heads(self.v_proj(memory)).contiguous()
                 if memory_padding_mask is not None:
@@ -179,15 +210,16 @@ class FactoredAttention(Mixer):
         return y, state
 
     def flops(self, tgt_len: int, src_len: int | None = None) -> int:
-        """Forward FLOPs for one sentence (multiply-add = 2), counting what ``forward`` computes.
+        """Forward FLOPs for one sentence (multiply-add = 2), counting what ``forward`` computes per
+        sentence; the tables that depend only on parameters and lengths are ``shared_flops``.
 
         With D = d_model, H heads, T queries, S keys (S = T for self roles), L relative offsets in
         the table (``offset_range``), and Tq = 1 if ``query_independent`` else T::
 
-            projections  q: T(2D^2+D) if E1|E2   k: S(2D^2+D) if E1|E3   v: S(2D^2+D)
-                         r: 2LD^2 if E2|E4       out: Tq(2D^2+D)
+            projections  q: 2TD^2 if E1|E2       k: 2SD^2 if E1|E3       v: S(2D^2+D)
+                         (+TD, +SD for the biases of ``qk_bias``)        out: Tq(2D^2+D)
             content      E1: 2TSD (+ TD to add u if E3)   else E3: 2SD (u·k per key)
-            relative     E2: 2TLD (+ TD to add v if E4)   else E4: 2LD (v·r per offset)
+            relative     E2: 2TLD (+ TD to add v if E4)   (E4 alone: in ``shared_flops``)
             combine      H Tq S when both a content and a relative score exist
             softmax      3 H Tq S (exp, sum, divide: ``base.softmax_flops``)
             weighted sum 2 Tq S D
@@ -199,27 +231,38 @@ class FactoredAttention(Mixer):
         D, H = self.d_model, self.n_heads
         Tq = 1 if self.query_independent else T
         total = linear_flops(S, D, D) + linear_flops(Tq, D, D)  # values, output
-        if self.q_proj is not None:
-            total += linear_flops(T, D, D)
-        if self.k_proj is not None:
-            total += linear_flops(S, D, D)
+        if self.e1 or self.e2:
+            total += linear_flops(T, D, D, bias=self.qk_bias)
+        if self._needs_keys:
+            total += linear_flops(S, D, D, bias=self.qk_bias)
         if self.e1:
             total += 2 * T * S * D + (T * D if self.e3 else 0)
         elif self.e3:
             total += 2 * S * D
-        if self.r_proj is not None:
-            centre_max = int(rel.centres_for_lengths(self.offset, self.ratio, torch.tensor([T - 1]), torch.tensor([S])).max())
-            lo, hi = self.offset_range(centre_max, S)
-            L = hi - lo + 1
-            total += linear_flops(L, D, D, bias=False)
-            if self.e2:
-                total += 2 * T * L * D + (T * D if self.e4 else 0)
-            else:
-                total += 2 * L * D
+        if self.e2:
+            total += 2 * T * self._table_size(T, S) * D + (T * D if self.e4 else 0)
         if (self.e1 or self.e3) and (self.e2 or self.e4):
             total += H * Tq * S
         total += softmax_flops(H * Tq, S) + 2 * Tq * S * D
         return total
+
+    def shared_flops(self, tgt_len: int, src_len: int | None = None) -> int:
+        """FLOPs computed once per batch (per forward, or once per decoding run) for sentences up to
+        these lengths: the projected relative table V^R R (2LD^2) and, for E4 without E2, the
+        per-offset scores v·V^R R (2LD)."""
+        if not (self.e2 or self.e4):
+            return 0
+        T = tgt_len
+        S = src_len if (self.role == "cross" and src_len is not None) else T
+        L = self._table_size(T, S)
+        return linear_flops(L, self.d_model, self.d_model, bias=False) + (0 if self.e2 else 2 * L * self.d_model)
+
+    def _table_size(self, T: int, S: int) -> int:
+        """L: the number of relative offsets a batch of T queries over S keys can use."""
+        q_last = torch.tensor([T - 1])
+        centre_max = int(rel.centres_for_lengths(self.offset, self.ratio, q_last, torch.tensor([S])).max())
+        lo, hi = self.offset_range(centre_max, S)
+        return hi - lo + 1
 
     # ----------------------------------------------------------------------------------------------
     # Offsets and masks
@@ -267,10 +310,59 @@ class FactoredAttention(Mixer):
             table = (qv * self.scale) @ r.transpose(-1, -2)  # (B, H, T, L)
         else:
             table = (self.v[None, :, None] * self.scale) @ r.transpose(-1, -2)  # (Br, H, 1, L)
+        return self._gather_offsets(table, index)
+
+    def _gather_offsets(self, table: Tensor, index: Tensor) -> Tensor:
+        """Per-offset scores (Bt, H, T or 1, L) -> per pair (max(Bt, Bc), H, T, S) by ``index`` (Bc, T, S)."""
         Bc, T, S = index.shape
         Bg = max(table.size(0), Bc)
         table = table.expand(Bg, -1, T, -1)  # (Bg, H, T, L)
         return table.gather(-1, index[:, None].expand(Bg, self.n_heads, T, S))  # (Bg, H, T, S)
+
+    def term_logits(
+        self,
+        x: Tensor,
+        *,
+        padding_mask: Tensor | None = None,
+        memory: Tensor | None = None,
+        memory_padding_mask: Tensor | None = None,
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """Each computed term's scaled logits over whole sequences, separately.
+
+        Returns ({"E1": (B, H, T, S), ...} for the terms of ``active_mask``, allowed (B or 1, 1, T, S)
+        bool). Their sum, masked by ``allowed``, is what ``forward`` normalises with the softmax.
+        """
+        src, key_pad = (memory, memory_padding_mask) if self.role == "cross" else (x, padding_mask)
+        if src is None:
+            raise ValueError("cross-attention needs memory (B, S, D)")
+        B, T, _ = x.shape
+        S = src.size(1)
+        q = self._heads(self.q_proj(x)) if (self.e1 or self.e2) else None  # (B, H, T, dh)
+        k = self._heads(self.k_proj(src)) if self._needs_keys else None  # (B, H, S, dh)
+        q_pos = torch.arange(T, device=x.device)
+        centre = self.centres(q_pos, key_pad, S)  # (Bc, T)
+        allowed, causal = rel.allowed_pairs(self.role, self.window, centre, q_pos, S, key_pad)
+        ok = torch.ones(1, 1, T, S, dtype=torch.bool, device=x.device)
+        if causal:
+            ok = ok.tril()
+        if allowed is not None:
+            ok = ok & allowed
+        shape = (B, self.n_heads, T, S)
+        terms: dict[str, Tensor] = {}
+        if self.e1:
+            terms["E1"] = (q @ k.transpose(-1, -2)) * self.scale
+        if self.e2 or self.e4:
+            lo, hi = self.offset_range(int(centre.max()), S)
+            r = self._offset_rows(lo, hi, None, B, x)  # (1, H, L, dh)
+            index = (hi - (torch.arange(S, device=x.device) - centre[..., None])).clamp(0, r.size(2) - 1)
+            if self.e2:
+                terms["E2"] = self._gather_offsets((q * self.scale) @ r.transpose(-1, -2), index).expand(shape)
+        if self.e3:
+            terms["E3"] = ((self.u[None, :, None] * self.scale) @ k.transpose(-1, -2)).expand(shape)
+        if self.e4:
+            table = (self.v[None, :, None] * self.scale) @ r.transpose(-1, -2)  # (1, H, 1, L)
+            terms["E4"] = self._gather_offsets(table, index).expand(shape)
+        return dict(sorted(terms.items())), ok
 
     def _mix(
         self,
@@ -284,7 +376,7 @@ class FactoredAttention(Mixer):
         """Attention of queries ``x`` (B, T, D) at positions ``q_pos`` over projected keys/values."""
         B, T, _ = x.shape
         S = v.size(2)
-        q = self._heads(self.q_proj(x)) if self.q_proj is not None else None  # (B, H, T, dh)
+        q = self._heads(self.q_proj(x)) if (self.e1 or self.e2) else None  # (B, H, T, dh)
         centre = self.centres(q_pos, key_pad, S)  # (Bc, T)
         allowed, causal = rel.allowed_pairs(self.role, self.window, centre, q_pos, S, key_pad)
 
@@ -348,7 +440,7 @@ class FactoredAttention(Mixer):
                 qc, k, v, attn_mask=mask, dropout_p=p, is_causal=causal
             ), row_ok
 
-        logits = bias if bias is not None else 0.0
+        logits = bias if bias is not None else v.new_zeros(1, 1, 1, S)  # no term: uniform weights
         if qc is not None:
             logits = (qc @ k.transpose(-1, -2)) * self.scale + logits  # (B, H, T, S)
         if allowed is not None:
@@ -369,11 +461,13 @@ class FactoredAttention(Mixer):
 
 
 def build(term: TermSpec, ctx: BuildContext) -> Mixer:
-    """Factored attention for a mask term, e.g. "0110", "1111:w=8", "1000:offset=aligned,ratio=1.1"."""
+    """Factored attention for a mask term, e.g. "0110", "1111:w=8", "1000:offset=aligned,ratio=1.1",
+    "1000:proj_bias=1" (biased query/key projections as a standard Transformer: 1000 + an implicit E3)."""
     if not term.is_mask or term.name == "0000":
         raise SpecError(f"{term.name!r} is not a factor mask with at least one enabled term")
     opts = Options(term)
     window = opts.int("w", None)
+    qk_bias = opts.bool("proj_bias", False)
     offset, ratio = "plain", 1.0
     if ctx.role == "cross":
         offset = opts.str("offset", "plain", OFFSETS)
@@ -403,4 +497,5 @@ def build(term: TermSpec, ctx: BuildContext) -> Mixer:
         offset=offset,
         ratio=ratio,
         dropout=ctx.dropout,
+        qk_bias=qk_bias,
     )

@@ -121,14 +121,22 @@ def check_against_reference(att, T=5, S=4, lengths=None):
 # Correctness against references
 
 
+@pytest.mark.parametrize("qk_bias", [False, True])
 @pytest.mark.parametrize("role", ["encoder", "decoder", "cross"])
-def test_1000_matches_torch_multihead_attention(role):
+def test_1000_matches_torch_multihead_attention(role, qk_bias):
+    """Bias-free "1000" is MultiheadAttention with zero query/key biases; ``qk_bias`` is the biased layer."""
     torch.manual_seed(0)
-    att = FactoredAttention(D, H, role, "1000").eval()
+    att = FactoredAttention(D, H, role, "1000", qk_bias=qk_bias).eval()
     mha = nn.MultiheadAttention(D, H, batch_first=True).eval()
     with torch.no_grad():
+        if qk_bias:
+            nn.init.normal_(att.q_proj.bias)
+            nn.init.normal_(att.k_proj.bias)
+            qk = [att.q_proj.bias, att.k_proj.bias]
+        else:
+            qk = [torch.zeros(D), torch.zeros(D)]
         mha.in_proj_weight.copy_(torch.cat([att.q_proj.weight, att.k_proj.weight, att.v_proj.weight]))
-        mha.in_proj_bias.copy_(torch.cat([att.q_proj.bias, att.k_proj.bias, att.v_proj.bias]))
+        mha.in_proj_bias.copy_(torch.cat([*qk, att.v_proj.bias]))
         mha.out_proj.weight.copy_(att.out_proj.weight)
         mha.out_proj.bias.copy_(att.out_proj.bias)
     x, memory = (t.float() for t in inputs(T=6, S=4))
@@ -172,9 +180,9 @@ def test_disabled_terms_have_no_parameters(mask):
     e1, e2, e3, e4 = bits = [c == "1" for c in mask]
     expected = {"v_proj.weight", "v_proj.bias", "out_proj.weight", "out_proj.bias"}
     if e1 or e2:
-        expected |= {"q_proj.weight", "q_proj.bias"}
+        expected |= {"q_proj.weight"}
     if e1 or e3:
-        expected |= {"k_proj.weight", "k_proj.bias"}
+        expected |= {"k_proj.weight"}
     if e2 or e4:
         expected |= {"r_proj.weight"}
     if e3:
@@ -183,7 +191,7 @@ def test_disabled_terms_have_no_parameters(mask):
         expected.add("v")
     assert {n for n, _ in att.named_parameters()} == expected
     n_linear = D * D + D
-    count = 2 * n_linear + (bits[0] or bits[1]) * n_linear + (bits[0] or bits[2]) * n_linear
+    count = 2 * n_linear + (bits[0] or bits[1]) * D * D + (bits[0] or bits[2]) * D * D
     count += (bits[1] or bits[3]) * D * D + (bits[2] + bits[3]) * D
     assert sum(p.numel() for p in att.parameters()) == count
 
@@ -381,9 +389,10 @@ def test_flops_hand_count():
     # encoder "1111", D=4, H=2, T=S=3, offsets -2..2 (L=5)
     att = FactoredAttention(4, 2, "encoder", "1111")
     lin = 3 * (2 * 4 * 4 + 4)  # one Linear over 3 rows = 108
+    lin_nobias = 3 * 2 * 4 * 4  # q, k projections are bias-free = 96
     expected = (
-        3 * lin  # q, k, v projections
-        + 5 * 2 * 4 * 4  # r projection, 5 offsets, no bias
+        2 * lin_nobias  # q, k projections
+        + lin  # v projection
         + lin  # output projection
         + 2 * 3 * 3 * 4
         + 3 * 4  # E1 (+E3 merged: add u)
@@ -393,16 +402,21 @@ def test_flops_hand_count():
         + 3 * 2 * 3 * 3  # softmax: exp, sum, divide
         + 2 * 3 * 3 * 4  # weighted sum of values
     )
-    assert expected == 952
+    assert expected == 768
     assert att.flops(3) == expected
-    # decoder "0001" with w=1, T=4: offsets -1..0 (L=2), E4 alone is one score per offset and head
+    assert att.shared_flops(3) == 5 * 2 * 4 * 4  # the r projection, 5 offsets, once per batch
+    # the biased layer adds the two biases
+    assert FactoredAttention(4, 2, "encoder", "1111", qk_bias=True).flops(3) == expected + 2 * 3 * 4
+    # decoder "0001" with w=1, T=4: offsets -1..0 (L=2); E4 alone is one score per offset and head, per batch
     dec = FactoredAttention(4, 2, "decoder", "0001", window=1)
     lin4 = 4 * (2 * 4 * 4 + 4)
-    assert dec.flops(4) == 2 * lin4 + 2 * 2 * 4 * 4 + 2 * 2 * 4 + 3 * 2 * 4 * 4 + 2 * 4 * 4 * 4
-    # "0010" encoder: one weight row per sentence
+    assert dec.flops(4) == 2 * lin4 + 3 * 2 * 4 * 4 + 2 * 4 * 4 * 4
+    assert dec.shared_flops(4) == 2 * 2 * 4 * 4 + 2 * 2 * 4
+    # "0010" encoder: one weight row per sentence, a bias-free key projection
     e3 = FactoredAttention(4, 2, "encoder", "0010")
     lin1 = 2 * 4 * 4 + 4
-    assert e3.flops(3) == 2 * lin + lin1 + 2 * 3 * 4 + 3 * 2 * 3 + 2 * 3 * 4
+    assert e3.flops(3) == lin + lin_nobias + lin1 + 2 * 3 * 4 + 3 * 2 * 3 + 2 * 3 * 4
+    assert e3.shared_flops(3) == 0
 
 
 def ctx(role):
