@@ -224,13 +224,16 @@ class ConvMixer(Mixer):
         return self.out_proj(y), new_state
 
     def flops(self, tgt_len: int, src_len: int | None = None) -> int:
-        """in_proj (+GLU: sigmoid and product, 2 per channel) + kernels + 2 T D K + out_proj."""
+        """in_proj (+GLU: sigmoid and product, 2 per channel) + kernels + convolution + out_proj.
+
+        The convolution counts what runs: 2 T D K on the ``unfold`` path, 2 T^2 D on the ``band``
+        path (a dense (T, T) banded matrix per head times the input, zeros included)."""
         T, D, K = tgt_len, self.d_model, self.kernel_size
         total = linear_flops(T, D, 2 * D if self.glu else D)
         if self.glu:
             total += 2 * T * D
         total += self.kernel_flops(T)
-        total += 2 * T * D * K
+        total += 2 * T * T * D if self.use_band(T) else 2 * T * D * K
         total += linear_flops(T, D, D)
         return total
 

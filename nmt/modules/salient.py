@@ -217,13 +217,17 @@ class Salient(Mixer):
     def flops(self, tgt_len: int, src_len: int | None = None) -> int:
         """q/k/v/output projections + query scaling (T*d) + key norms (2*S*d) + selection
         (H * S * ceil(log2 S) comparisons to sort; decoder: H * T^2 pairwise comparisons)
-        + per query with n kept keys: logits 2*n*d, softmax 3*n*H, weighted sum 2*n*d."""
+        + per query with n kept keys: logits 2*n*d, softmax 3*n*H, weighted sum 2*n*d.
+
+        The decoder's ``forward`` computes its logits, softmax and weighted sum densely over the
+        whole prefix matrix (the selection is a mask), so it is charged n = T for every query."""
         T, d, H = tgt_len, self.d_model, self.n_heads
         S = src_len if (self.role == "cross" and src_len is not None) else T
         proj = 2 * linear_flops(T, d, d) + 2 * linear_flops(S, d, d) + T * d
         norms = 2 * S * d
         select = H * T * T if self.role == "decoder" else H * S * max(1, math.ceil(math.log2(max(S, 1))))
-        attend = sum(4 * n * d + softmax_flops(H, n) for n in self.kept(T, S))
+        kept = [T] * T if self.role == "decoder" else self.kept(T, S)  # decoder: dense, masked
+        attend = sum(4 * n * d + softmax_flops(H, n) for n in kept)
         return proj + norms + select + attend
 
 

@@ -239,11 +239,15 @@ def test_default_kernel_width_by_layer():
 def test_flops_by_hand():
     # d=8, H=2, K=3, T=5, GLU: in_proj 5*(2*8*16+16)=1360, GLU 2*5*8=80, conv 2*5*8*3=240,
     # out_proj 5*(2*8*8+8)=680.
-    lw = LightweightConv(8, "encoder", kernel_size=3, heads=2)
+    # The band path (default for T <= 512) runs a dense (T, T) matrix per head: 2*5*5*8 = 400.
+    lw = LightweightConv(8, "encoder", kernel_size=3, heads=2, impl="unfold")
     assert lw.flops(5) == 1360 + 80 + 3 * 2 * 3 + 240 + 680  # softmax of the shared (2, 3) kernel: 18
-    dyn = DynamicConv(8, "decoder", kernel_size=3, heads=2)
+    assert LightweightConv(8, "encoder", kernel_size=3, heads=2).flops(5) == 1360 + 80 + 18 + 400 + 680
+    dyn = DynamicConv(8, "decoder", kernel_size=3, heads=2, impl="unfold")
     # kernel prediction 5*2*8*6 = 480, softmax per position 3*5*2*3 = 90
     assert dyn.flops(5) == 1360 + 80 + 480 + 90 + 240 + 680
+    assert DynamicConv(8, "decoder", kernel_size=3, heads=2, impl="band").flops(5) == 1360 + 80 + 480 + 90 + 400 + 680
     # without GLU: in_proj 5*(2*8*8+8) = 680, no GLU term
-    assert DynamicConv(8, "decoder", kernel_size=3, heads=2, glu=False).flops(5) == 680 + 480 + 90 + 240 + 680
+    no_glu = DynamicConv(8, "decoder", kernel_size=3, heads=2, glu=False, impl="unfold")
+    assert no_glu.flops(5) == 680 + 480 + 90 + 240 + 680
     assert dyn.flops(5, src_len=99) == dyn.flops(5)

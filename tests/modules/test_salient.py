@@ -190,8 +190,9 @@ def test_flops_by_hand():
     # scaling 5*8=40; key norms 2*5*8=80; sort 2*5*ceil(log2 5)=30;
     # attention per query over 3 keys: logits + weighted sum 4*3*8=96, softmax 3*3*2=18 -> 5*114.
     assert make("encoder", k=3).flops(5) == 2720 + 40 + 80 + 30 + 5 * 114
-    # decoder: pairwise ranks 2*5*5=50; queries keep 1, 2, 3, 3, 3 keys = 12 keys * (32 + 6).
-    assert make("decoder", k=3).flops(5) == 2720 + 40 + 80 + 50 + 12 * 38
+    # decoder: pairwise ranks 2*5*5=50; the prefix matrix is computed densely and masked:
+    # 5 queries x 5 keys x (32 + 6), although they keep only 1, 2, 3, 3, 3 keys.
+    assert make("decoder", k=3).flops(5) == 2720 + 40 + 80 + 50 + 25 * 38
     # cross, T=5 queries over S=7 keys (k, v and norms on S): sort 2*7*3=42.
     proj = 2 * 5 * 136 + 2 * 7 * 136 + 40
     assert make("cross", k=3).flops(5, 7) == proj + 2 * 7 * 8 + 42 + 5 * 114
