@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from nmt.config import ConfigError, field, from_dict, load_yaml, set_dotted
+from nmt.config import ConfigError, field, from_dict, load_yaml, parse_override, set_dotted
 from nmt.experiment import ExperimentConfig, load_config
 from nmt.modules.spec import SpecError
 
@@ -158,6 +158,15 @@ def _flatten(data: dict[str, Any], prefix: str) -> list[tuple[str, Any]]:
 STUDY_KEYS = {"name", "base", "vary", "settings", "reference", "output_dir", "seeds", "data", "overrides",
               "split", "test_max_tokens", "bootstrap_samples", "compare"}
 EXPERIMENT_SECTIONS = {"model", "optim", "train", "decode"}
+
+
+def parse_study_override(key: str, text: str) -> Any:
+    """A command-line value of ``load_study``'s overrides, read by the type of the key it sets:
+    ``study.KEY`` a study field, anything else an experiment field (``data.*``, ``model.*``, ...)."""
+    head, _, rest = key.partition(".")
+    if head == "study":
+        return parse_override(StudyConfig, rest, text)
+    return parse_override(ExperimentConfig, key, text)
 
 
 def load_study(path: str | Path, overrides: list[tuple[str, Any]] | None = None) -> StudyConfig:
