@@ -127,8 +127,9 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
         obj = cls(**kwargs)
     except TypeError as e:  # a required field is missing
         raise ConfigError(f"{path or 'config'}: {e}") from None
-    except ConfigError as e:
-        raise ConfigError(f"{path + ': ' if path else ''}{e}") from None
+    except ConfigError as e:  # a check of the whole section: name the section unless the message does
+        named = not path or str(e).startswith(f"{path}.")
+        raise ConfigError(str(e) if named else f"{path}: {e}") from None
     return obj
 
 

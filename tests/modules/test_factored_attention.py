@@ -12,7 +12,8 @@ from torch import nn
 import nmt.modules.factored_attention as fa
 from nmt.modules.base import reorder_state
 from nmt.modules.factored_attention import FactoredAttention
-from nmt.modules.registry import BuildContext, build_mixer
+from nmt.modules.options import BuildContext
+from nmt.modules.registry import build_mixer
 from nmt.modules.spec import SpecError, parse_spec
 
 MASKS = ["".join(bits) for bits in product("01", repeat=4) if "1" in bits]
