@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import Literal, Union
 
 from nmt.config import ConfigError, field
+from nmt.modules.base import Role
 from nmt.modules.options import BuildContext
 from nmt.modules.registry import resolve
 from nmt.modules.spec import MixerSpec, SpecError, expand_layer_specs
 
 SpecValue = Union[str, list[str]]
-Role = Literal["encoder", "decoder", "cross"]
 SPEC_KEYS: dict[str, str] = {"encoder": "encoder_self", "decoder": "decoder_self", "cross": "cross"}
 
 # Mechanisms that see word order by themselves (a relative term or a local window).
