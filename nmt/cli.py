@@ -16,7 +16,7 @@ import logging
 import sys
 from typing import Any, Sequence
 
-from nmt.config import ConfigError, describe, parse_override_value
+from nmt.config import ConfigError, describe, parse_override
 from nmt.runtime import tune_allocator
 
 COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average", "ablate")
@@ -36,8 +36,9 @@ def _config_epilog() -> str:
     return "\n".join(lines)
 
 
-def _split_overrides(extra: list[str], parser: argparse.ArgumentParser) -> list[tuple[str, Any]]:
-    """``--a.b VALUE`` / ``--a.b=VALUE`` pairs -> [("a.b", parsed VALUE)]."""
+def _split_overrides(extra: list[str], parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
+    """``--a.b VALUE`` / ``--a.b=VALUE`` pairs -> [("a.b", "VALUE")], still text: the command reads each
+    value by the type of the field it sets (``_typed_overrides``)."""
     out, i = [], 0
     while i < len(extra):
         arg = extra[i]
@@ -49,7 +50,7 @@ def _split_overrides(extra: list[str], parser: argparse.ArgumentParser) -> list[
                 parser.error(f"{arg} needs a value")
             value = extra[i + 1]
             i += 1
-        out.append((key, parse_override_value(value)))
+        out.append((key, value))
         i += 1
     return out
 
@@ -69,7 +70,27 @@ def _add_decode_options(p: argparse.ArgumentParser) -> None:
     from nmt.decode.config import DecodeConfig
 
     for key, typ, help_ in _describe(DecodeConfig):
-        p.add_argument(f"--{key}", type=parse_override_value, default=None, help=f"{help_} [{typ}]")
+        p.add_argument(f"--{key}", type=_typed(DecodeConfig, key), default=None, help=f"{help_} [{typ}]")
+
+
+def _typed(cls: type, key: str):
+    """An argparse ``type``: the text read as field ``key`` of ``cls`` (``--beam 1000`` is 1000)."""
+
+    def parse(text: str) -> Any:
+        return parse_override(cls, key, text)
+
+    return parse
+
+
+def _typed_overrides(cmd: str, overrides: list[tuple[str, str]]) -> list[tuple[str, Any]]:
+    """Each ``--key VALUE`` read by the type of the config field it sets."""
+    if cmd == "ablate":
+        from nmt.ablate.study import parse_study_override
+
+        return [(k, parse_study_override(k, v)) for k, v in overrides]
+    from nmt.experiment import ExperimentConfig
+
+    return [(k, parse_override(ExperimentConfig, k, v)) for k, v in overrides]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,9 +151,10 @@ def _decode_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(DecodeConfig) if getattr(args, f.name) is not None}
 
 
-def _run(args: argparse.Namespace, overrides: list[tuple[str, Any]]) -> int:
+def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
     cmd = args.command
     if cmd in ("prepare", "fit", "validate", "ablate"):
+        overrides = _typed_overrides(cmd, raw_overrides)
         if cmd == "ablate":
             from nmt.ablate.runner import run_study
 

@@ -127,8 +127,9 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
         obj = cls(**kwargs)
     except TypeError as e:  # a required field is missing
         raise ConfigError(f"{path or 'config'}: {e}") from None
-    except ConfigError as e:
-        raise ConfigError(f"{path + ': ' if path else ''}{e}") from None
+    except ConfigError as e:  # a check of the whole section: name the section unless the message does
+        named = not path or str(e).startswith(f"{path}.")
+        raise ConfigError(str(e) if named else f"{path}: {e}") from None
     return obj
 
 
@@ -172,14 +173,137 @@ def set_dotted(data: dict, key: str, value: Any) -> None:
     d[parts[-1]] = value
 
 
-def parse_override_value(text: str) -> Any:
-    """A command-line value parsed as YAML; masks like 0110 stay strings."""
-    if text.isdigit() and len(text) == 4 and set(text) <= {"0", "1"}:
-        return text
+def field_type(cls: type, key: str) -> Any:
+    """The declared type of dotted ``key`` under dataclass ``cls`` (through nested dataclasses and
+    mappings), or None when no such field exists (``from_dict`` then reports the unknown key)."""
+    tp: Any = cls
+    for part in key.split("."):
+        tp = _strip_optional(tp)
+        if dataclasses.is_dataclass(tp):
+            hints = get_type_hints(tp)
+            if part not in {f.name for f in dataclasses.fields(tp)}:
+                return None
+            tp = hints[part]
+        elif get_origin(tp) is dict:
+            tp = (get_args(tp) or (Any, Any))[1]
+        elif tp is Any:
+            return Any
+        else:
+            return None
+    return tp
+
+
+def parse_override(cls: type, key: str, text: str) -> Any:
+    """A command-line ``--key VALUE`` read as the type of the field it sets under ``cls``.
+
+    ``1000`` is the integer 1000 for an int field and the string "1000" for a str or spec field;
+    lists and mappings are YAML flow syntax (``[0110, 1000]``, ``{train: train}``) whose items are
+    read by the item type in turn. A value that does not fit is returned as is, so that validation
+    names the key; an unknown key is read as YAML.
+    """
+    tp = field_type(cls, key)
+    return _yaml_or_text(text) if tp is None else parse_text(text, tp)
+
+
+_NONE = type(None)
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _strip_optional(tp: Any) -> Any:
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not _NONE]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def _is_container(tp: Any) -> bool:
+    return get_origin(tp) in (list, tuple, dict) or dataclasses.is_dataclass(tp)
+
+
+def _yaml_or_text(text: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+
+
+def parse_text(text: str, tp: Any) -> Any:
+    """``text`` read as type ``tp`` (see ``parse_override``); never raises."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return _yaml_or_text(text)
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if _NONE in args and text.strip().lower() in ("null", "none", "~"):
+            return None
+        arms = [a for a in args if a is not _NONE]
+        # a flow list / mapping tries the container types first, anything else the scalar ones
+        container = text.lstrip().startswith(("[", "{"))
+        for arm in sorted(arms, key=lambda a: _is_container(a) != container):
+            value = parse_text(text, arm)
+            try:
+                _convert(value, arm, "")
+            except ConfigError:
+                continue
+            return value
+        return _yaml_or_text(text)
+    if origin is typing.Literal:
+        return next((c for c in get_args(tp) if str(c) == text), text)
+    if origin in (list, tuple, dict) or dataclasses.is_dataclass(tp):
+        try:
+            node = yaml.compose(text)
+        except yaml.YAMLError:
+            return text
+        return text if node is None else _from_node(node, tp)
+    if tp is bool:
+        low = text.strip().lower()
+        return True if low in _TRUE else False if low in _FALSE else text
+    if tp is int:
+        try:
+            return int(text.strip())
+        except ValueError:
+            return text
+    if tp is float:
+        try:
+            return float(text.strip())
+        except ValueError:
+            return text
+    if tp is str:
+        return text
+    return _yaml_or_text(text)
+
+
+def _from_node(node: yaml.Node, tp: Any) -> Any:
+    """A composed YAML node read by type ``tp``: scalars through ``parse_text``, so that the items of
+    ``[0110, 1000]`` stay the strings they are for a list of specs."""
+    if isinstance(node, yaml.ScalarNode) and tp is not Any:
+        quoted = node.style in ("'", '"')
+        if quoted and (tp is str or str in get_args(tp)):
+            return node.value
+        if not quoted and node.value in ("", "~", "null", "Null", "NULL") and _NONE in get_args(tp):
+            return None
+        return parse_text(node.value, tp)
+    tp = _strip_optional(tp)
+    origin = get_origin(tp)
+    if isinstance(node, yaml.SequenceNode) and origin in (list, tuple):
+        (arg,) = get_args(tp)[:1] or (Any,)
+        return [_from_node(n, arg) for n in node.value]
+    if isinstance(node, yaml.MappingNode) and origin is dict:
+        kt, vt = get_args(tp) or (Any, Any)
+        return {_from_node(k, kt): _from_node(v, vt) for k, v in node.value}
+    if isinstance(node, yaml.MappingNode) and dataclasses.is_dataclass(tp):
+        hints = get_type_hints(tp)
+        out = {}
+        for k, v in node.value:
+            name = _from_node(k, str)
+            out[name] = _from_node(v, hints.get(name, Any))
+        return out
+    if isinstance(node, yaml.SequenceNode) and get_origin(tp) in (Union, types.UnionType):
+        arms = [a for a in get_args(tp) if get_origin(a) in (list, tuple)]
+        if arms:
+            return _from_node(node, arms[0])
+    return yaml.safe_load(yaml.serialize(node))  # Any, or a shape the type refuses: validation says so
 
 
 def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -17,7 +17,8 @@ import time
 
 import torch
 
-from nmt.modules.registry import BuildContext, build_mixer
+from nmt.modules.options import BuildContext
+from nmt.modules.registry import build_mixer
 from nmt.modules.spec import parse_spec
 
 

@@ -24,8 +24,8 @@ from collections import defaultdict
 
 from nmt.ablate.results import load_record, save_json_atomic
 from nmt.ablate.runner import result_path
-from nmt.ablate.study import StudyConfig, load_study
-from nmt.config import ConfigError, parse_override_value, to_dict
+from nmt.ablate.study import StudyConfig, load_study, parse_study_override
+from nmt.config import ConfigError, to_dict
 
 
 def twin_groups(studies: list[StudyConfig]) -> list[list[tuple[StudyConfig, str, int]]]:
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = ap.parse_known_args(argv)
     if len(rest) % 2 or any(not k.startswith("--") for k in rest[::2]):
         ap.error(f"overrides must be --key value pairs, got {' '.join(rest)}")
-    overrides = [(k[2:], parse_override_value(v)) for k, v in zip(rest[::2], rest[1::2])]
+    overrides = [(k[2:], parse_study_override(k[2:], v)) for k, v in zip(rest[::2], rest[1::2])]
     try:
         groups = twin_groups([load_study(p, overrides) for p in args.studies])
     except (ConfigError, FileNotFoundError) as e:

@@ -6,9 +6,13 @@ from dataclasses import dataclass
 from typing import Literal, Union
 
 from nmt.config import ConfigError, field
+from nmt.modules.base import Role
+from nmt.modules.options import BuildContext
+from nmt.modules.registry import resolve
 from nmt.modules.spec import MixerSpec, SpecError, expand_layer_specs
 
 SpecValue = Union[str, list[str]]
+SPEC_KEYS: dict[str, str] = {"encoder": "encoder_self", "decoder": "decoder_self", "cross": "cross"}
 
 # Mechanisms that see word order by themselves (a relative term or a local window).
 _ORDER_AWARE = ("lightweight", "dynamic", "deformable")
@@ -49,7 +53,25 @@ class ModelConfig:
         for name in ("dropout", "attention_dropout", "activation_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
-        self.layer_specs()  # validate the specs early, with the layer named in the error
+        self.check_mechanisms()  # at load time, so errors come before any data or run folder
+
+    def build_context(self, role: Role, layer: int) -> BuildContext:
+        """Where the ``role`` mixer of 0-based ``layer`` sits (what its options are checked against)."""
+        n = self.encoder_layers if role == "encoder" else self.decoder_layers
+        return BuildContext(self.d_model, self.n_heads, role, layer, n, self.attention_dropout)
+
+    def check_mechanisms(self) -> None:
+        """Parse every layer's spec and check its typed options for that layer and role; errors
+        name the key and layer, e.g. ``model.encoder_self[2] = 'deformable:k=-1': deformable: ...``."""
+        for role, specs in self.layer_specs().items():
+            key = SPEC_KEYS[role]
+            value = getattr(self, key)
+            for i, spec in enumerate(specs):
+                try:
+                    resolve(spec, self.build_context(role, i))  # type: ignore[arg-type]
+                except SpecError as e:
+                    text = value if isinstance(value, str) else value[i]
+                    raise ConfigError(f"model.{key}[{i}] = {text!r}: {e}") from None
 
     def layer_specs(self) -> dict[str, list[MixerSpec]]:
         """Parsed specs per role: {"encoder": [...], "decoder": [...], "cross": [...]}."""

@@ -17,7 +17,7 @@ from nmt.model.layers import DecoderLayer, EncoderLayer, FeedForward, real_posit
 from nmt.model.packed import PackedLinear
 from nmt.modules.base import Mixer, reorder_state
 from nmt.modules.positions import sinusoidal_table
-from nmt.modules.registry import BuildContext, build_mixer
+from nmt.modules.registry import build_mixer
 
 
 class Embedding(nn.Module):
@@ -51,9 +51,8 @@ class Transformer(nn.Module):
         specs = cfg.layer_specs()
         pre_norm = cfg.norm == "pre"
 
-        def mixer(role: str, i: int, n: int) -> Mixer | None:
-            ctx = BuildContext(d, cfg.n_heads, role, i, n, cfg.attention_dropout)  # type: ignore[arg-type]
-            return build_mixer(specs[role][i], ctx)
+        def mixer(role: str, i: int) -> Mixer | None:
+            return build_mixer(specs[role][i], cfg.build_context(role, i))  # type: ignore[arg-type]
 
         def ffn() -> FeedForward:
             return FeedForward(d, cfg.d_ff, cfg.activation, cfg.activation_dropout)
@@ -74,10 +73,10 @@ class Transformer(nn.Module):
 
         n_enc, n_dec = cfg.encoder_layers, cfg.decoder_layers
         self.encoder = nn.ModuleList(
-            EncoderLayer(mixer("encoder", i, n_enc), ffn(), d, cfg.dropout, pre_norm) for i in range(n_enc)
+            EncoderLayer(mixer("encoder", i), ffn(), d, cfg.dropout, pre_norm) for i in range(n_enc)
         )
         self.decoder = nn.ModuleList(
-            DecoderLayer(mixer("decoder", i, n_dec), mixer("cross", i, n_dec), ffn(), d, cfg.dropout, pre_norm)
+            DecoderLayer(mixer("decoder", i), mixer("cross", i), ffn(), d, cfg.dropout, pre_norm)
             for i in range(n_dec)
         )
         self.encoder_norm = nn.LayerNorm(d) if pre_norm else nn.Identity()

@@ -25,13 +25,15 @@ Incremental decoding keeps the last K-1 projected inputs, so one step costs O(K 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.modules.base import Mixer, Role, State, linear_flops, masked_fill_padding, step_position
-from nmt.modules.registry import BuildContext, Options
-from nmt.modules.spec import SpecError, TermSpec
+from nmt.modules.options import BuildContext, MechanismOptions
 
 # fairseq's LightConv / DynamicConv kernel widths for layers 0..5 (transformer_big-sized models);
 # deeper layers reuse the last width.
@@ -47,22 +49,42 @@ def default_kernel_width(layer: int) -> int:
     return FAIRSEQ_WIDTHS[min(layer, len(FAIRSEQ_WIDTHS) - 1)]
 
 
-def left_padding(name: str, role: Role, k: int) -> int:
-    """Positions of zero padding on the left of the window; validates ``k`` against the role."""
-    if role == "cross":
-        raise SpecError(
-            f"{name}: convolution mixes positions of one sequence and has no cross-attention role; "
-            "use an attention mask (e.g. '1000') for cross-attention"
-        )
-    if k < 1:
-        raise SpecError(f"{name}: option k={k} must be a positive kernel width")
-    if role == "encoder":
-        if k % 2 == 0:
-            raise SpecError(
-                f"{name}: option k={k} must be odd in the encoder (centred window, k//2 each side)"
+def left_padding(role: Role, k: int) -> int:
+    """Positions of zero padding on the left of the window: centred (encoder), causal (decoder)."""
+    return k // 2 if role == "encoder" else k - 1
+
+
+@dataclass(frozen=True)
+class ConvOptions(MechanismOptions):
+    """``NAME[:k=..,heads=..,glu=..,dropconnect=..,impl=auto|unfold|band]`` (subclassed per mechanism)."""
+
+    k: int | None = None  # kernel width; None: fairseq's width for the layer
+    heads: int | None = None  # None: the model's n_heads
+    glu: bool = True
+    dropconnect: float | None = None  # None: the model's attention_dropout
+    impl: Literal["auto", "unfold", "band"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.k is not None and self.k < 1:
+            self.fail(f"option k={self.k} must be a positive kernel width")
+        if self.dropconnect is not None and not 0.0 <= self.dropconnect < 1.0:
+            self.fail(f"option dropconnect={self.dropconnect} must be in [0, 1)")
+        if self.impl not in IMPLS:
+            self.fail(f"option impl={self.impl!r} must be one of {', '.join(IMPLS)}")
+
+    def kernel_size(self, ctx: BuildContext) -> int:
+        return default_kernel_width(ctx.layer) if self.k is None else self.k
+
+    def check(self, ctx: BuildContext) -> None:
+        if ctx.role == "cross":
+            self.fail(
+                "convolution mixes positions of one sequence and has no cross-attention role; "
+                "use an attention mask (e.g. '1000') for cross-attention"
             )
-        return k // 2
-    return k - 1  # decoder: causal, the window ends at the current position
+        k = self.kernel_size(ctx)
+        if ctx.role == "encoder" and k % 2 == 0:
+            self.fail(f"option k={k} must be odd in the encoder (centred window, k//2 each side)")
+        self.resolve_heads(ctx, self.heads)
 
 
 def apply_windows(windows: Tensor, kernel: Tensor) -> Tensor:
@@ -116,32 +138,16 @@ class ConvMixer(Mixer):
 
     name = "conv"
 
-    def __init__(
-        self,
-        d_model: int,
-        role: Role,
-        *,
-        kernel_size: int,
-        heads: int,
-        glu: bool = True,
-        dropconnect: float = 0.0,
-        impl: str = "auto",
-    ) -> None:
-        super().__init__(d_model, role)
-        self.left = left_padding(self.name, role, kernel_size)
-        if heads < 1 or d_model % heads != 0:
-            raise SpecError(
-                f"{self.name}: option heads={heads} must be positive and divide d_model={d_model}"
-            )
-        if not 0.0 <= dropconnect < 1.0:
-            raise SpecError(f"{self.name}: option dropconnect={dropconnect} must be in [0, 1)")
-        if impl not in IMPLS:
-            raise SpecError(f"{self.name}: option impl={impl!r} must be one of {', '.join(IMPLS)}")
-        self.kernel_size = kernel_size
-        self.heads = heads
+    def __init__(self, ctx: BuildContext, options: ConvOptions) -> None:
+        options.check(ctx)
+        super().__init__(ctx.d_model, ctx.role)
+        d_model, glu = ctx.d_model, options.glu
+        self.kernel_size = options.kernel_size(ctx)
+        self.left = left_padding(ctx.role, self.kernel_size)
+        self.heads = options.resolve_heads(ctx, options.heads)
         self.glu = glu
-        self.dropconnect = dropconnect
-        self.impl = impl
+        self.dropconnect = ctx.dropout if options.dropconnect is None else options.dropconnect
+        self.impl = options.impl
         self.in_proj = nn.Linear(d_model, 2 * d_model if glu else d_model)
         self.out_proj = nn.Linear(d_model, d_model)
         nn.init.xavier_uniform_(self.in_proj.weight)
@@ -242,22 +248,3 @@ class ConvMixer(Mixer):
             f"role={self.role}, k={self.kernel_size}, heads={self.heads}, glu={self.glu}, "
             f"dropconnect={self.dropconnect}, impl={self.impl}"
         )
-
-
-def conv_options(term: TermSpec, ctx: BuildContext) -> dict:
-    """Read the options common to both convolutions (k, heads, glu, dropconnect, impl) as kwargs.
-
-    Refuses unknown options and the cross role, naming them.
-    """
-    opts = Options(term)
-    k = opts.int("k", None)
-    kwargs = {
-        "kernel_size": default_kernel_width(ctx.layer) if k is None else k,
-        "heads": opts.int("heads", ctx.n_heads),
-        "glu": opts.bool("glu", True),
-        "dropconnect": opts.float("dropconnect", ctx.dropout),
-        "impl": opts.str("impl", "auto", choices=IMPLS),
-    }
-    opts.done()
-    left_padding(term.name, ctx.role, kwargs["kernel_size"])  # role / width errors before building
-    return kwargs

@@ -31,12 +31,14 @@ Option ``norm``: ``softmax`` (default; as Deformable DETR, the K weights of a he
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
 from nmt.modules.base import (
     Mixer,
-    Role,
     State,
     extend_cache,
     linear_flops,
@@ -44,10 +46,33 @@ from nmt.modules.base import (
     softmax_flops,
     step_position,
 )
-from nmt.modules.registry import BuildContext, Options
-from nmt.modules.spec import SpecError, TermSpec
+from nmt.modules.options import BuildContext, MechanismOptions
 
 NORMS: tuple[str, ...] = ("softmax", "sigmoid")
+
+
+@dataclass(frozen=True)
+class DeformableOptions(MechanismOptions):
+    """``deformable[:heads=H,k=K,norm=softmax|sigmoid,ratio=R]``; ``ratio`` is for the cross role only."""
+
+    NAME = "deformable"
+    heads: int | None = None  # None: the model's n_heads
+    k: int = 4  # sampling points per head
+    norm: Literal["softmax", "sigmoid"] = "softmax"
+    ratio: float | None = None  # T_hat / S for the cross reference point; None = 1.0
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            self.fail(f"option k={self.k} must be >= 1")
+        if self.norm not in NORMS:
+            self.fail(f"option norm={self.norm!r} must be one of {', '.join(NORMS)}")
+        if self.ratio is not None and not self.ratio > 0:
+            self.fail(f"option ratio={self.ratio} must be positive")
+
+    def check(self, ctx: BuildContext) -> None:
+        self.resolve_heads(ctx, self.heads)
+        if self.ratio is not None and ctx.role != "cross":
+            self.fail(f"option ratio applies to the cross role only, not {ctx.role}")
 
 
 def sampling_grid(k: int, causal: bool) -> list[int]:
@@ -64,33 +89,18 @@ def estimated_target_length(src_len: Tensor, ratio: float) -> Tensor:
 class Deformable(Mixer):
     """Per-head 1D deformable sampling with content-predicted offsets and point weights."""
 
-    def __init__(
-        self,
-        d_model: int,
-        role: Role,
-        n_heads: int,
-        k: int = 4,
-        norm: str = "softmax",
-        ratio: float = 1.0,
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__(d_model, role)
-        if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} is not divisible by heads={n_heads}")
-        if k < 1:
-            raise ValueError(f"k={k} must be at least 1")
-        if norm not in NORMS:
-            raise ValueError(f"norm={norm!r} must be one of {NORMS}")
-        if ratio <= 0:
-            raise ValueError(f"ratio={ratio} must be positive")
+    def __init__(self, ctx: BuildContext, options: DeformableOptions = DeformableOptions()) -> None:
+        options.check(ctx)
+        super().__init__(ctx.d_model, ctx.role)
+        d_model, n_heads, k = ctx.d_model, options.resolve_heads(ctx, options.heads), options.k
         self.n_heads, self.k, self.d_head = n_heads, k, d_model // n_heads
-        self.norm, self.ratio = norm, ratio
-        self.grid = sampling_grid(k, causal=role == "decoder")
+        self.norm, self.ratio = options.norm, 1.0 if options.ratio is None else options.ratio
+        self.grid = sampling_grid(k, causal=ctx.role == "decoder")
         self.value = nn.Linear(d_model, d_model)
         self.offsets = nn.Linear(d_model, n_heads * k)
         self.point_weights = nn.Linear(d_model, n_heads * k)
         self.out = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(ctx.dropout)
         nn.init.zeros_(self.offsets.weight)
         nn.init.zeros_(self.offsets.bias)
 
@@ -244,22 +254,3 @@ class Deformable(Mixer):
             + 5 * T * self.k * d
             + linear_flops(T, d, d)
         )
-
-
-def build(term: TermSpec, ctx: BuildContext) -> Deformable:
-    """``deformable[:heads=H,k=K,norm=softmax|sigmoid,ratio=R]``; ``ratio`` is for the cross role only."""
-    opts = Options(term)
-    heads = opts.int("heads", ctx.n_heads)
-    k = opts.int("k", 4)
-    norm = opts.str("norm", "softmax", NORMS)
-    ratio = opts.float("ratio", None)
-    opts.done()
-    if heads < 1 or ctx.d_model % heads:
-        raise SpecError(f"deformable: heads={heads} must be a positive divisor of d_model={ctx.d_model}")
-    if k < 1:
-        raise SpecError(f"deformable: k={k} must be at least 1")
-    if ratio is not None and ctx.role != "cross":
-        raise SpecError(f"deformable: ratio applies to the cross role only, not {ctx.role}")
-    if ratio is not None and ratio <= 0:
-        raise SpecError(f"deformable: ratio={ratio} must be positive")
-    return Deformable(ctx.d_model, ctx.role, heads, k, norm, 1.0 if ratio is None else ratio, ctx.dropout)

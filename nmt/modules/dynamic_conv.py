@@ -11,18 +11,29 @@ Spec: ``dynamic[:k=..,heads=..,glu=..,dropconnect=..,impl=auto|unfold|band]``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 
 from nmt.modules.base import linear_flops, softmax_flops
-from nmt.modules.conv_common import ConvMixer, conv_options
-from nmt.modules.registry import BuildContext
-from nmt.modules.spec import TermSpec
+from nmt.modules.conv_common import ConvMixer, ConvOptions
+from nmt.modules.options import BuildContext
+
+
+@dataclass(frozen=True)
+class DynamicOptions(ConvOptions):
+    """Options of ``dynamic`` (see ``ConvOptions``)."""
+
+    NAME = "dynamic"
 
 
 class DynamicConv(ConvMixer):
     """Depthwise convolution whose per-head kernel is a linear function of the current position."""
 
     name = "dynamic"
+
+    def __init__(self, ctx: BuildContext, options: DynamicOptions = DynamicOptions()) -> None:
+        super().__init__(ctx, options)
 
     def init_kernel(self) -> None:
         self.kernel_proj = nn.Linear(self.d_model, self.heads * self.kernel_size, bias=False)
@@ -36,8 +47,3 @@ class DynamicConv(ConvMixer):
         """Kernel prediction (D -> H*K per position) and a softmax over K per position and head."""
         predict = linear_flops(tgt_len, self.d_model, self.heads * self.kernel_size, bias=False)
         return predict + softmax_flops(tgt_len * self.heads, self.kernel_size)
-
-
-def build(term: TermSpec, ctx: BuildContext) -> DynamicConv:
-    """Dynamic convolution for one layer from its spec options (see module docstring)."""
-    return DynamicConv(ctx.d_model, ctx.role, **conv_options(term, ctx))

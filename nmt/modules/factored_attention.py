@@ -53,7 +53,8 @@ still computed (dense logits); see ``FactoredAttention.flops``.
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -61,9 +62,9 @@ from torch import Tensor, nn
 
 from nmt.modules import relative_offsets as rel
 from nmt.modules.base import Mixer, Role, State, extend_cache, linear_flops, softmax_flops, step_position
+from nmt.modules.options import NOT_AN_OPTION, BuildContext, MechanismOptions
 from nmt.modules.positions import sinusoidal_table
-from nmt.modules.registry import BuildContext, Options
-from nmt.modules.spec import MASK_RE, SpecError, TermSpec
+from nmt.modules.spec import MASK_RE
 
 OFFSETS = ("plain", "aligned")
 
@@ -460,42 +461,54 @@ class FactoredAttention(Mixer):
         return x.view(B, N, self.n_heads, self.d_head).transpose(1, 2)
 
 
-def build(term: TermSpec, ctx: BuildContext) -> Mixer:
-    """Factored attention for a mask term, e.g. "0110", "1111:w=8", "1000:offset=aligned,ratio=1.1",
-    "1000:proj_bias=1" (biased query/key projections as a standard Transformer: 1000 + an implicit E3)."""
-    if not term.is_mask or term.name == "0000":
-        raise SpecError(f"{term.name!r} is not a factor mask with at least one enabled term")
-    opts = Options(term)
-    window = opts.int("w", None)
-    qk_bias = opts.bool("proj_bias", False)
-    offset, ratio = "plain", 1.0
-    if ctx.role == "cross":
-        offset = opts.str("offset", "plain", OFFSETS)
-        if "ratio" in term.options and offset != "aligned":
-            raise SpecError(f"{term.name}: option ratio applies only with offset=aligned")
-        ratio = opts.float("ratio", 1.0)
-    else:
-        misplaced = sorted(set(term.options) & {"offset", "ratio"})
-        if misplaced:
-            raise SpecError(
-                f"{term.name}: option(s) {', '.join(misplaced)} apply to cross-attention only, "
-                f"not to {ctx.role} self-attention"
-            )
-    opts.done()
-    if window is not None and window < 0:
-        raise SpecError(f"{term.name}: option w={window} must be >= 0")
-    if not (ratio > 0 and math.isfinite(ratio)):
-        raise SpecError(f"{term.name}: option ratio={ratio} must be a positive number")
-    if ctx.d_model % ctx.n_heads:
-        raise SpecError(f"{term.name}: d_model={ctx.d_model} is not divisible by n_heads={ctx.n_heads}")
+@dataclass(frozen=True)
+class FactoredOptions(MechanismOptions):
+    """Options of a mask term, e.g. "1111:w=8", "1000:offset=aligned,ratio=1.1", "1000:proj_bias=1"
+    (biased query/key projections as a standard Transformer: "1000" plus an implicit E3 term)."""
+
+    mask: str = field(default="1000", metadata=NOT_AN_OPTION)  # the term's name
+    w: int | None = None  # window: keys with |offset| > w are masked
+    offset: Literal["plain", "aligned"] | None = None  # cross-attention only; None = plain
+    ratio: float | None = None  # offset=aligned only; None = 1.0
+    proj_bias: bool = False  # biased U and V^C (adds an implicit E3, and E4 with E2)
+
+    @property
+    def label(self) -> str:
+        return self.mask
+
+    @classmethod
+    def from_name(cls, name: str) -> dict[str, str]:
+        return {"mask": name}
+
+    def __post_init__(self) -> None:
+        if not MASK_RE.match(self.mask) or self.mask == "0000":
+            self.fail("is not a factor mask with at least one enabled term")
+        if self.w is not None and self.w < 0:
+            self.fail(f"option w={self.w} must be >= 0")
+        if self.ratio is not None and not self.ratio > 0:
+            self.fail(f"option ratio={self.ratio} must be a positive number")
+
+    def check(self, ctx: BuildContext) -> None:
+        misplaced = [k for k in ("offset", "ratio") if getattr(self, k) is not None]
+        if ctx.role != "cross" and misplaced:
+            self.fail(f"option(s) {', '.join(misplaced)} apply to cross-attention only, not to {ctx.role} self-attention")
+        if self.ratio is not None and self.offset != "aligned":
+            self.fail("option ratio applies only with offset=aligned")
+        if ctx.d_model % ctx.n_heads:
+            self.fail(f"d_model={ctx.d_model} is not divisible by n_heads={ctx.n_heads}")
+
+
+def build(ctx: BuildContext, opts: FactoredOptions) -> FactoredAttention:
+    """Factored attention for a mask term in its layer (``opts`` checked against ``ctx``)."""
+    opts.check(ctx)
     return FactoredAttention(
         ctx.d_model,
         ctx.n_heads,
         ctx.role,
-        term.name,
-        window=window,
-        offset=offset,
-        ratio=ratio,
+        opts.mask,
+        window=opts.w,
+        offset=opts.offset or "plain",
+        ratio=1.0 if opts.ratio is None else opts.ratio,
         dropout=ctx.dropout,
-        qk_bias=qk_bias,
+        qk_bias=opts.proj_bias,
     )

@@ -9,19 +9,30 @@ Spec: ``lightweight[:k=..,heads=..,glu=..,dropconnect=..,impl=auto|unfold|band]`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from nmt.modules.base import softmax_flops
-from nmt.modules.conv_common import ConvMixer, conv_options
-from nmt.modules.registry import BuildContext
-from nmt.modules.spec import TermSpec
+from nmt.modules.conv_common import ConvMixer, ConvOptions
+from nmt.modules.options import BuildContext
+
+
+@dataclass(frozen=True)
+class LightweightOptions(ConvOptions):
+    """Options of ``lightweight`` (see ``ConvOptions``)."""
+
+    NAME = "lightweight"
 
 
 class LightweightConv(ConvMixer):
     """Depthwise convolution with one position-independent kernel per head."""
 
     name = "lightweight"
+
+    def __init__(self, ctx: BuildContext, options: LightweightOptions = LightweightOptions()) -> None:
+        super().__init__(ctx, options)
 
     def init_kernel(self) -> None:
         self.weight = nn.Parameter(torch.empty(self.heads, self.kernel_size))  # (H, K)
@@ -34,8 +45,3 @@ class LightweightConv(ConvMixer):
     def kernel_flops(self, tgt_len: int) -> int:
         """One softmax over K per head, shared by all positions."""
         return softmax_flops(self.heads, self.kernel_size)
-
-
-def build(term: TermSpec, ctx: BuildContext) -> LightweightConv:
-    """Lightweight convolution for one layer from its spec options (see module docstring)."""
-    return LightweightConv(ctx.d_model, ctx.role, **conv_options(term, ctx))

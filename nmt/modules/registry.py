@@ -1,103 +1,71 @@
-"""Turns a parsed spec into a mixer module for one layer and role.
+"""Mechanism names -> their typed options and builders; a parsed spec -> the mixer of one sublayer.
 
-Each mechanism module exposes ``build(term: TermSpec, ctx: BuildContext) -> Mixer`` and reads its
-options through ``Options`` (which refuses unknown or malformed options by name). Mechanisms are
-imported lazily, so that adding one is one line in ``BUILDERS``.
+``MECHANISMS`` is the one table a spec name is looked up in: factor masks ("1000", ...) go to
+factored attention, every other name to its module. Each entry pairs the mechanism's frozen options
+dataclass (``nmt.modules.options``) with a builder ``(ctx, options) -> Mixer``. Adding a mechanism is
+one module and one line here.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Callable
 
-from nmt.modules.base import Mixer, Role
+from nmt.modules import deformable, dynamic_conv, factored_attention, lightweight_conv, salient
+from nmt.modules.base import Mixer
+from nmt.modules.combine import ParallelMixer, StackedMixer
+from nmt.modules.options import BuildContext, MechanismOptions
 from nmt.modules.spec import MixerSpec, SpecError, TermSpec
 
-# name -> "module:function"; factor masks ("1000", ...) all go to factored attention.
-BUILDERS: dict[str, str] = {
-    "mask": "nmt.modules.factored_attention:build",
-    "lightweight": "nmt.modules.lightweight_conv:build",
-    "dynamic": "nmt.modules.dynamic_conv:build",
-    "deformable": "nmt.modules.deformable:build",
-    "salient": "nmt.modules.salient:build",
-}
+__all__ = ["MECHANISMS", "BuildContext", "Mechanism", "build_mixer", "mechanism", "resolve"]
 
 
 @dataclass(frozen=True)
-class BuildContext:
-    """Everything a mechanism may need besides its own options."""
+class Mechanism:
+    """A mechanism's options type and the builder that takes them."""
 
-    d_model: int
-    n_heads: int
-    role: Role
-    layer: int  # 0-based index of the layer in its stack
-    n_layers: int
-    dropout: float = 0.0  # dropout on attention weights / normalised kernels
+    options: type[MechanismOptions]
+    build: Callable[[BuildContext, MechanismOptions], Mixer]
 
 
-class Options:
-    """Typed access to a term's ``key=value`` options; ``done()`` rejects any left unread."""
-
-    def __init__(self, term: TermSpec) -> None:
-        self.term = term
-        self._left = dict(term.options)
-
-    def _take(self, key: str, default, cast: Callable, kind: str):
-        if key not in self._left:
-            return default
-        raw = self._left.pop(key)
-        try:
-            return cast(raw)
-        except ValueError:
-            raise SpecError(f"{self.term.name}: option {key}={raw!r} is not a valid {kind}") from None
-
-    def int(self, key: str, default: int | None) -> int | None:
-        return self._take(key, default, int, "integer")
-
-    def float(self, key: str, default: float | None) -> float | None:
-        return self._take(key, default, float, "number")
-
-    def str(self, key: str, default: str | None, choices: tuple[str, ...] | None = None) -> str | None:
-        value = self._take(key, default, str, "string")
-        if choices is not None and value not in choices:
-            raise SpecError(f"{self.term.name}: option {key}={value!r} must be one of {', '.join(choices)}")
-        return value
-
-    def bool(self, key: str, default: bool) -> bool:
-        def cast(v: str) -> bool:
-            if v.lower() in ("1", "true", "yes", "on"):
-                return True
-            if v.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(v)
-
-        return self._take(key, default, cast, "boolean")
-
-    def done(self) -> None:
-        if self._left:
-            raise SpecError(f"{self.term.name}: unknown option(s) {', '.join(sorted(self._left))}")
+MASK = "mask"  # the key of every 4-bit factor mask
+MECHANISMS: dict[str, Mechanism] = {
+    MASK: Mechanism(factored_attention.FactoredOptions, factored_attention.build),
+    "lightweight": Mechanism(lightweight_conv.LightweightOptions, lightweight_conv.LightweightConv),
+    "dynamic": Mechanism(dynamic_conv.DynamicOptions, dynamic_conv.DynamicConv),
+    "deformable": Mechanism(deformable.DeformableOptions, deformable.Deformable),
+    "salient": Mechanism(salient.SalientOptions, salient.Salient),
+}
 
 
-def _builder(term: TermSpec) -> Callable[[TermSpec, BuildContext], Mixer]:
-    key = "mask" if term.is_mask else term.name
-    if key not in BUILDERS:
-        names = ", ".join(["a 4-bit mask such as 1000"] + [n for n in BUILDERS if n != "mask"])
+def mechanism(term: TermSpec) -> Mechanism:
+    """The entry of ``term``'s name; SpecError lists the known names."""
+    key = MASK if term.is_mask else term.name
+    if key not in MECHANISMS:
+        names = ", ".join(["a 4-bit mask such as 1000"] + [n for n in MECHANISMS if n != MASK])
         raise SpecError(f"unknown mechanism {term.name!r}; expected {names}, or w/o")
-    module, _, func = BUILDERS[key].partition(":")
-    return getattr(importlib.import_module(module), func)
+    return MECHANISMS[key]
+
+
+def resolve(spec: MixerSpec, ctx: BuildContext) -> tuple[MechanismOptions, ...]:
+    """Every term's typed options, checked for the role and layer of ``ctx``; SpecError otherwise.
+
+    Runs when the model config is loaded (so errors come before any data or run folder)."""
+    if spec.is_none and ctx.role == "cross":
+        raise SpecError("'w/o' removes a self-attention sublayer; cross-attention cannot be removed")
+    options = tuple(mechanism(t).options.parse(t) for t in spec.terms)
+    for o in options:
+        o.check(ctx)
+    return options
 
 
 def build_mixer(spec: MixerSpec, ctx: BuildContext) -> Mixer | None:
     """The mixer for one sublayer, or None for "w/o" (refused for cross-attention)."""
+    options = resolve(spec, ctx)
     if spec.is_none:
-        if ctx.role == "cross":
-            raise SpecError("'w/o' removes a self-attention sublayer; cross-attention cannot be removed")
         return None
-    mixers = [_builder(t)(t, ctx) for t in spec.terms]
+    mixers = [mechanism(t).build(ctx, o) for t, o in zip(spec.terms, options)]
     if len(mixers) == 1:
         return mixers[0]
-    from nmt.modules.combine import ParallelMixer, StackedMixer
-
     cls = ParallelMixer if spec.combine == "sum" else StackedMixer
     return cls(mixers)

@@ -25,13 +25,13 @@ Roles:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from nmt.modules.base import (
     Mixer,
-    Role,
     State,
     check_no_nan_rows,
     extend_cache,
@@ -39,10 +39,30 @@ from nmt.modules.base import (
     softmax_flops,
     step_position,
 )
-from nmt.modules.registry import BuildContext, Options
-from nmt.modules.spec import SpecError, TermSpec
+from nmt.modules.options import BuildContext, MechanismOptions
 
 DEFAULT_FRAC = 0.5
+
+
+@dataclass(frozen=True)
+class SalientOptions(MechanismOptions):
+    """``salient[:heads=H][,k=K | ,frac=F]``; neither k nor frac: ``frac=0.5``."""
+
+    NAME = "salient"
+    heads: int | None = None  # None: the model's n_heads
+    k: int | None = None  # keep the k most salient keys
+    frac: float | None = None  # or this fraction of the keys
+
+    def __post_init__(self) -> None:
+        if self.k is not None and self.frac is not None:
+            self.fail("give option k or frac, not both")
+        if self.k is not None and self.k < 1:
+            self.fail(f"option k={self.k} must be >= 1")
+        if self.frac is not None and not 0 < self.frac <= 1:
+            self.fail(f"option frac={self.frac} must be in (0, 1]")
+
+    def check(self, ctx: BuildContext) -> None:
+        self.resolve_heads(ctx, self.heads)
 
 
 def budget(lengths: Tensor, k: int | None, frac: float | None) -> Tensor:
@@ -62,33 +82,18 @@ def rank_by_saliency(scores: Tensor) -> Tensor:
 class Salient(Mixer):
     """Scaled dot-product attention restricted to the top-k keys by squared key norm, per head."""
 
-    def __init__(
-        self,
-        d_model: int,
-        role: Role,
-        n_heads: int,
-        k: int | None = None,
-        frac: float | None = None,
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__(d_model, role)
-        if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} is not divisible by heads={n_heads}")
-        if k is not None and frac is not None:
-            raise ValueError("give k or frac, not both")
-        if k is None and frac is None:
-            frac = DEFAULT_FRAC
-        if k is not None and k < 1:
-            raise ValueError(f"k={k} must be at least 1")
-        if frac is not None and not 0 < frac <= 1:
-            raise ValueError(f"frac={frac} must be in (0, 1]")
+    def __init__(self, ctx: BuildContext, options: SalientOptions = SalientOptions()) -> None:
+        options.check(ctx)
+        super().__init__(ctx.d_model, ctx.role)
+        d_model, n_heads = ctx.d_model, options.resolve_heads(ctx, options.heads)
         self.n_heads, self.d_head = n_heads, d_model // n_heads
-        self.k, self.frac = k, frac
+        self.k = options.k
+        self.frac = DEFAULT_FRAC if options.k is None and options.frac is None else options.frac
         self.q_proj = nn.Linear(d_model, d_model)
         self.k_proj = nn.Linear(d_model, d_model)
         self.v_proj = nn.Linear(d_model, d_model)
         self.out = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(ctx.dropout)
 
     # ---- pieces ---------------------------------------------------------------------------
     def _heads(self, proj: nn.Linear, x: Tensor) -> Tensor:
@@ -229,21 +234,3 @@ class Salient(Mixer):
         kept = [T] * T if self.role == "decoder" else self.kept(T, S)  # decoder: dense, masked
         attend = sum(4 * n * d + softmax_flops(H, n) for n in kept)
         return proj + norms + select + attend
-
-
-def build(term: TermSpec, ctx: BuildContext) -> Salient:
-    """``salient[:heads=H][,k=K | ,frac=F]``; default ``frac=0.5``."""
-    opts = Options(term)
-    heads = opts.int("heads", ctx.n_heads)
-    k = opts.int("k", None)
-    frac = opts.float("frac", None)
-    opts.done()
-    if heads < 1 or ctx.d_model % heads:
-        raise SpecError(f"salient: heads={heads} must be a positive divisor of d_model={ctx.d_model}")
-    if k is not None and frac is not None:
-        raise SpecError("salient: give k or frac, not both")
-    if k is not None and k < 1:
-        raise SpecError(f"salient: k={k} must be at least 1")
-    if frac is not None and not 0 < frac <= 1:
-        raise SpecError(f"salient: frac={frac} must be in (0, 1]")
-    return Salient(ctx.d_model, ctx.role, heads, k, frac, ctx.dropout)

@@ -73,7 +73,7 @@ def test_cross_study_sets_only_cross(tmp_path: Path) -> None:
      "settings[0].label: '1111' is used by more than one setting"),
     ({"settings": [{"label": "1111", "spec": "1111"}, {"label": "w/o", "spec": "w/o"}]},
      "settings[1].label: 'w/o' is not a valid label"),
-    ({"settings": [{"label": "1111", "spec": "1111:zz=3"}]}, "setting '1111': 1111: unknown option(s) zz"),
+    ({"settings": [{"label": "1111", "spec": "1111:zz=3"}]}, "model.encoder_self[0] = '1111:zz=3': 1111: unknown option(s) zz"),
     ({"settings": [{"label": "1111", "spec": "1111", "overrides": {"model.encoder_self": "1000"}}]},
      "settings[0].overrides.model.encoder_self: set by the study itself"),
     ({"overrides": {"train.seed": 3}}, "overrides.train.seed: set by the study itself"),
@@ -116,6 +116,15 @@ def test_cli_reports_bad_study_in_one_line(tmp_path: Path, capsys) -> None:
     assert err.startswith("error: ") and "vary: 'encoder' is not one of" in err and len(err.splitlines()) == 1
     assert main(["ablate"]) == 2
     assert "give --config FILE" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_bad_setting_option_before_any_run(tmp_path: Path, capsys) -> None:
+    settings = [{"label": "1111", "spec": "1111"}, {"label": "dyn", "spec": "dynamic:k=4"}]  # even k in the encoder
+    path = _write(tmp_path, _with(settings=settings, output_dir=str(tmp_path / "OUT")))
+    assert main(["ablate", "--config", str(path), "--train.max_steps", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert "setting 'dyn'" in err and "model.encoder_self[0] = 'dynamic:k=4': dynamic: option k=4 must be odd" in err
+    assert not (tmp_path / "OUT").exists()
 
 
 SHIPPED = sorted((Path(__file__).parents[2] / "configs" / "ablation").glob("*.yaml"))

@@ -91,13 +91,30 @@ def test_spec_errors_name_the_layer():
         tiny(cross="w/o")
 
 
-def test_mechanism_option_errors_surface_when_building():
-    from nmt.modules.spec import SpecError
+@pytest.mark.parametrize("changes,message", [
+    ({"encoder_self": "1111:nosuch=1"}, r"model\.encoder_self\[0\] = '1111:nosuch=1': 1111: unknown option\(s\) nosuch"),
+    ({"encoder_self": ["1000", "convolution"]}, r"model\.encoder_self\[1\] = 'convolution': unknown mechanism"),
+    ({"encoder_self": ["1000", "deformable:k=-1"]},
+     r"model\.encoder_self\[1\] = 'deformable:k=-1': deformable: option k=-1 must be >= 1"),
+    # role- and layer-dependent rules are checked with the config too
+    ({"encoder_self": "dynamic:k=4"},
+     r"model\.encoder_self\[0\] = 'dynamic:k=4': dynamic: option k=4 must be odd in the encoder"),
+    ({"decoder_self": ["1000", "1000:offset=aligned"]}, r"model\.decoder_self\[1\].*cross-attention only"),
+    ({"cross": ["1000", "dynamic"]}, r"model\.cross\[1\] = 'dynamic': dynamic: .*no cross-attention role"),
+    ({"cross": "0010+deformable:heads=3"},
+     r"model\.cross\[0\].*deformable: option heads=3 must be a positive divisor of d_model=16"),
+    ({"encoder_self": "salient:k=2,frac=0.5"}, r"model\.encoder_self\[0\].*salient: give option k or frac, not both"),
+])
+def test_mechanism_option_errors_name_key_and_layer_when_the_config_is_made(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny(**changes)
 
-    with pytest.raises(SpecError, match="nosuch"):
-        Transformer(tiny(encoder_self="1111:nosuch=1"), V, V, PAD)
-    with pytest.raises(SpecError, match="unknown mechanism"):
-        Transformer(tiny(encoder_self="convolution"), V, V, PAD)
+
+def test_layer_dependent_defaults_are_checked_per_layer():
+    # the default widths 3, 7, 15 are odd: fine in the encoder; k=4 is refused there but fine causally
+    encoder = Transformer(tiny(encoder_self="dynamic", encoder_layers=3), V, V, PAD).mixers()["encoder"]
+    assert [m.kernel_size for m in encoder] == [3, 7, 15]
+    assert Transformer(tiny(decoder_self="dynamic:k=4"), V, V, PAD).decoder[1].self_mixer.kernel_size == 4
 
 
 def test_yaml_config_validation():

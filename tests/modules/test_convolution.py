@@ -8,9 +8,10 @@ import torch
 
 from nmt.modules.base import reorder_state
 from nmt.modules.conv_common import band_matrix, default_kernel_width
-from nmt.modules.dynamic_conv import DynamicConv
-from nmt.modules.lightweight_conv import LightweightConv
-from nmt.modules.registry import BuildContext, build_mixer
+from nmt.modules.dynamic_conv import DynamicConv, DynamicOptions
+from nmt.modules.lightweight_conv import LightweightConv, LightweightOptions
+from nmt.modules.options import BuildContext
+from nmt.modules.registry import build_mixer
 from nmt.modules.spec import SpecError, parse_spec
 
 D, H = 8, 2
@@ -18,9 +19,17 @@ CLASSES = [LightweightConv, DynamicConv]
 CASES = [("encoder", 5), ("decoder", 4), ("decoder", 1), ("encoder", 1)]
 
 
+OPTIONS = {LightweightConv: LightweightOptions, DynamicConv: DynamicOptions}
+
+
+def conv(cls, role: str, k: int, **options):
+    """``cls`` in a width-D, H-head model (H kernel heads) with options ``k`` and ``options``."""
+    return cls(BuildContext(D, H, role), OPTIONS[cls](k=k, **options))
+
+
 def make(cls, role: str, k: int, glu: bool = True, impl: str = "auto", seed: int = 0):
     torch.manual_seed(seed)
-    return cls(D, role, kernel_size=k, heads=H, glu=glu, impl=impl).double().eval()
+    return conv(cls, role, k, glu=glu, impl=impl).double().eval()
 
 
 def inputs(B: int = 3, T: int = 7, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,7 +173,7 @@ def test_band_matrix_layout():
 
 
 def test_dropconnect_only_in_training():
-    m = LightweightConv(D, "encoder", kernel_size=3, heads=H, dropconnect=0.5).double()
+    m = conv(LightweightConv, "encoder", 3, dropconnect=0.5).double()
     x, _ = inputs()
     m.eval()
     torch.testing.assert_close(m(x), m(x))
@@ -240,14 +249,13 @@ def test_flops_by_hand():
     # d=8, H=2, K=3, T=5, GLU: in_proj 5*(2*8*16+16)=1360, GLU 2*5*8=80, conv 2*5*8*3=240,
     # out_proj 5*(2*8*8+8)=680.
     # The band path (default for T <= 512) runs a dense (T, T) matrix per head: 2*5*5*8 = 400.
-    lw = LightweightConv(8, "encoder", kernel_size=3, heads=2, impl="unfold")
+    lw = conv(LightweightConv, "encoder", 3, impl="unfold")
     assert lw.flops(5) == 1360 + 80 + 3 * 2 * 3 + 240 + 680  # softmax of the shared (2, 3) kernel: 18
-    assert LightweightConv(8, "encoder", kernel_size=3, heads=2).flops(5) == 1360 + 80 + 18 + 400 + 680
-    dyn = DynamicConv(8, "decoder", kernel_size=3, heads=2, impl="unfold")
+    assert conv(LightweightConv, "encoder", 3).flops(5) == 1360 + 80 + 18 + 400 + 680
+    dyn = conv(DynamicConv, "decoder", 3, impl="unfold")
     # kernel prediction 5*2*8*6 = 480, softmax per position 3*5*2*3 = 90
     assert dyn.flops(5) == 1360 + 80 + 480 + 90 + 240 + 680
-    assert DynamicConv(8, "decoder", kernel_size=3, heads=2, impl="band").flops(5) == 1360 + 80 + 480 + 90 + 400 + 680
+    assert conv(DynamicConv, "decoder", 3, impl="band").flops(5) == 1360 + 80 + 480 + 90 + 400 + 680
     # without GLU: in_proj 5*(2*8*8+8) = 680, no GLU term
-    no_glu = DynamicConv(8, "decoder", kernel_size=3, heads=2, glu=False, impl="unfold")
-    assert no_glu.flops(5) == 680 + 480 + 90 + 240 + 680
+    assert conv(DynamicConv, "decoder", 3, glu=False, impl="unfold").flops(5) == 680 + 480 + 90 + 240 + 680
     assert dyn.flops(5, src_len=99) == dyn.flops(5)

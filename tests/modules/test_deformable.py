@@ -9,17 +9,18 @@ import pytest
 import torch
 
 from nmt.modules.base import reorder_state
-from nmt.modules.deformable import Deformable, sampling_grid
-from nmt.modules.registry import BuildContext, build_mixer
+from nmt.modules.deformable import Deformable, DeformableOptions, sampling_grid
+from nmt.modules.options import BuildContext
+from nmt.modules.registry import build_mixer
 from nmt.modules.spec import SpecError, parse_spec
 
 D, H = 8, 2
 
 
-def make(role: str, k: int = 3, norm: str = "softmax", ratio: float = 1.0, offset_scale: float = 0.0):
+def make(role: str, k: int = 3, norm: str = "softmax", ratio: float | None = None, offset_scale: float = 0.0):
     """A float64 module; ``offset_scale`` > 0 gives random, non-integer offsets."""
     torch.manual_seed(0)
-    m = Deformable(D, role, H, k, norm, ratio).double().eval()
+    m = Deformable(BuildContext(D, H, role), DeformableOptions(k=k, norm=norm, ratio=ratio)).double().eval()
     if offset_scale:
         with torch.no_grad():
             m.offsets.weight.normal_(0.0, offset_scale)
@@ -34,9 +35,9 @@ def padded(B: int, T: int, lengths: list[int], seed: int) -> tuple[torch.Tensor,
     return x, mask
 
 
-def identity_module(role: str, delta: float, ratio: float = 1.0) -> Deformable:
+def identity_module(role: str, delta: float, ratio: float | None = None) -> Deformable:
     """One head, one point (weight 1 after softmax), identity value/output projections, offset delta."""
-    m = Deformable(D, role, 1, 1, "softmax", ratio).double()
+    m = Deformable(BuildContext(D, H, role), DeformableOptions(heads=1, k=1, ratio=ratio)).double()
     with torch.no_grad():
         for lin in (m.value, m.out):
             lin.weight.copy_(torch.eye(D))

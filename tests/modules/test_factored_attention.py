@@ -12,7 +12,8 @@ from torch import nn
 import nmt.modules.factored_attention as fa
 from nmt.modules.base import reorder_state
 from nmt.modules.factored_attention import FactoredAttention
-from nmt.modules.registry import BuildContext, build_mixer
+from nmt.modules.options import BuildContext
+from nmt.modules.registry import build_mixer
 from nmt.modules.spec import SpecError, parse_spec
 
 MASKS = ["".join(bits) for bits in product("01", repeat=4) if "1" in bits]
@@ -429,6 +430,10 @@ def test_build_through_registry():
     assert att.dropout == 0.1
     cross = build_mixer(parse_spec("1111:offset=aligned,ratio=1.2"), ctx("cross"))
     assert cross.offset == "aligned" and cross.ratio == 1.2
+    # masks are bias-free; the standard biased layer only when asked for
+    assert build_mixer(parse_spec("1000"), ctx("encoder")).q_proj.bias is None
+    biased = build_mixer(parse_spec("1000:proj_bias=1"), ctx("encoder"))
+    assert biased.qk_bias and biased.q_proj.bias is not None and biased.k_proj.bias is not None
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from nmt.modules.base import reorder_state
-from nmt.modules.registry import BuildContext, build_mixer
-from nmt.modules.salient import Salient, budget
+from nmt.modules.options import BuildContext
+from nmt.modules.registry import build_mixer
+from nmt.modules.salient import Salient, SalientOptions, budget
 from nmt.modules.spec import SpecError, parse_spec
 
 D, H = 8, 2
@@ -18,7 +19,7 @@ D, H = 8, 2
 
 def make(role: str, k: int | None = None, frac: float | None = None) -> Salient:
     torch.manual_seed(0)
-    return Salient(D, role, H, k, frac).double().eval()
+    return Salient(BuildContext(D, H, role), SalientOptions(k=k, frac=frac)).double().eval()
 
 
 def padded(B: int, T: int, lengths: list[int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:

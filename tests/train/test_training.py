@@ -174,3 +174,49 @@ def test_cli_errors_exit_2_with_a_clear_line(tmp_path, capsys):
     assert main(["fit", "--config", str(cfg)]) == 2
     assert "unknown config key 'trian'" in capsys.readouterr().err
     assert main(["score", "--hyp", str(tmp_path / "h"), "--ref", str(tmp_path / "r")]) == 2
+
+
+@pytest.mark.parametrize("command", ["prepare", "fit"])
+@pytest.mark.parametrize("key,text,value,message", [
+    ("model.encoder_self", "deformable:k=-1", "deformable:k=-1",
+     "model.encoder_self[0] = 'deformable:k=-1': deformable: option k=-1 must be >= 1"),
+    ("model.encoder_self", "dynamic:k=4", "dynamic:k=4",
+     "model.encoder_self[0] = 'dynamic:k=4': dynamic: option k=4 must be odd"),
+    ("model.cross", "[1000, nosuch]", ["1000", "nosuch"], "model.cross[1] = 'nosuch': unknown mechanism 'nosuch'"),
+    ("model.decoder_self", "1000:offset=aligned", "1000:offset=aligned", "model.decoder_self[0] = '1000:offset=aligned'"),
+])
+def test_spec_errors_stop_the_cli_before_anything_is_written(
+    make_experiment, tmp_path, capsys, command, key, text, value, message
+):
+    import yaml
+
+    from nmt.config import to_dict
+
+    cfg = to_dict(make_experiment("run", model={"decoder_layers": 2}))
+    cfg["data"]["prepared_dir"] = str(tmp_path / "prepared")
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    # the same mistake from the command line (read by the field's type) and from the YAML
+    assert main([command, "--config", str(path), f"--{key}", text, "--train.max_steps", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err and len(err.strip().splitlines()) == 1
+    section, name = key.split(".")
+    cfg[section][name] = value
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    assert main([command, "--config", str(path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "prepared").exists()
+
+
+def test_the_same_config_without_the_mistake_does_write(make_experiment, tmp_path):
+    """The control of the test above: ``prepare`` with a valid spec creates the prepared folder."""
+    import yaml
+
+    from nmt.config import to_dict
+
+    cfg = to_dict(make_experiment("run", model={"encoder_self": "deformable:k=3"}))
+    cfg["data"]["prepared_dir"] = str(tmp_path / "prepared")
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    assert main(["prepare", "--config", str(path), "--data.subword.vocab_size", "24"]) == 0
+    assert (tmp_path / "prepared").is_dir()
