@@ -11,7 +11,7 @@ from nmt.modules.spec import MixerSpec, SpecError, expand_layer_specs
 SpecValue = Union[str, list[str]]
 
 # Mechanisms that see word order by themselves (a relative term or a local window).
-_ORDER_AWARE = ("lightweight", "dynamic", "deformable")
+_ORDER_AWARE = ("lightweight", "dynamic", "deformable", "deform_attn", "deform_conv")
 
 
 @dataclass

@@ -19,7 +19,9 @@ BUILDERS: dict[str, str] = {
     "mask": "nmt.modules.factored_attention:build",
     "lightweight": "nmt.modules.lightweight_conv:build",
     "dynamic": "nmt.modules.dynamic_conv:build",
-    "deformable": "nmt.modules.deformable:build",
+    "deform_attn": "nmt.modules.deformable:build",
+    "deformable": "nmt.modules.deformable:build",  # alias of deform_attn (deformable *attention*)
+    "deform_conv": "nmt.modules.deform_conv:build",
     "salient": "nmt.modules.salient:build",
 }
 
@@ -94,6 +96,10 @@ def build_mixer(spec: MixerSpec, ctx: BuildContext) -> Mixer | None:
         if ctx.role == "cross":
             raise SpecError("'w/o' removes a self-attention sublayer; cross-attention cannot be removed")
         return None
+    if spec.combine == "joint":
+        from nmt.modules.joint import build_joint
+
+        return build_joint(spec, ctx)
     mixers = [_builder(t)(t, ctx) for t in spec.terms]
     if len(mixers) == 1:
         return mixers[0]
