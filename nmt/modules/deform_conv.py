@@ -1,6 +1,6 @@
-"""1D deformable convolution (Dai et al. 2017; modulated, DCNv2: Zhu et al. 2019) with offset groups.
+"""1D deformable convolution (Dai et al. 2017; modulated: DCNv2, Zhu, Hu, Lin, Dai 2019) with offset groups.
 
-The operator Zhu et al. (2019) cast into their generalized attention form: K sampling points, a
+The operator the attention study (Zhu et al. 2019) casts into its generalized attention form: K sampling points, a
 linear interpolation kernel G (bilinear in 2D), identity values (W'_m = I) and **one weight matrix
 W_k per sampling point**. For a query at position q with content z_q, reading ``src`` (B, S, D)
 whose D channels form G offset groups of D/G channels::
