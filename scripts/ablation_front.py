@@ -56,11 +56,14 @@ def pareto(rows: list[SettingRow]) -> set[str]:
 
 
 def markdown(rows: list[SettingRow], front: set[str]) -> str:
-    lines = ["| setting | spec | abs. pos. | seeds | BLEU (mean ± sd) | attn GFLOPs | on the front |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| setting | spec | abs. pos. | seeds | BLEU (mean ± sd) | attn GFLOPs | params (M) | train tok/s "
+             "| decode sent/s | on the front |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r.attention_gflops, -r.bleu_mean)):
+        speed = "–" if r.train_tokens_per_s is None else f"{r.train_tokens_per_s:,.0f}"
         lines.append(f"| {r.label} | `{r.spec}` | {r.absolute_positions} | {len(r.seeds)} | "
-                     f"{r.bleu_mean:.2f} ± {r.bleu_std:.2f} | {r.attention_gflops:.3g} | {'yes' if r.label in front else ''} |")
+                     f"{r.bleu_mean:.2f} ± {r.bleu_std:.2f} | {r.attention_gflops:.3g} | {r.params / 1e6:.2f} | "
+                     f"{speed} | {r.decode_sentences_per_s:.1f} | {'yes' if r.label in front else ''} |")
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,7 @@ SpecValue = Union[str, list[str]]
 SPEC_KEYS: dict[str, str] = {"encoder": "encoder_self", "decoder": "decoder_self", "cross": "cross"}
 
 # Mechanisms that see word order by themselves (a relative term or a local window).
-_ORDER_AWARE = ("lightweight", "dynamic", "deformable")
+_ORDER_AWARE = ("lightweight", "dynamic", "deformable", "deform_attn", "deform_conv")
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """The one interface every token-mixing mechanism implements.
 
 A *mixer* lets each position read other positions: factored attention (E1-E4), lightweight /
-dynamic convolution, 1D deformable sampling, salient-position attention, or a combination. Layers
-hold a mixer and never branch on which one it is.
+dynamic convolution, 1D deformable convolution or attention, salient-position attention, or a
+combination. Layers hold a mixer and never branch on which one it is.
 
 Roles (fixed at construction, since a mechanism's wiring depends on it):
 

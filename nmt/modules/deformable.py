@@ -1,4 +1,7 @@
-"""1D deformable sampling: the paper's deformable convolution, one dimension, one offset per point.
+"""1D deformable attention (Deformable DETR style; spec ``deform_attn``, alias ``deformable``).
+
+Not the paper's deformable convolution (that is ``nmt.modules.deform_conv``): H heads x K points
+share one value and one output projection and the points carry scalar, normalised weights.
 
 For a query at position q with content z_q, head m reads K points of the projected values
 v = W' x (split into H heads of d_head channels)::

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from nmt.modules import deformable, dynamic_conv, factored_attention, lightweight_conv, salient
+from nmt.modules import deform_conv, deformable, dynamic_conv, factored_attention, lightweight_conv, salient
 from nmt.modules.base import Mixer
 from nmt.modules.combine import ParallelMixer, StackedMixer
+from nmt.modules.joint import build_joint, check_joint
 from nmt.modules.options import BuildContext, MechanismOptions
 from nmt.modules.spec import MixerSpec, SpecError, TermSpec
 
@@ -33,7 +34,9 @@ MECHANISMS: dict[str, Mechanism] = {
     MASK: Mechanism(factored_attention.FactoredOptions, factored_attention.build),
     "lightweight": Mechanism(lightweight_conv.LightweightOptions, lightweight_conv.LightweightConv),
     "dynamic": Mechanism(dynamic_conv.DynamicOptions, dynamic_conv.DynamicConv),
-    "deformable": Mechanism(deformable.DeformableOptions, deformable.Deformable),
+    "deform_attn": Mechanism(deformable.DeformableOptions, deformable.Deformable),
+    "deformable": Mechanism(deformable.DeformableOptions, deformable.Deformable),  # alias of deform_attn
+    "deform_conv": Mechanism(deform_conv.DeformConvOptions, deform_conv.DeformConv),
     "salient": Mechanism(salient.SalientOptions, salient.Salient),
 }
 
@@ -53,6 +56,8 @@ def resolve(spec: MixerSpec, ctx: BuildContext) -> tuple[MechanismOptions, ...]:
     Runs when the model config is loaded (so errors come before any data or run folder)."""
     if spec.is_none and ctx.role == "cross":
         raise SpecError("'w/o' removes a self-attention sublayer; cross-attention cannot be removed")
+    if spec.combine == "joint":
+        check_joint(spec)
     options = tuple(mechanism(t).options.parse(t) for t in spec.terms)
     for o in options:
         o.check(ctx)
@@ -64,6 +69,8 @@ def build_mixer(spec: MixerSpec, ctx: BuildContext) -> Mixer | None:
     options = resolve(spec, ctx)
     if spec.is_none:
         return None
+    if spec.combine == "joint":
+        return build_joint(spec, ctx, options)
     mixers = [mechanism(t).build(ctx, o) for t, o in zip(spec.terms, options)]
     if len(mixers) == 1:
         return mixers[0]

@@ -1,16 +1,19 @@
-"""Parsing of per-layer mechanism specs ("0110", "1111:w=8", "dynamic:k=7", "0010+deformable", "w/o").
+"""Parsing of per-layer mechanism specs ("0110", "1111:w=8", "dynamic:k=7", "0010+deform_attn", "w/o").
 
 Grammar::
 
-    spec   := "w/o" | chain
+    spec   := "w/o" | chain | joint
     chain  := term (("+" | ">") term)*     "+": parallel branches, outputs summed
                                            ">": stacked, left output feeds the right
+    joint  := term "&" term                one sublayer: both share one value and one output
+                                           projection (nmt.modules.joint; "0010&deform_attn")
     term   := name [":" opt ("," opt)*]
-    name   := a 4-bit factor mask [01]{4} (not "0000") | lightweight | dynamic | deformable | salient
+    name   := a 4-bit factor mask [01]{4} (not "0000") | lightweight | dynamic | deform_attn
+              | deformable (alias of deform_attn) | deform_conv | salient
     opt    := key "=" value
 
-A chain uses one operator throughout ("a+b+c" or "a>b"); mixing them is refused. Options are
-validated by the mechanism that receives them (see ``nmt.modules.registry``).
+A spec uses one operator throughout ("a+b+c", "a>b" or "a&b"); mixing them is refused. Options
+are validated by the mechanism that receives them (see ``nmt.modules.registry``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 MASK_RE = re.compile(r"^[01]{4}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 NONE_SPEC = "w/o"
+OPERATORS: dict[str, str] = {"sum": "+", "stack": ">", "joint": "&"}
 
 
 class SpecError(ValueError):
@@ -49,7 +53,7 @@ class MixerSpec:
     """A parsed spec: zero terms means "w/o" (no sublayer)."""
 
     terms: tuple[TermSpec, ...]
-    combine: str = "sum"  # "sum" (parallel) or "stack" (sequential)
+    combine: str = "sum"  # "sum" (parallel), "stack" (sequential) or "joint" (shared projections)
 
     @property
     def is_none(self) -> bool:
@@ -58,7 +62,7 @@ class MixerSpec:
     def __str__(self) -> str:
         if self.is_none:
             return NONE_SPEC
-        op = "+" if self.combine == "sum" else ">"
+        op = OPERATORS[self.combine]
         return op.join(str(t) for t in self.terms)
 
 
@@ -96,11 +100,14 @@ def parse_spec(text: str) -> MixerSpec:
         raise SpecError("empty mechanism spec")
     if s.lower() in (NONE_SPEC, "none", "wo"):
         return MixerSpec(())
-    has_sum, has_stack = "+" in s, ">" in s
-    if has_sum and has_stack:
-        raise SpecError(f"{text!r} mixes '+' (parallel) and '>' (stacked); use one operator per spec")
-    op, combine = (">", "stack") if has_stack else ("+", "sum")
-    terms = tuple(_parse_term(part) for part in s.split(op))
+    used = [c for c, op in OPERATORS.items() if op in s]
+    if len(used) > 1:
+        names = " and ".join(f"'{OPERATORS[c]}'" for c in used)
+        raise SpecError(f"{text!r} mixes {names}; use one operator per spec ('+' parallel, '>' stacked, '&' joint)")
+    combine = used[0] if used else "sum"
+    terms = tuple(_parse_term(part) for part in s.split(OPERATORS[combine]))
+    if combine == "joint" and len(terms) != 2:
+        raise SpecError(f"{text!r}: the joint form '&' combines exactly two terms, e.g. '0010&deform_attn'")
     return MixerSpec(terms, combine)
 
 

@@ -42,6 +42,9 @@ MIXED = [
     dict(encoder_self="0010+deformable", decoder_self="0010+deformable", cross=["1000", "deformable"]),
     dict(encoder_self="salient:k=3", decoder_self="w/o", cross="salient:frac=0.5"),
     dict(encoder_self="deformable>0010", decoder_self="0110", cross="1000:offset=aligned,ratio=1.2"),
+    dict(encoder_self="0010&deform_conv:groups=2,modulation=on", decoder_self="0010&deform_attn",
+         cross="deform_conv:k=3,modulation=on"),
+    dict(encoder_self="deform_conv:dilation=2", decoder_self="deform_conv:groups=2>0010", cross="0010&deform_attn:k=3"),
 ]
 
 
@@ -167,7 +170,7 @@ def test_flops_breakdown_sums_to_total():
     assert m.flops(14, 5)["encoder_self"] > f["encoder_self"]
 
 
-@pytest.mark.parametrize("specs", MIXED[1:4], ids=["factors+conv", "deformable", "salient"])
+@pytest.mark.parametrize("specs", MIXED[1:4] + MIXED[5:6], ids=["factors+conv", "deformable", "salient", "deform_conv+joint"])
 def test_mixed_spec_model_learns(specs):
     """A model built from a mixed spec trains a few steps with falling loss (copy task)."""
     model = seeded(**specs)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nmt.modules.conv_common import ConvOptions
+from nmt.modules.deform_conv import DeformConv
 from nmt.modules.deformable import Deformable, DeformableOptions
 from nmt.modules.dynamic_conv import DynamicConv, DynamicOptions
 from nmt.modules.factored_attention import FactoredAttention, FactoredOptions
@@ -28,7 +29,8 @@ def term(text: str):
 
 
 def test_a_spec_name_leads_to_its_options_and_class():
-    classes = {"lightweight": LightweightConv, "dynamic": DynamicConv, "deformable": Deformable, "salient": Salient}
+    classes = {"lightweight": LightweightConv, "dynamic": DynamicConv, "deformable": Deformable,
+               "deform_attn": Deformable, "deform_conv": DeformConv, "salient": Salient}
     for name, cls in classes.items():
         assert mechanism(term(name)).build is cls
     assert mechanism(term("0110")).options is FactoredOptions

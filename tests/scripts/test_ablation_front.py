@@ -33,6 +33,7 @@ def test_front_merges_studies_and_marks_undominated_points(tmp_path: Path, capsy
     assert rows["0010"].endswith("| yes |") and rows["deformable"].endswith("| yes |")
     assert not rows["1000"].endswith("| yes |") and not rows["1111"].endswith("| yes |")  # deformable dominates
     assert "| 19 |" in rows["1111"] and out.read_bytes()[:4] == b"\x89PNG"
+    assert "| 19 | 0.00 | – | 1.0 |" in rows["1111"]  # parameters and measured speeds beside the FLOPs
 
 
 def test_front_rejects_mixed_attention_kinds(tmp_path: Path, capsys) -> None:
