@@ -148,3 +148,20 @@ def test_stdin_pipe_gets_each_chunk_before_eof(ckpt):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_chunks_keep_order_and_size_and_raise_after_what_was_read():
+    from nmt.inference import chunks
+
+    parts = list(chunks((str(i) for i in range(25)), 10))
+    assert all(1 <= len(c) <= 10 for c in parts) and sum(parts, []) == [str(i) for i in range(25)]
+
+    def failing():
+        yield from ("a", "b")
+        raise ValueError("bad line 3")
+
+    got = []
+    with pytest.raises(ValueError, match="bad line 3"):
+        for c in chunks(failing(), 10):
+            got += c
+    assert got == ["a", "b"]
