@@ -43,8 +43,9 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-def test_loading_a_checkpoint_imports_no_lightning(ckpt):
-    code = ("import sys, nmt.inference as inf; inf.load_model(sys.argv[1]);"
+def test_loading_and_averaging_checkpoints_import_no_lightning(ckpt):
+    code = ("import sys, nmt.inference as inf, nmt.train.average as avg; inf.load_model(sys.argv[1]);"
+            "avg.average_checkpoints([sys.argv[1], sys.argv[1]]);"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning'));"
             "print(len(bad), bad[:5]); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code, str(ckpt)], capture_output=True, text=True, env=_env(), timeout=300)
