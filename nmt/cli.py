@@ -120,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="output file (default: stdout)")
     p.add_argument("--max_tokens", type=int, default=4000, help="source tokens per decoding batch")
     p.add_argument("--max_input_len", type=int, default=0, help="truncate longer inputs (tokens; 0: model limit)")
-    p.add_argument("--scores", action="store_true", help="write 'score<TAB>hypothesis' (all n-best lines)")
+    p.add_argument("--scores", action="store_true",
+                   help="write all n-best lines as 'H-<input index><TAB>score<TAB>hypothesis' (fairseq's layout)")
+    p.add_argument("--chunk_lines", type=int, default=1000,
+                   help="input lines translated and written together (output is flushed after each chunk)")
     p.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
     _add_decode_options(p)
 
@@ -191,7 +194,7 @@ def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
 
         translate_files(
             args.checkpoint, args.input, args.output, _decode_overrides(args), args.max_tokens,
-            args.max_input_len, args.scores, not args.no_pack,
+            args.max_input_len, args.scores, not args.no_pack, chunk_lines=args.chunk_lines,
         )
         return 0
     if cmd == "score":

@@ -14,6 +14,7 @@ from typing import Any
 from nmt.config import ConfigError, field, from_dict, load_yaml, set_dotted, to_dict
 from nmt.data.config import DataConfig
 from nmt.decode.config import DecodeConfig
+from nmt.io import atomic_write_text
 from nmt.model.config import ModelConfig
 from nmt.train.config import OptimConfig, TrainConfig
 
@@ -54,8 +55,4 @@ def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
     """Write the resolved config as YAML (what a run actually used)."""
     import yaml
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
-    tmp.replace(p)
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,26 +1,36 @@
-"""Translation with trained checkpoints: loading, token-budget batching of raw lines, test-set scoring."""
+"""Translation with trained checkpoints: loading, token-budget batching of raw lines, streaming
+translation of files and pipes, test-set scoring. Imports no Lightning (``nmt.checkpoint`` reads
+the weights)."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Sequence
+from typing import IO, Any, Sequence
 
-import torch
+import numpy as np
 from tqdm import tqdm
 
+from nmt import io as nmt_io
+from nmt.checkpoint import Checkpoint, CheckpointError
 from nmt.config import from_dict, to_dict
+from nmt.data.batch import pad_rows
+from nmt.data.batching import chunk_by_budget
 from nmt.data.subwords import Vocab
 from nmt.decode import DecodeConfig, EnsembleModel, Hypothesis, translate_batch
 from nmt.experiment import ExperimentConfig
 from nmt.model.packed import pack_linears
 from nmt.model.transformer import Transformer
-from nmt.train.checkpoint_io import load_checkpoint
 
 log = logging.getLogger("nmt")
+
+CHUNK_LINES = 1000  # default most input lines translated (and written) together when streaming
 
 
 @dataclasses.dataclass
@@ -34,20 +44,21 @@ class Loaded:
 
 
 def load_model(path: str | Path, pack: bool = True) -> Loaded:
-    """Load a checkpoint (``weights_only``) into an eval-mode Transformer with its subword models.
+    """Load a checkpoint (``nmt.checkpoint``, ``weights_only``) into an eval-mode Transformer with its
+    subword models. A file that is not a valid checkpoint is a CheckpointError naming it.
 
     ``pack``: run the linear layers on weights pre-packed for oneDNN (``nmt.model.packed``; CPU,
     1.2-2.4x faster GEMMs at decoding shapes, results equal up to float rounding). The model is then inference-only."""
-    ckpt = load_checkpoint(path)
-    cfg = ExperimentConfig.from_plain(ckpt["nmt"]["config"])
-    v = ckpt["nmt"]["vocab"]
-    for key in ("src_model", "tgt_model"):
-        if not Path(v[key]).is_file():
-            raise FileNotFoundError(f"{path}: subword model {v[key]} (recorded in the checkpoint) is missing")
-    vocab = Vocab(v["src_model"], v["tgt_model"])
+    ckpt = Checkpoint.load(path)
+    cfg = ExperimentConfig.from_plain(ckpt.config)
+    vocab = ckpt.load_vocab()
+    v = ckpt.vocab
     model = Transformer(cfg.model, v["src_size"], v["tgt_size"], v["pad_id"])
-    state = {k[len("model."):]: t for k, t in ckpt["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(ckpt.state_dict)
+    except RuntimeError as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: its weights do not fit the model of its config ({reason})") from None
     model.eval()
     if pack:
         pack_linears(model)
@@ -59,22 +70,6 @@ def decode_config(base: DecodeConfig, overrides: dict[str, Any]) -> DecodeConfig
     return from_dict(DecodeConfig, {**to_dict(base), **overrides}, "decode")
 
 
-def _batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
-    """Indices grouped by length so that n_sentences * longest <= max_tokens (at least one per batch)."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches, cur, longest = [], [], 0
-    for i in order:
-        new_longest = max(longest, lengths[i])
-        if cur and (len(cur) + 1) * new_longest > max_tokens:
-            batches.append(cur)
-            cur, new_longest = [], lengths[i]
-        cur.append(i)
-        longest = new_longest
-    if cur:
-        batches.append(cur)
-    return batches
-
-
 def translate_lines(
     loaded: Loaded | list[Loaded],
     lines: Sequence[str],
@@ -82,10 +77,12 @@ def translate_lines(
     max_tokens: int = 4000,
     max_input_len: int = 0,
     progress: bool = False,
+    first_line: int = 1,
 ) -> list[list[Hypothesis]]:
-    """Translate raw source lines (input order kept). Empty lines give an empty hypothesis; inputs
-    longer than ``max_input_len`` tokens (default: the model's position limit, 1024) are truncated to
-    their first ``max_input_len - 1`` pieces plus ``</s>``, with a warning naming the lines."""
+    """Translate raw source lines (input order kept): per line, ``dcfg.nbest`` hypotheses (an empty
+    line gives empty ones). Inputs longer than ``max_input_len`` tokens (default: the model's
+    position limit, 1024) are truncated to their first ``max_input_len - 1`` pieces plus ``</s>``,
+    with a warning naming the lines (numbered from ``first_line``)."""
     models = loaded if isinstance(loaded, list) else [loaded]
     first = models[0]
     vocab = first.vocab
@@ -94,31 +91,104 @@ def translate_lines(
     src, truncated = [], []
     for n, piece_ids in enumerate(ids):
         if len(piece_ids) + 1 > limit:
-            truncated.append(n + 1)
+            truncated.append(first_line + n)
             piece_ids = piece_ids[: limit - 1]
         src.append(piece_ids + [vocab.eos_id])
     if truncated:
         shown = ", ".join(map(str, truncated[:10])) + (" ..." if len(truncated) > 10 else "")
         log.warning("%d input line(s) longer than %d tokens were truncated: line %s", len(truncated), limit, shown)
-    empty = {i for i, line in enumerate(lines) if not line.strip()}
+    empty = [i for i, line in enumerate(lines) if not line.strip()]
     if empty:
         log.warning("%d empty input line(s): their output lines are empty", len(empty))
     model = first.model if len(models) == 1 else EnsembleModel([m.model for m in models])
-    todo = [i for i in range(len(lines)) if i not in empty]
-    results: list[list[Hypothesis]] = [[Hypothesis([], 0.0, 0.0, True)] for _ in lines]
-    batches = [[todo[j] for j in b] for b in _batches([len(src[i]) for i in todo], max_tokens)]
+    todo = np.array(sorted(set(range(len(lines))) - set(empty)), dtype=np.int64)
+    results: list[list[Hypothesis]] = [[Hypothesis([], 0.0, 0.0, True)] * dcfg.nbest for _ in lines]
+    lengths = np.array([len(s) for s in src], dtype=np.int64)
+    order = todo[np.argsort(lengths[todo], kind="stable")]
     bar = tqdm(total=len(todo), unit="sent", disable=not progress, file=sys.stderr)
-    for b in batches:
-        S = max(len(src[i]) for i in b)
-        tokens = torch.full((len(b), S), vocab.pad_id, dtype=torch.long)
-        for row, i in enumerate(b):
-            tokens[row, : len(src[i])] = torch.tensor(src[i])
-        hyps = translate_batch(model, tokens, tokens.eq(vocab.pad_id), dcfg, vocab.bos_id, vocab.eos_id, vocab.pad_id)
+    for batch in chunk_by_budget(order, lengths, None, max_tokens, oversize_alone=True):
+        b = batch.tolist()
+        tokens, mask = pad_rows([src[i] for i in b], vocab.pad_id)  # (B, S)
+        hyps = translate_batch(model, tokens, mask, dcfg, vocab.bos_id, vocab.eos_id, vocab.pad_id)
         for i, h in zip(b, hyps):
             results[i] = h
         bar.update(len(b))
     bar.close()
     return results
+
+
+class _ReadFailed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def chunks(lines: Iterable[str], max_lines: int) -> Iterator[list[str]]:
+    """Consecutive pieces of ``lines`` in order: each waits for one line, then takes the lines that
+    have already arrived (at most ``max_lines``), so a pipe's lines are not held back waiting for
+    more input. An error while reading is raised after the lines before it were yielded."""
+    if max_lines < 1:
+        raise ValueError(f"chunk size must be >= 1 line, got {max_lines}")
+    q: queue.Queue[Any] = queue.Queue(maxsize=2 * max_lines)
+    done = object()
+
+    def read() -> None:
+        try:
+            for line in lines:
+                q.put(line)
+            q.put(done)
+        except BaseException as e:  # noqa: BLE001 (handed to the consumer, raised there in order)
+            q.put(_ReadFailed(e))
+
+    threading.Thread(target=read, name="nmt-input", daemon=True).start()
+    while True:
+        item, chunk = q.get(), []
+        while item is not done and not isinstance(item, _ReadFailed):
+            chunk.append(item)
+            if len(chunk) >= max_lines:
+                break
+            try:
+                item = q.get_nowait()
+            except queue.Empty:
+                break
+        if chunk:
+            yield chunk
+        if item is done:
+            return
+        if isinstance(item, _ReadFailed):
+            raise item.error
+
+
+def format_nbest(index: int, nbest: list[Hypothesis], vocab: Vocab, with_scores: bool) -> list[str]:
+    """Output lines of input ``index`` (0-based): its best hypothesis, or with ``with_scores`` every
+    hypothesis as ``H-<index>\\t<score>\\t<text>`` (fairseq's layout, so n-best lists regroup by id)."""
+    if not with_scores:
+        return [vocab.decode_tgt(nbest[0].tokens)]
+    return [f"H-{index}\t{h.score:.4f}\t{vocab.decode_tgt(h.tokens)}" for h in nbest]
+
+
+def translate_stream(
+    models: list[Loaded],
+    lines: Iterable[str],
+    write: Callable[[str], Any],
+    dcfg: DecodeConfig,
+    max_tokens: int = 4000,
+    max_input_len: int = 0,
+    with_scores: bool = False,
+    chunk_lines: int = CHUNK_LINES,
+    progress: bool = False,
+) -> int:
+    """Translate ``lines`` chunk by chunk (``chunks``), calling ``write`` with each chunk's output
+    text in input order as soon as it is done; returns the number of input lines."""
+    n = 0
+    bar = tqdm(unit="sent", disable=not progress, file=sys.stderr)
+    for chunk in chunks(lines, chunk_lines):
+        results = translate_lines(models, chunk, dcfg, max_tokens, max_input_len, first_line=n + 1)
+        out = [line for k, nbest in enumerate(results) for line in format_nbest(n + k, nbest, models[0].vocab, with_scores)]
+        write(nmt_io.lines_text(out))
+        n += len(chunk)
+        bar.update(len(chunk))
+    bar.close()
+    return n
 
 
 def translate_files(
@@ -130,33 +200,41 @@ def translate_files(
     max_input_len: int = 0,
     with_scores: bool = False,
     pack: bool = True,
+    chunk_lines: int = CHUNK_LINES,
 ) -> None:
-    """``nmt translate``: stdin/file in, detokenised hypotheses out (one per line, or n-best with scores)."""
+    """``nmt translate``: stdin/file in, detokenised hypotheses out (one per line, or with
+    ``with_scores`` ``nbest`` lines per input carrying its index). Works as a pipe: output is
+    written and flushed chunk by chunk in input order, so an error late in the input keeps the
+    output of the lines before it."""
     models = [load_model(p, pack) for p in checkpoints]
     dcfg = decode_config(models[0].cfg.decode, overrides)
     if input_path is not None:
-        from nmt.data.text import read_lines
-
-        lines = read_lines(input_path)
+        if not Path(input_path).is_file():
+            raise FileNotFoundError(f"missing file: {input_path}")
+        source: IO[bytes] = open(input_path, "rb")  # noqa: SIM115 (closed below)
+        name = str(input_path)
     else:
-        lines = [line.rstrip("\n") for line in sys.stdin]
-    t0 = time.perf_counter()
-    results = translate_lines(models, lines, dcfg, max_tokens, max_input_len, progress=input_path is not None)
-    vocab = models[0].vocab
-    out_lines = []
-    for nbest in results:
-        if with_scores:
-            out_lines.extend(f"{h.score:.4f}\t{vocab.decode_tgt(h.tokens)}" for h in nbest)
-        else:
-            out_lines.append(vocab.decode_tgt(nbest[0].tokens))
-    text = "".join(line + "\n" for line in out_lines)
+        source, name = sys.stdin.buffer, "<stdin>"
+    out: IO[str] = sys.stdout
     if output_path:
         Path(output_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(output_path).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+        out = open(output_path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 (closed below)
+
+    def write(text: str) -> None:
+        out.write(text)
+        out.flush()
+
+    t0 = time.perf_counter()
+    try:
+        n = translate_stream(models, nmt_io.iter_lines(source, name), write, dcfg, max_tokens, max_input_len,
+                             with_scores, chunk_lines, progress=input_path is not None)
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+        if out is not sys.stdout:
+            out.close()
     dt = time.perf_counter() - t0
-    log.info("translated %d lines in %.1fs (%.1f sentences/s)", len(lines), dt, len(lines) / max(dt, 1e-9))
+    log.info("translated %d lines in %.1fs (%.1f sentences/s)", n, dt, n / max(dt, 1e-9))
 
 
 def test_split(
@@ -188,7 +266,7 @@ def score_split(
     results = translate_lines(loaded, sources, dcfg, max_tokens, progress=True)
     seconds = time.perf_counter() - t0
     hyps = [loaded.vocab.decode_tgt(r[0].tokens) for r in results]
-    out.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+    nmt_io.atomic_write_text(out, nmt_io.lines_text(hyps))
     bleu, chrf = score(hyps, refs, metrics=("bleu", "chrf"))
     lines = [bleu.text, f"  signature: {bleu.signature}", chrf.text, f"  signature: {chrf.signature}"]
     lines.append(f"{len(hyps)} sentences in {seconds:.1f}s ({len(hyps) / seconds:.1f} sentences/s) -> {out}")

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from nmt import io as nmt_io
 from nmt.data.subwords import Vocab
 from nmt.model.config import ModelConfig
 from nmt.model.transformer import Transformer
@@ -77,11 +78,10 @@ def emit(record: dict) -> None:
 
 
 def read_lines(path: Path) -> list[str]:
-    """UTF-8 lines with only the trailing newline removed (as the peers read them)."""
+    """The lines of a workload text file (``nmt.io``'s rule); a missing file says how to point to it."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found (set --data or NMT_SHARED_DATA)")
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
+    return nmt_io.read_lines(path)
 
 
 def load_vocab(peers: Path) -> Vocab:

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from nmt.data.batch import pad_rows
 from nmt.data.subwords import Vocab
 from nmt.decode.config import DecodeConfig
 from nmt.decode.translate import translate_batch
@@ -50,15 +51,7 @@ def decode_batches(data: Path, vocab: Vocab, n_batches: int) -> list[tuple[Tenso
     if len(lines) < N_SENT:
         raise ValueError(f"{data / 'test_2016_flickr.en'}: {len(lines)} lines, the workload needs {N_SENT}")
     ids = [s + [vocab.eos_id] for s in vocab.encode_src(lines)]
-    out = []
-    for b in range(n_batches):
-        chunk = ids[b * BATCH : (b + 1) * BATCH]
-        lengths = torch.tensor([len(s) for s in chunk])  # (B,)
-        src = torch.full((len(chunk), int(lengths.max())), vocab.pad_id, dtype=torch.long)
-        for r, s in enumerate(chunk):
-            src[r, : len(s)] = torch.tensor(s)
-        out.append((src, torch.arange(src.size(1))[None, :] >= lengths[:, None]))
-    return out
+    return [pad_rows(ids[b * BATCH : (b + 1) * BATCH], vocab.pad_id) for b in range(n_batches)]
 
 
 def decode_flops(model: Transformer, src_lengths: list[int], beam: int) -> int:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from nmt.data.batch import Batch
+from nmt.data.batch import Batch, collate_pairs
 from nmt.data.subwords import Vocab
 from nmt.model.transformer import Transformer
 from nmt.train.config import OptimConfig
@@ -49,22 +49,7 @@ LABEL_SMOOTHING = 0.1
 
 def pad_batch(src: list[list[int]], tgt: list[list[int]], vocab: Vocab) -> Batch:
     """Padded ``Batch`` of encoded pairs (ids without eos): src/labels + [eos], decoder input [bos] + ids."""
-    B, S, T = len(src), max(len(s) for s in src) + 1, max(len(t) for t in tgt) + 1
-    pad = vocab.pad_id
-    src_t = torch.full((B, S), pad, dtype=torch.long)
-    tgt_in = torch.full((B, T), pad, dtype=torch.long)
-    tgt_out = torch.full((B, T), pad, dtype=torch.long)
-    for r, (s, t) in enumerate(zip(src, tgt)):
-        src_t[r, : len(s) + 1] = torch.tensor(s + [vocab.eos_id])
-        tgt_in[r, : len(t) + 1] = torch.tensor([vocab.bos_id] + t)
-        tgt_out[r, : len(t) + 1] = torch.tensor(t + [vocab.eos_id])
-    src_len = torch.tensor([len(s) + 1 for s in src])  # (B,)
-    tgt_len = torch.tensor([len(t) + 1 for t in tgt])  # (B,)
-    return Batch(
-        src=src_t, src_padding_mask=torch.arange(S)[None, :] >= src_len[:, None],
-        tgt_in=tgt_in, tgt_out=tgt_out, tgt_padding_mask=torch.arange(T)[None, :] >= tgt_len[:, None],
-        ids=torch.arange(B), n_src_tokens=int(src_len.sum()), n_tgt_tokens=int(tgt_len.sum()),
-    )
+    return collate_pairs(src, tgt, range(len(src)), vocab.pad_id, vocab.bos_id, vocab.eos_id)
 
 
 def fixed_batches(peers: Path, data: Path, vocab: Vocab, n: int) -> list[Batch]:

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from nmt.ablate.results import SettingRow
 from nmt.ablate.study import VARIED_FLOPS
+from nmt.io import atomic_write
 
 
 def flops_label(vary: str) -> str:
@@ -46,10 +47,8 @@ def plot_study(rows: Sequence[SettingRow], path: str | Path, title: str, xlabel:
             ax.text(0.5, 0.5, "no finished runs", transform=ax.transAxes, ha="center", va="center")
         fig.tight_layout()
         out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.stem + ".tmp.png")
-        fig.savefig(tmp, format="png")
-        tmp.replace(out)
+        with atomic_write(out, "wb") as f:
+            fig.savefig(f, format="png")
     finally:
         plt.close(fig)
     return out

@@ -18,12 +18,12 @@ from nmt.ablate.results import (
     rows_csv,
     rows_markdown,
     save_json_atomic,
-    save_text_atomic,
     summarise,
 )
-from nmt.ablate.significance import read_lines_exact, setting_p_value
+from nmt.ablate.significance import setting_p_value
 from nmt.ablate.study import VARIED_FLOPS, StudyConfig
 from nmt.config import to_dict
+from nmt.io import atomic_write_text, read_lines
 
 log = logging.getLogger("nmt")
 
@@ -54,7 +54,7 @@ def p_values(
     if not refs_file.is_file():
         log.warning("no p-values: references file %s is missing", refs_file)
         return {}
-    refs = read_lines_exact(refs_file)
+    refs = read_lines(refs_file)
 
     def hyps(label: str) -> dict[int, Path]:
         return {r.seed: study.run_dir(label, r.seed) / r.hypotheses for r in records if r.label == label}
@@ -98,10 +98,10 @@ def write_report(study: StudyConfig) -> list[SettingRow]:
         c for a, b in extra if (c := compare_runs(records, a, b, p.get((a, b)))) is not None]
     out = Path(study.output_dir)
     title = f"{study.name}: {study.vary} attention varied"
-    save_text_atomic(out / "results.csv", rows_csv(rows))
+    atomic_write_text(out / "results.csv", rows_csv(rows))
     save_json_atomic(out / "results.json", results_json(to_dict(study), rows, records, comparisons))
     notes = _notes(study, records)
-    save_text_atomic(out / "results.md", rows_markdown(rows, title, comparisons_markdown(comparisons) + notes))
+    atomic_write_text(out / "results.md", rows_markdown(rows, title, comparisons_markdown(comparisons) + notes))
     plot_study(rows, out / "results.png", title, flops_label(study.vary))
     log.info("study %s: %d/%d runs finished; results in %s/results.{md,csv,json,png}",
              study.name, len(records), len(study.settings) * len(study.seeds), out)

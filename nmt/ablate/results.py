@@ -11,13 +11,13 @@ import csv
 import io
 import json
 import math
-import os
 import statistics
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from nmt.config import ConfigError, field, from_dict, to_dict
+from nmt.io import atomic_write_text
 
 
 @dataclass
@@ -51,20 +51,7 @@ class RunRecord:
 
 def save_json_atomic(path: str | Path, data: Any) -> None:
     """Write JSON so that readers never see a partial file (temporary file, then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, p)
-
-
-def save_text_atomic(path: str | Path, text: str) -> None:
-    """Write a text file atomically."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, p)
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def load_record(path: str | Path) -> RunRecord:

@@ -20,11 +20,11 @@ from typing import Any, Sequence
 
 from nmt.ablate.measure import corpus_flops, train_tokens_per_s
 from nmt.ablate.report import references_path, write_report
-from nmt.ablate.results import RunRecord, load_record, save_json_atomic, save_text_atomic
-from nmt.ablate.significance import read_lines_exact
+from nmt.ablate.results import RunRecord, load_record, save_json_atomic
 from nmt.ablate.study import StudyConfig, load_study
 from nmt.config import ConfigError, to_dict
 from nmt.experiment import ExperimentConfig
+from nmt.io import atomic_write_text, read_lines
 
 log = logging.getLogger("nmt")
 
@@ -51,10 +51,10 @@ def _store_references(study: StudyConfig, references: list[str]) -> None:
     """Keep the test references next to the results (the bootstrap needs them in report-only mode)."""
     path = references_path(study)
     if path.is_file():
-        if read_lines_exact(path) == references:
+        if read_lines(path) == references:
             return
         log.warning("%s differs from this run's references (data changed?): overwriting it", path)
-    save_text_atomic(path, "".join(line + "\n" for line in references))
+    atomic_write_text(path, "".join(line + "\n" for line in references))
 
 
 def result_path(study: StudyConfig, label: str, seed: int) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from nmt.eval.bootstrap import paired_test
+from nmt.io import read_lines
 
 log = logging.getLogger("nmt")
 
@@ -38,15 +39,8 @@ def concatenated(hypothesis_files: dict[int, Path], seeds: Sequence[int]) -> lis
     """Hypothesis lines of ``seeds`` (in that order) from {seed: file}, concatenated."""
     lines: list[str] = []
     for seed in seeds:
-        lines += read_lines_exact(hypothesis_files[seed])
+        lines += read_lines(hypothesis_files[seed])
     return lines
-
-
-def read_lines_exact(path: Path) -> list[str]:
-    """Lines of a file split on "\\n" only (a hypothesis may contain other Unicode line breaks)."""
-    text = path.read_text(encoding="utf-8")
-    lines = text.split("\n")
-    return lines[:-1] if text.endswith("\n") else lines
 
 
 def setting_p_value(

@@ -66,28 +66,52 @@ class PairDataset(torch.utils.data.Dataset):
         """The padded ``Batch`` of the given sentence indices, in that order."""
         sp = self.split
         idx = np.asarray(indices, dtype=np.int64)
-        src_len = sp.src_len[idx] + 1  # (B,) with eos
-        tgt_len = sp.tgt_len[idx] + 1  # (B,) with eos / bos
-        B, S, T = len(idx), int(src_len.max()), int(tgt_len.max())
-        src = np.full((B, S), self.pad_id, dtype=np.int64)
-        tgt_in = np.full((B, T), self.pad_id, dtype=np.int64)
-        tgt_out = np.full((B, T), self.pad_id, dtype=np.int64)
-        for b, i in enumerate(idx.tolist()):
-            s, t = sp.src(i), sp.tgt(i)
-            src[b, :len(s)] = s
-            src[b, len(s)] = self.eos_id
-            tgt_in[b, 0] = self.bos_id
-            tgt_in[b, 1:len(t) + 1] = t
-            tgt_out[b, :len(t)] = t
-            tgt_out[b, len(t)] = self.eos_id
-        src_mask = np.arange(S)[None, :] >= src_len[:, None]  # (B, S)
-        tgt_mask = np.arange(T)[None, :] >= tgt_len[:, None]  # (B, T)
-        return Batch(
-            src=torch.from_numpy(src), src_padding_mask=torch.from_numpy(src_mask),
-            tgt_in=torch.from_numpy(tgt_in), tgt_out=torch.from_numpy(tgt_out),
-            tgt_padding_mask=torch.from_numpy(tgt_mask), ids=torch.from_numpy(idx),
-            n_src_tokens=int(src_len.sum()), n_tgt_tokens=int(tgt_len.sum()),
-        )
+        rows = idx.tolist()
+        return collate_pairs([sp.src(i) for i in rows], [sp.tgt(i) for i in rows], idx,
+                             self.pad_id, self.bos_id, self.eos_id)
+
+
+def _padded(rows: Sequence[Sequence[int]], pad_id: int, first: int | None = None,
+            last: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``[first] + row + [last]`` (each only when given) right-padded with ``pad_id``:
+    tokens (B, L) int64 and lengths (B,) int64."""
+    start, extra = int(first is not None), int(first is not None) + int(last is not None)
+    lengths = np.fromiter((len(r) + extra for r in rows), dtype=np.int64, count=len(rows))  # (B,)
+    out = np.full((len(rows), int(lengths.max(initial=0))), pad_id, dtype=np.int64)  # (B, L)
+    for b, r in enumerate(rows):
+        n = len(r)
+        out[b, start:start + n] = r
+        if first is not None:
+            out[b, 0] = first
+        if last is not None:
+            out[b, start + n] = last
+    return out, lengths
+
+
+def _mask(lengths: np.ndarray, width: int) -> torch.Tensor:
+    """(B, width) bool, True at padding."""
+    return torch.from_numpy(np.arange(width)[None, :] >= lengths[:, None])
+
+
+def pad_rows(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows (already with their specials) right-padded: tokens (B, L) long and padding mask
+    (B, L) bool (True at padding). The one padding path of sources for decoding."""
+    tokens, lengths = _padded(rows, pad_id)
+    return torch.from_numpy(tokens), _mask(lengths, tokens.shape[1])
+
+
+def collate_pairs(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]], ids: Sequence[int] | np.ndarray,
+                  pad_id: int, bos_id: int, eos_id: int) -> Batch:
+    """The padded ``Batch`` of (source, target) piece ids without specials, by the conventions above."""
+    src_t, src_len = _padded(src, pad_id, last=eos_id)  # (B, S)
+    tgt_in, tgt_len = _padded(tgt, pad_id, first=bos_id)  # (B, T)
+    tgt_out, _ = _padded(tgt, pad_id, last=eos_id)  # (B, T)
+    return Batch(
+        src=torch.from_numpy(src_t), src_padding_mask=_mask(src_len, src_t.shape[1]),
+        tgt_in=torch.from_numpy(tgt_in), tgt_out=torch.from_numpy(tgt_out),
+        tgt_padding_mask=_mask(tgt_len, tgt_in.shape[1]), ids=torch.as_tensor(np.asarray(ids, dtype=np.int64)),
+        n_src_tokens=int(src_len.sum()), n_tgt_tokens=int(tgt_len.sum()),
+    )
 
 
 def unwrap(batch: Batch) -> Batch:

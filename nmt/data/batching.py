@@ -19,18 +19,21 @@ from nmt.data.errors import DataError
 log = logging.getLogger(__name__)
 
 
-def chunk_by_budget(order: np.ndarray, src_len: np.ndarray, tgt_len: np.ndarray,
-                    max_tokens: int, max_sentences: int = 0) -> list[np.ndarray]:
+def chunk_by_budget(order: np.ndarray, src_len: np.ndarray, tgt_len: np.ndarray | None,
+                    max_tokens: int, max_sentences: int = 0, oversize_alone: bool = False) -> list[np.ndarray]:
     """Greedy batches along ``order``: a sentence joins the current batch unless the padded size would
-    exceed ``max_tokens`` on either side (or ``max_sentences``). Lengths include ``</s>``."""
+    exceed ``max_tokens`` on either side (or ``max_sentences``). Lengths include ``</s>``;
+    ``tgt_len`` None: sources only (decoding). A sentence longer than ``max_tokens`` is a DataError,
+    or with ``oversize_alone`` a batch of its own."""
     if max_tokens <= 0:
         raise DataError(f"data.batch.max_tokens must be > 0, got {max_tokens}")
     cap = max_sentences if max_sentences > 0 else len(order) + 1
     batches: list[np.ndarray] = []
     start, n, max_s, max_t = 0, 0, 0, 0
-    sl, tl = src_len[order].tolist(), tgt_len[order].tolist()
+    sl = src_len[order].tolist()
+    tl = sl if tgt_len is None else tgt_len[order].tolist()
     for k, (s, t) in enumerate(zip(sl, tl)):
-        if s > max_tokens or t > max_tokens:
+        if (s > max_tokens or t > max_tokens) and not oversize_alone:
             raise DataError(f"sentence {int(order[k])} has {s} source / {t} target tokens (with </s>), more than"
                             f" data.batch.max_tokens={max_tokens}; raise it or lower data.filter.max_len")
         ms, mt = max(max_s, s), max(max_t, t)

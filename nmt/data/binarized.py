@@ -81,6 +81,34 @@ def write_split(directory: Path, src: Sequence[Sequence[int]], tgt: Sequence[Seq
     np.save(directory / "line.npy", np.asarray(line, dtype=np.int64))
 
 
+class CorruptCache(DataError):
+    """A prepared folder whose arrays do not match their headers or each other (e.g. truncated)."""
+
+
+ARRAYS = ("src.tokens", "src.offsets", "tgt.tokens", "tgt.offsets", "line")
+
+
+def check_array_file(path: Path) -> tuple[int, ...]:
+    """The shape recorded in a ``.npy`` header, after checking that the file holds all its bytes
+    (a truncated array is a CorruptCache naming the file)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in read_header:
+                raise ValueError(f".npy format version {version}")
+            shape, _, dtype = read_header[version](f)
+            header = f.tell()
+    except (OSError, ValueError, EOFError) as e:
+        raise CorruptCache(f"{path}: not a readable array ({e})") from None
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    actual = path.stat().st_size
+    if actual != expected:
+        raise CorruptCache(f"{path}: {actual} bytes, but its header ({dtype} {shape}) needs {expected}:"
+                           " the cached array is truncated or corrupt")
+    return tuple(shape)
+
+
 class EncodedSplit:
     """A prepared split, memory-mapped: piece ids of sentence ``i`` via ``src(i)`` / ``tgt(i)``."""
 
@@ -89,10 +117,20 @@ class EncodedSplit:
         if not is_complete(self.directory):
             raise DataError(f"{self.directory} is not a prepared split (no {META}); run nmt prepare")
         self.meta = read_meta(self.directory)
+        shapes = {name: check_array_file(self.directory / f"{name}.npy") for name in ARRAYS}
+        n = shapes["line"][0]
+        for side in ("src", "tgt"):
+            if shapes[f"{side}.offsets"] != (n + 1,):
+                raise CorruptCache(f"{self.directory / f'{side}.offsets.npy'}: shape {shapes[f'{side}.offsets']}"
+                                   f" does not fit the {n} sentences of line.npy")
         load = lambda name: np.load(self.directory / f"{name}.npy", mmap_mode="r")
         self.src_tokens, self.src_offsets = load("src.tokens"), np.asarray(load("src.offsets"))
         self.tgt_tokens, self.tgt_offsets = load("tgt.tokens"), np.asarray(load("tgt.offsets"))
         self.line = np.asarray(load("line"))
+        for side, tokens, offsets in (("src", self.src_tokens, self.src_offsets), ("tgt", self.tgt_tokens, self.tgt_offsets)):
+            if int(offsets[-1]) != len(tokens):
+                raise CorruptCache(f"{self.directory / f'{side}.tokens.npy'}: {len(tokens)} tokens, but"
+                                   f" {side}.offsets.npy ends at {int(offsets[-1])}")
         self.src_len = np.diff(self.src_offsets)  # (N,) pieces, without </s>
         self.tgt_len = np.diff(self.tgt_offsets)  # (N,)
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +143,16 @@ def run(cfg: DataConfig, progress: bool = False, hf_loader: HFLoader | None = No
         cached = binarized.is_complete(directory)
         if not cached:
             _encode_split(pf, directory, vocab, cfg, is_train, progress)
-        splits[name] = EncodedSplit(directory)
+        try:
+            splits[name] = EncodedSplit(directory)
+        except binarized.CorruptCache as e:
+            if not cached:
+                raise
+            log.warning("rebuilding the cached split '%s': %s", name, e)
+            shutil.rmtree(directory)
+            cached = False
+            _encode_split(pf, directory, vocab, cfg, is_train, progress)
+            splits[name] = EncodedSplit(directory)
         summaries[name] = SplitSummary(cached=cached, **splits[name].meta["summary"])
     vocab_desc = (f"{'joint' if vocab.joint else 'separate'} {vocab.src_model_path.parent.name}: "
                   f"src {vocab.src_size} / tgt {vocab.tgt_size} pieces, pad={vocab.pad_id} unk={vocab.unk_id} "

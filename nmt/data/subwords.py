@@ -25,12 +25,14 @@ TRAIN_THREADS = 2
 class Vocab:
     """Source and target SentencePiece models (the same object when joint) and their special ids."""
 
-    def __init__(self, src_model: str | Path, tgt_model: str | Path | None = None):
+    def __init__(self, src_model: str | Path, tgt_model: str | Path | None = None, *,
+                 src_proto: bytes | None = None, tgt_proto: bytes | None = None):
+        """Models from files, or from their serialized bytes (``*_proto``; the paths then only name them)."""
         self.src_model_path = Path(src_model)
         self.tgt_model_path = Path(tgt_model) if tgt_model else self.src_model_path
         self.joint = self.tgt_model_path == self.src_model_path
-        self.src_sp = _load(self.src_model_path)
-        self.tgt_sp = self.src_sp if self.joint else _load(self.tgt_model_path)
+        self.src_sp = _load(self.src_model_path, src_proto)
+        self.tgt_sp = self.src_sp if self.joint else _load(self.tgt_model_path, tgt_proto)
         ids = [(sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id()) for sp in (self.src_sp, self.tgt_sp)]
         if ids[0] != ids[1]:
             raise DataError(f"{self.src_model_path} and {self.tgt_model_path} have different special ids"
@@ -73,10 +75,12 @@ class Vocab:
                 f" unk={self.unk_id}, bos={self.bos_id}, eos={self.eos_id})")
 
 
-def _load(path: Path) -> spm.SentencePieceProcessor:
-    if not path.is_file():
+def _load(path: Path, proto: bytes | None = None) -> spm.SentencePieceProcessor:
+    if proto is None and not path.is_file():
         raise DataError(f"SentencePiece model not found: {path}")
     try:
+        if proto is not None:
+            return spm.SentencePieceProcessor(model_proto=proto)
         return spm.SentencePieceProcessor(model_file=str(path))
     except (RuntimeError, OSError) as e:
         raise DataError(f"{path}: not a SentencePiece model ({e})") from None

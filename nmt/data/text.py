@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from nmt import io as nmt_io
 from nmt.data.errors import DataError
 
 
@@ -27,29 +28,14 @@ class ParallelFiles:
 
 
 def read_lines(path: str | Path) -> list[str]:
-    """All lines of a UTF-8 text file without their trailing newline.
-
-    Only ``\\n`` separates lines (not ``str.splitlines``'s other breaks such as U+2028, which would
-    shift the line numbering of one side). Raises DataError naming the file, the 1-based line
-    number and the byte offset of the first byte that is not valid UTF-8, or a missing file.
+    """All lines of a UTF-8 text file without their trailing newline, by ``nmt.io``'s one rule (only
+    ``\\n`` ends a line). Raises DataError naming the file, the 1-based line number and the byte
+    offset of the first byte that is not valid UTF-8, or a missing file.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"missing file: {p}")
-    data = p.read_bytes()
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        line_start = data.rfind(b"\n", 0, e.start) + 1
-        raise DataError(
-            f"{p}: line {line}: byte {data[e.start]:#04x} at byte offset {e.start} (column {e.start - line_start + 1})"
-            f" is not valid UTF-8 ({e.reason})") from None
-    text = text.removeprefix("\ufeff")
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return lines
+        return nmt_io.read_lines(path)
+    except (nmt_io.TextError, FileNotFoundError) as e:
+        raise DataError(str(e)) from None
 
 
 def read_parallel(files: ParallelFiles, limit: int = 0) -> tuple[list[str], list[str]]:
@@ -76,11 +62,5 @@ def fingerprint(path: str | Path) -> dict:
 
 
 def write_lines_atomic(path: Path, lines: list[str]) -> None:
-    """Write ``lines`` (one per line, LF) to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        for line in lines:
-            f.write(line.replace("\n", " ").replace("\r", " "))
-            f.write("\n")
-    os.replace(tmp, path)
+    """Write ``lines`` (one per line, LF; a ``\\n`` or ``\\r`` inside a line becomes a space) atomically."""
+    nmt_io.atomic_write_text(path, nmt_io.lines_text(line.replace("\n", " ").replace("\r", " ") for line in lines))

@@ -18,6 +18,8 @@ from pathlib import Path
 from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.metrics.base import Metric
 
+from nmt import io as nmt_io
+
 METRIC_NAMES = ("bleu", "chrf", "chrf++", "ter")
 
 
@@ -71,6 +73,8 @@ def score(
     lowercase: bool = False,
 ) -> list[MetricResult]:
     """Corpus scores of detokenised hypotheses against references, one result per metric."""
+    if len(hyps) == 0:
+        raise ScoreError("no hypotheses to score (empty input)")
     streams = reference_streams(hyps, refs)
     results = []
     for name in metrics:
@@ -81,12 +85,14 @@ def score(
 
 
 def read_lines(path: str | Path) -> list[str]:
-    """Lines of a UTF-8 text file without their newline; a missing file is a ScoreError."""
-    p = Path(path)
-    if not p.is_file():
-        raise ScoreError(f"file not found: {p}")
-    with p.open(encoding="utf-8") as f:  # universal newlines, as sacrebleu reads files
-        return [line.rstrip("\n") for line in f]
+    """Lines of a UTF-8 text file by ``nmt.io``'s rule (only ``\\n`` ends a line, as ``nmt prepare``
+    reads corpora); a missing file or invalid UTF-8 is a ScoreError naming the file (and line)."""
+    try:
+        return nmt_io.read_lines(path)
+    except FileNotFoundError:
+        raise ScoreError(f"file not found: {path}") from None
+    except nmt_io.TextError as e:
+        raise ScoreError(str(e)) from None
 
 
 def score_files(
@@ -98,6 +104,8 @@ def score_files(
     """Score a hypothesis file (one detokenised sentence per line) against reference file(s)."""
     paths = [ref_paths] if isinstance(ref_paths, (str, Path)) else list(ref_paths)
     hyps = read_lines(hyp_path)
+    if not hyps:
+        raise ScoreError(f"{hyp_path} is empty: nothing to score")
     streams = []
     for path in paths:
         stream = read_lines(path)

@@ -1,16 +1,17 @@
-"""Checkpoint averaging: the mean of the parameters of the last N or the best N checkpoints."""
+"""Checkpoint averaging: the mean of the parameters of the last N or the best N checkpoints.
+
+Reads and writes through ``nmt.checkpoint`` (no Lightning import)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from nmt.train.checkpoint_io import atomic_torch_save, load_checkpoint
+from nmt.checkpoint import Checkpoint
 
 
-def _candidates(directory: str) -> list[tuple[Path, dict[str, Any]]]:
+def _candidates(directory: str) -> list[tuple[Path, Checkpoint]]:
     d = Path(directory)
     if not d.is_dir():
         raise FileNotFoundError(f"checkpoint directory not found: {d}")
@@ -18,7 +19,7 @@ def _candidates(directory: str) -> list[tuple[Path, dict[str, Any]]]:
     for p in sorted(d.glob("*.ckpt")):
         if p.name.startswith("last"):
             continue  # last.ckpt duplicates the newest step
-        found.append((p, load_checkpoint(p)))
+        found.append((p, Checkpoint.load(p)))
     if not found:
         raise FileNotFoundError(f"no checkpoints (*.ckpt other than last.ckpt) in {d}")
     return found
@@ -33,35 +34,35 @@ def select(directory: str, last: int | None, best: int | None) -> list[Path]:
     if n is None or n < 1 or n > len(cands):
         raise ValueError(f"cannot average {n} checkpoints: {len(cands)} available in {directory}")
     if last is not None:
-        cands.sort(key=lambda pc: pc[1].get("global_step", 0), reverse=True)
+        cands.sort(key=lambda pc: pc[1].global_step, reverse=True)
     else:
-        missing = [str(p) for p, c in cands if c["nmt"].get("val_bleu") is None]
+        missing = [str(p) for p, c in cands if c.val_bleu is None]
         if missing:
             raise ValueError(f"checkpoints without a validation BLEU cannot be ranked: {', '.join(missing)}")
-        cands.sort(key=lambda pc: pc[1]["nmt"]["val_bleu"], reverse=True)
+        cands.sort(key=lambda pc: pc[1].val_bleu, reverse=True)
     return [p for p, _ in cands[:n]]
 
 
-def average_checkpoints(paths: list[str | Path]) -> dict[str, Any]:
-    """A checkpoint whose ``state_dict`` is the element-wise mean of the given ones (same config)."""
+def average_checkpoints(paths: list[str | Path]) -> Checkpoint:
+    """A checkpoint whose weights are the element-wise mean of the given ones (same config and
+    subword models as the first; non-float tensors from the last)."""
     if not paths:
         raise ValueError("no checkpoints to average")
-    ckpts = [load_checkpoint(p) for p in paths]
-    keys = ckpts[0]["state_dict"].keys()
+    ckpts = [Checkpoint.load(p) for p in paths]
+    keys = ckpts[0].state_dict.keys()
     for p, c in zip(paths[1:], ckpts[1:]):
-        if c["state_dict"].keys() != keys:
+        if c.state_dict.keys() != keys:
             raise ValueError(f"{p} has different parameters from {paths[0]}: cannot average")
     avg = {}
     for k in keys:
-        tensors = [c["state_dict"][k] for c in ckpts]
+        tensors = [c.state_dict[k] for c in ckpts]
         if tensors[0].is_floating_point():
             avg[k] = torch.stack([t.double() for t in tensors]).mean(0).to(tensors[0].dtype)
         else:
             avg[k] = tensors[-1]
-    nmt = dict(ckpts[0]["nmt"])
-    nmt["averaged_from"] = [str(p) for p in paths]
-    nmt.pop("val_bleu", None)
-    return {"state_dict": avg, "nmt": nmt, "global_step": max(c.get("global_step", 0) for c in ckpts)}
+    first = ckpts[0]
+    return Checkpoint(avg, first.config, first.vocab, first.subword, max(c.global_step for c in ckpts),
+                      val_bleu=None, averaged_from=[str(p) for p in paths])
 
 
 def average_command(
@@ -74,7 +75,7 @@ def average_command(
         paths = select(directory, last, best)
     else:
         raise ValueError("give --dir (with --last or --best) or --checkpoints")
-    atomic_torch_save(average_checkpoints(paths), output)
+    average_checkpoints(paths).save(output)
     print(f"averaged {len(paths)} checkpoints -> {output}")
     for p in paths:
         print(f"  {p}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,11 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from nmt.checkpoint import global_step as checkpoint_step
 from nmt.config import to_dict
 from nmt.data.datamodule import NMTDataModule
 from nmt.experiment import ExperimentConfig, save_config
+from nmt.io import atomic_write_bytes
 from nmt.train.checkpoint_io import AtomicCheckpointIO
 from nmt.train.module import TranslationTask
 
@@ -31,10 +32,9 @@ def vocab_info(dm: NMTDataModule, run_dir: str | Path) -> dict[str, Any]:
     paths = {}
     for side, src in (("src", v.src_model_path), ("tgt", v.tgt_model_path)):
         dst = sub / f"{side}.model"
-        if not dst.is_file() or dst.read_bytes() != Path(src).read_bytes():
-            tmp = dst.with_suffix(".tmp")
-            shutil.copyfile(src, tmp)
-            tmp.replace(dst)
+        data = Path(src).read_bytes()
+        if not dst.is_file() or dst.read_bytes() != data:
+            atomic_write_bytes(dst, data)
         paths[side] = str(dst.resolve())
     return {
         "pad_id": v.pad_id,
@@ -132,7 +132,7 @@ def _save_final_state(trainer: L.Trainer, last: Path) -> None:
     this only writes when last.ckpt is missing or behind."""
     saved_step = -1
     if last.is_file():
-        saved_step = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1)
+        saved_step = checkpoint_step(last)
     if saved_step < trainer.global_step:
         trainer.save_checkpoint(last)
 

@@ -11,6 +11,7 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
+from nmt.checkpoint import nmt_entry
 from nmt.config import to_dict
 from nmt.decode import translate_batch
 from nmt.eval.score import score
@@ -160,9 +161,7 @@ class TranslationTask(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         bleu = self.trainer.callback_metrics.get("val_bleu") if self._trainer is not None else None
         checkpoint["nmt"] = {
-            "config": to_dict(self.cfg),
-            "vocab": dict(self.vocab),
-            "val_bleu": float(bleu) if bleu is not None else None,
+            **nmt_entry(to_dict(self.cfg), self.vocab, float(bleu) if bleu is not None else None),  # nmt.checkpoint
             "rng": {"torch": torch.get_rng_state()},  # dropout continues exactly on resume
         }
 

@@ -21,8 +21,9 @@ from nmt.ablate.results import (
     save_json_atomic,
     summarise,
 )
-from nmt.ablate.significance import paired_bootstrap_p, read_lines_exact, setting_p_value
+from nmt.ablate.significance import paired_bootstrap_p, setting_p_value
 from nmt.config import ConfigError, to_dict
+from nmt.io import read_lines
 from nmt.model.config import ModelConfig
 from nmt.model.transformer import Transformer
 
@@ -121,7 +122,7 @@ def test_setting_p_value_pairs_common_seeds(tmp_path: Path) -> None:
 def test_read_lines_splits_only_on_newline(tmp_path: Path) -> None:
     path = tmp_path / "h"
     path.write_text("a\u2028b\n\nc\r\n", encoding="utf-8", newline="")
-    assert read_lines_exact(path) == ["a\u2028b", "", "c"]
+    assert read_lines(path) == ["a\u2028b", "", "c"]
 
 
 def test_plot_writes_png(tmp_path: Path) -> None:

@@ -143,3 +143,31 @@ def test_eval_sorted_unshuffled_and_exactly_once_across_ranks():
 def test_invalid_rank():
     with pytest.raises(DataError, match="invalid rank 2 for world size 2"):
         TrainBatchSampler(np.array([1]), np.array([1]), 10, rank=2, world_size=2)
+
+
+def test_decoding_batches_count_sources_only_and_keep_oversize_alone():
+    src, _ = lengths(300, seed=4)
+    src[7] = 500  # longer than the budget
+    order = np.argsort(src, kind="stable")
+    with pytest.raises(DataError, match="sentence 7"):
+        chunk_by_budget(order, src, None, 200)
+    batches = chunk_by_budget(order, src, None, 200, oversize_alone=True)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(300))
+    assert [b.tolist() for b in batches if 7 in b] == [[7]]
+    assert_budget([b for b in batches if 7 not in b], src, src, 200)
+
+
+def test_padding_keeps_rows_and_marks_padding():
+    from nmt.data.batch import collate_pairs, pad_rows
+
+    rows = [[5, 6, 7], [8], [], [9, 10]]
+    tokens, mask = pad_rows(rows, pad_id=0)
+    assert tokens.shape == mask.shape == (4, 3) and tokens.dtype.is_floating_point is False
+    for r, row in enumerate(rows):
+        assert tokens[r][~mask[r]].tolist() == row and (tokens[r][mask[r]] == 0).all()
+    batch = collate_pairs([[5, 6], [7]], [[8], [9, 10, 11]], [4, 2], pad_id=0, bos_id=1, eos_id=2)
+    assert batch.src.tolist() == [[5, 6, 2], [7, 2, 0]] and batch.src_padding_mask.tolist()[1] == [False, False, True]
+    assert batch.tgt_in.tolist() == [[1, 8, 0, 0], [1, 9, 10, 11]]
+    assert batch.tgt_out.tolist() == [[8, 2, 0, 0], [9, 10, 11, 2]]
+    assert batch.ids.tolist() == [4, 2] and (batch.n_src_tokens, batch.n_tgt_tokens) == (5, 6)
+    assert (batch.tgt_padding_mask == (batch.tgt_out == 0)).all()

@@ -110,6 +110,23 @@ def test_killed_process_leftover_is_never_read(toy, monkeypatch):
     assert calls == ["valid"]
 
 
+def test_truncated_cached_array_is_named_and_rebuilt(toy, monkeypatch, caplog):
+    data = load_prepared(toy)
+    tokens = data.splits["valid"].directory / "src.tokens.npy"
+    full = tokens.read_bytes()
+    tokens.write_bytes(full[: len(full) - 9])  # a crash of the disk, not of prepare: meta.json is there
+    with pytest.raises(binarized.CorruptCache, match=f"{tokens}: .*truncated"):
+        binarized.EncodedSplit(tokens.parent)
+    calls = count_encodes(monkeypatch)
+    with caplog.at_level("WARNING"):
+        summary = prepare(toy, progress=False)
+    assert calls == ["valid"] and not summary.splits["valid"].cached
+    assert str(tokens) in caplog.text and "rebuilding" in caplog.text
+    assert tokens.read_bytes() == full
+    rebuilt = load_prepared(toy)
+    assert rebuilt.splits["valid"].src(39).tolist() == rebuilt.vocab.encode_src(rebuilt.source_text("valid")[39:])[0]
+
+
 def test_separate_models(toy):
     toy.subword = SubwordConfig(vocab_size=100, joint=False, model_type="bpe")
     v = load_prepared(toy).vocab

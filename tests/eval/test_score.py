@@ -109,3 +109,33 @@ def test_testset_refs_reads_cached_files(monkeypatch, tmp_path):
     path.write_text("Hallo Welt\nZweite Zeile\n", encoding="utf-8")
     monkeypatch.setattr(DATASETS["wmt14"], "get_reference_files", lambda langpair: [str(path)])
     assert score_mod.testset_refs("wmt14", "en-de") == [["Hallo Welt", "Zweite Zeile"]]
+
+
+def test_empty_files_are_a_clear_error(tmp_path, capsys):
+    from nmt.cli import main
+
+    hyp, ref = tmp_path / "hyp.txt", tmp_path / "ref.txt"
+    hyp.write_bytes(b"")
+    ref.write_bytes(b"")
+    with pytest.raises(ScoreError, match="hyp.txt is empty"):
+        score_files(hyp, ref)
+    assert main(["score", "--hyp", str(hyp), "--ref", str(ref)]) == 2
+    assert "hyp.txt is empty" in capsys.readouterr().err
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path):
+    hyp, ref = tmp_path / "hyp.txt", tmp_path / "ref.txt"
+    hyp.write_text("a\nb\n", encoding="utf-8")
+    ref.write_bytes(b"a\nb \xe4\n")
+    with pytest.raises(ScoreError, match=f"{ref}: line 2: byte 0xe4 .* is not valid UTF-8"):
+        score_files(hyp, ref)
+
+
+def test_lines_split_as_prepare_splits_them(tmp_path):
+    """A lone carriage return or U+2028 stays inside its line; a CRLF ending reads like LF."""
+    hyp, ref = tmp_path / "hyp.txt", tmp_path / "ref.txt"
+    hyp.write_bytes("the cat\rsat\nhello\u2028world\r\n".encode())
+    ref.write_bytes(b"the cat sat\nhello world\n")
+    [bleu] = score_files(hyp, ref, ("bleu",))
+    expected = score(["the cat\rsat", "hello\u2028world"], ["the cat sat", "hello world"], ("bleu",))[0]
+    assert bleu.score == pytest.approx(expected.score)

@@ -8,9 +8,10 @@ import lightning as L
 import pytest
 import torch
 
+from nmt.checkpoint import Checkpoint, CheckpointError
 from nmt.cli import main
+from nmt.io import atomic_write
 from nmt.train.average import average_checkpoints
-from nmt.train.checkpoint_io import atomic_torch_save, load_checkpoint
 from nmt.train.config import OptimConfig
 from nmt.train.fit import fit, validate
 from nmt.train.schedule import build_optimizer, lr_factor
@@ -82,32 +83,33 @@ def test_missing_resume_checkpoint_is_a_clear_error(make_experiment):
 
 def test_atomic_save_keeps_old_file_when_writing_fails(tmp_path):
     path = tmp_path / "x.ckpt"
-    atomic_torch_save({"a": torch.ones(2)}, path)
+    with atomic_write(path) as f:
+        torch.save({"a": torch.ones(2)}, f)
 
     class Unpicklable:
         def __reduce__(self):
             raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError, match="boom"):
-        atomic_torch_save({"a": Unpicklable()}, path)
+    with pytest.raises(RuntimeError, match="boom"), atomic_write(path) as f:
+        torch.save({"a": Unpicklable()}, f)
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["x.ckpt"]  # no temp file left behind
 
 
 def test_load_checkpoint_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.ckpt"):
-        load_checkpoint(tmp_path / "nothing.ckpt")
+        Checkpoint.load(tmp_path / "nothing.ckpt")
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
-    with pytest.raises(ValueError, match="not a factor-nmt checkpoint"):
-        load_checkpoint(tmp_path / "foreign.ckpt")
+    with pytest.raises(CheckpointError, match="not a factor-nmt checkpoint"):
+        Checkpoint.load(tmp_path / "foreign.ckpt")
 
 
 def test_average_is_the_parameter_mean(tmp_path):
-    nmt = {"config": {}, "vocab": {}}
     for i, v in enumerate((1.0, 3.0)):
-        atomic_torch_save({"state_dict": {"w": torch.full((2,), v)}, "nmt": nmt, "global_step": i}, tmp_path / f"{i}.ckpt")
+        Checkpoint({"w": torch.full((2,), v)}, {}, {}, {"src": b"spm"}, global_step=i).save(tmp_path / f"{i}.ckpt")
     avg = average_checkpoints([tmp_path / "0.ckpt", tmp_path / "1.ckpt"])
-    assert torch.equal(avg["state_dict"]["w"], torch.full((2,), 2.0))
+    assert torch.equal(avg.state_dict["w"], torch.full((2,), 2.0))
+    assert avg.global_step == 1 and avg.subword == {"src": b"spm"} and avg.val_bleu is None
 
 
 def test_lr_schedules():

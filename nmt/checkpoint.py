@@ -1,0 +1,134 @@
+"""The checkpoint format: what a factor-nmt checkpoint holds, how it is read and written.
+
+A checkpoint is a ``torch.save`` file of plain data (loadable with ``weights_only=True``):
+
+- ``state_dict``: the Transformer's parameters under Lightning's ``model.`` prefix;
+- ``global_step``: optimizer updates done;
+- ``nmt``: ``format`` (this module's ``FORMAT_VERSION``; absent in the first checkpoints),
+  ``config`` (the plain ``ExperimentConfig``), ``vocab`` (special ids, vocabulary sizes, the
+  subword models' paths at training time), ``subword`` (the SentencePiece models' bytes,
+  ``{"src": ..., "tgt": ...}``, so that a checkpoint translates on its own), ``val_bleu`` and,
+  after averaging, ``averaged_from``.
+
+Lightning's checkpoints (``last.ckpt``, ``step...ckpt``) add the training state (optimizer, loops,
+callbacks, RNG) to this; ``Checkpoint.load`` reads both and ignores the training state. This module
+does not import Lightning: ``nmt.train.module`` fills the ``nmt`` entry with ``nmt_entry``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from nmt.io import atomic_write
+
+if TYPE_CHECKING:
+    from nmt.data.subwords import Vocab
+
+FORMAT_VERSION = 1
+PREFIX = "model."  # Lightning stores the module's ``self.model`` parameters under this prefix
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable factor-nmt checkpoint; the message names the file."""
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """The inference part of a checkpoint: weights, config, vocabulary and subword models."""
+
+    state_dict: dict[str, torch.Tensor]  # Transformer parameter names (no ``model.`` prefix)
+    config: dict[str, Any]  # plain ExperimentConfig (``nmt.config.to_dict``)
+    vocab: dict[str, Any]  # pad/unk/bos/eos ids, src/tgt sizes, src_model/tgt_model paths
+    subword: dict[str, bytes] = dataclasses.field(default_factory=dict)  # "src"/"tgt" model bytes
+    global_step: int = 0
+    val_bleu: float | None = None
+    averaged_from: list[str] | None = None
+    path: Path | None = None  # where it was loaded from (messages)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Checkpoint:
+        """Read a factor-nmt checkpoint (ours or Lightning's); CheckpointError if it is not one."""
+        raw = read_raw(path)
+        p = Path(path)
+        nmt = raw.get("nmt")
+        if not isinstance(nmt, dict) or not {"config", "vocab"} <= set(nmt):
+            raise CheckpointError(f"{p} is not a factor-nmt checkpoint (no 'nmt' entry with config and vocabulary)")
+        version = nmt.get("format", 0)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise CheckpointError(f"{p}: checkpoint format {version!r} is newer than this factor-nmt reads"
+                                  f" ({FORMAT_VERSION}); update factor-nmt")
+        state = raw.get("state_dict")
+        if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
+            raise CheckpointError(f"{p} is not a valid checkpoint: no 'state_dict' of tensors")
+        weights = {k[len(PREFIX):]: t for k, t in state.items() if k.startswith(PREFIX)}
+        if not weights:
+            raise CheckpointError(f"{p} is not a valid checkpoint: no '{PREFIX}*' parameters in its state_dict")
+        subword = {k: bytes(v) for k, v in (nmt.get("subword") or {}).items()}
+        return cls(weights, nmt["config"], dict(nmt["vocab"]), subword, int(raw.get("global_step", 0)),
+                   nmt.get("val_bleu"), nmt.get("averaged_from"), p)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write atomically in the layout described above (readable by ``load`` and ``nmt validate``)."""
+        nmt = nmt_entry(self.config, self.vocab, self.val_bleu, self.subword)
+        if self.averaged_from is not None:
+            nmt["averaged_from"] = list(self.averaged_from)
+        obj = {"state_dict": {PREFIX + k: t for k, t in self.state_dict.items()}, "nmt": nmt,
+               "global_step": self.global_step}
+        with atomic_write(path, "wb") as f:
+            torch.save(obj, f)
+
+    def load_vocab(self) -> Vocab:
+        """The subword models: from the bytes the checkpoint carries, else from the recorded paths."""
+        from nmt.data.subwords import Vocab
+
+        v = self.vocab
+        if self.subword:
+            return Vocab(v["src_model"], v["tgt_model"], src_proto=self.subword["src"],
+                         tgt_proto=self.subword.get("tgt", self.subword["src"]))
+        for key in ("src_model", "tgt_model"):
+            if not Path(v[key]).is_file():
+                raise FileNotFoundError(f"{self.path}: subword model {v[key]} (recorded in the checkpoint) is missing")
+        return Vocab(v["src_model"], v["tgt_model"])
+
+
+def nmt_entry(config: dict[str, Any], vocab: dict[str, Any], val_bleu: float | None,
+              subword: dict[str, bytes] | None = None) -> dict[str, Any]:
+    """The ``nmt`` entry of a checkpoint. ``subword`` defaults to the bytes of the model files
+    named in ``vocab`` (read now)."""
+    if subword is None:
+        subword = {"src": Path(vocab["src_model"]).read_bytes()}
+        if vocab["tgt_model"] != vocab["src_model"]:
+            subword["tgt"] = Path(vocab["tgt_model"]).read_bytes()
+    return {"format": FORMAT_VERSION, "config": config, "vocab": dict(vocab), "subword": dict(subword),
+            "val_bleu": val_bleu}
+
+
+def read_raw(path: str | os.PathLike, mmap: bool = False) -> dict[str, Any]:
+    """The whole checkpoint dict, loaded with ``weights_only=True`` (plain data and tensors only).
+
+    FileNotFoundError for a missing file; CheckpointError naming the file for one that is truncated,
+    corrupt, not a torch file, or holds anything but plain data."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True, mmap=mmap)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile,
+            AttributeError, TypeError, KeyError, IndexError) as e:
+        raise CheckpointError(f"{p} is not a valid checkpoint (truncated, corrupt or not a torch file:"
+                              f" {type(e).__name__})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{p} is not a valid checkpoint (holds a {type(obj).__name__}, not a dict)")
+    return obj
+
+
+def global_step(path: str | os.PathLike) -> int:
+    """Optimizer updates done when ``path`` was saved (memory-mapped: cheap on large files)."""
+    return int(read_raw(path, mmap=True).get("global_step", 0))
