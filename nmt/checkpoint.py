@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,7 +73,8 @@ class Checkpoint:
         if not weights:
             raise CheckpointError(f"{p} is not a valid checkpoint: no '{PREFIX}*' parameters in its state_dict")
         subword = {k: bytes(v) for k, v in (nmt.get("subword") or {}).items()}
-        return cls(weights, nmt["config"], dict(nmt["vocab"]), subword, int(raw.get("global_step", 0)),
+        config = upgrade_biased_masks(nmt["config"], weights, p)
+        return cls(weights, config, dict(nmt["vocab"]), subword, int(raw.get("global_step", 0)),
                    nmt.get("val_bleu"), nmt.get("averaged_from"), p)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -96,6 +99,45 @@ class Checkpoint:
             if not Path(v[key]).is_file():
                 raise FileNotFoundError(f"{self.path}: subword model {v[key]} (recorded in the checkpoint) is missing")
         return Vocab(v["src_model"], v["tgt_model"])
+
+
+_BIASED = re.compile(r"^(encoder|decoder)\.(\d+)\.(self_mixer|cross_mixer)(?:\.branches\.(\d+))?\.[qk]_proj\.bias$")
+_ROLE_KEYS = {("encoder", "self_mixer"): ("encoder_self", "encoder_layers"),
+              ("decoder", "self_mixer"): ("decoder_self", "decoder_layers"),
+              ("decoder", "cross_mixer"): ("cross", "decoder_layers")}
+
+
+def upgrade_biased_masks(config: dict[str, Any], weights: dict[str, torch.Tensor], path: Path) -> dict[str, Any]:
+    """The config with ``proj_bias=1`` on every factor-mask term whose weights hold query/key biases.
+
+    Checkpoints trained before factor masks became bias-free have such biases under a plain mask
+    ("1000"): they are the standard biased layer, "1000:proj_bias=1" today (docs/attention.md). The
+    returned config builds the model they were trained as; a warning names the file and layers."""
+    from nmt.modules.spec import TermSpec, expand_layer_specs
+
+    model = dict(config.get("model", {}))
+    changed: list[str] = []
+    for name in weights:
+        m = _BIASED.match(name)
+        if m is None or (m.group(1), m.group(3)) not in _ROLE_KEYS:
+            continue
+        key, n_key = _ROLE_KEYS[(m.group(1), m.group(3))]
+        layer, branch = int(m.group(2)), int(m.group(4) or 0)
+        specs = expand_layer_specs(model.get(key, "1000"), int(model.get(n_key, 6)), f"model.{key}")
+        spec = specs[layer]
+        term = spec.terms[branch]
+        if not term.is_mask or term.options.get("proj_bias") in ("1", "true", "yes", "on"):
+            continue
+        terms = list(spec.terms)
+        terms[branch] = TermSpec(term.name, {**term.options, "proj_bias": "1"})
+        specs[layer] = dataclasses.replace(spec, terms=tuple(terms))
+        model[key] = [str(sp) for sp in specs]
+        changed.append(f"model.{key}[{layer}]")
+    if not changed:
+        return config
+    warnings.warn(f"{path}: trained with biased query/key projections under plain factor masks; loading "
+                  f"{', '.join(sorted(set(changed)))} as the standard biased layer (proj_bias=1)", stacklevel=3)
+    return {**config, "model": model}
 
 
 def nmt_entry(config: dict[str, Any], vocab: dict[str, Any], val_bleu: float | None,
