@@ -76,8 +76,8 @@ def _notes(study: StudyConfig, records: list[RunRecord]) -> list[str]:
         f"GFLOPs are summed over the test set with `Transformer.flops(src_len, tgt_len)` on the tokenised source "
         f"(+ `</s>`) and reference (+ 1) lengths; attention = {parts}. BLEU/chrF: sacrebleu on detokenised output; "
         f"± = sample std over seeds. Train tok/s: median of the `train/tgt_tokens_per_s` TensorBoard scalars. "
-        f"p: sacrebleu paired bootstrap ({study.bootstrap_samples} resamples) against **{study.reference}**, "
-        f"hypotheses of the common seeds concatenated.",
+        f"p: paired cluster bootstrap ({study.bootstrap_samples} resamples of the test sentences, each with "
+        f"all seeds' hypotheses) of the seed-mean BLEU against **{study.reference}**, over the common seeds.",
     ]
     if records:
         notes += ["", f"BLEU signature: `{records[0].bleu_signature}`"]
