@@ -22,8 +22,8 @@ import sys
 import time
 from collections import defaultdict
 
+from nmt.ablate.report import result_path
 from nmt.ablate.results import load_record, save_json_atomic
-from nmt.ablate.runner import result_path
 from nmt.ablate.study import StudyConfig, load_study
 from nmt.config import ConfigError, parse_override_value, to_dict
 

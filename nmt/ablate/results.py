@@ -39,10 +39,12 @@ class RunRecord:
     attention_flops: int = field(help="FLOPs over the test set of the varied attention modules")
     params: int = field(help="trainable parameters")
     train_steps: int = field(help="optimizer updates done")
-    train_tokens_per_s: Optional[float] = field(help="median training target tokens/s (TensorBoard)")
+    train_tokens_per_s: Optional[float] = field(help="median training target tokens/s (ThroughputRecorder windows)")
     decode_sentences_per_s: float = field(help="test decoding speed")
     hypotheses: str = field(help="test hypotheses file, relative to the run directory")
     checkpoint: str = field(help="checkpoint tested, relative to the run directory")
+    val_bleu: Optional[float] = field(None, help="validation BLEU of the tested checkpoint (None: last/averaged)")
+    wall_seconds: Optional[float] = field(None, help="wall time of training (last process) plus testing")
 
     @property
     def total_flops(self) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nmt.ablate.measure import corpus_flops, train_tokens_per_s
+from nmt.ablate.measure import corpus_flops
 from nmt.ablate.plot import plot_study
 from nmt.ablate.results import (
     RunRecord,
@@ -145,21 +145,3 @@ def test_corpus_flops_sums_model_flops_over_real_lengths() -> None:
     assert flops["total"] == sum(v for k, v in flops.items() if k != "total")
     with pytest.raises(ValueError, match="4 sources but 3 references"):
         corpus_flops(model, FakeVocab(), sources, refs[:3])
-
-
-def test_train_tokens_per_s_is_the_median_after_step_zero(tmp_path: Path) -> None:
-    from torch.utils.tensorboard import SummaryWriter
-
-    tb = tmp_path / "tb"
-    writer = SummaryWriter(str(tb))
-    for step, value in [(0, 10.0), (2, 100.0), (4, 300.0), (6, 200.0)]:
-        writer.add_scalar("train/tgt_tokens_per_s", value, step)
-    writer.add_scalar("train/loss", 1.0, 0)
-    writer.close()
-    assert train_tokens_per_s(tb) == pytest.approx(200.0)
-    assert train_tokens_per_s(tmp_path / "none") is None
-    only_loss = tmp_path / "tb2"
-    writer = SummaryWriter(str(only_loss))
-    writer.add_scalar("train/loss", 1.0, 0)
-    writer.close()
-    assert train_tokens_per_s(only_loss) is None
