@@ -255,16 +255,33 @@ def write_verdicts(campaign: Campaign) -> str:
 
 
 def run_campaign(campaign: Campaign) -> int:
-    """Run (or resume) every study of the campaign in order, deciding the claims after each study."""
-    from nmt.ablate.runner import run_loaded
+    """Run (or resume) the campaign: family by family (the order of the file), and within a family
+    seed by seed across its studies, so that a campaign cut short has whole families and, in the
+    family it stopped in, every setting with its first seeds. Before each study's turn, finished
+    runs are copied to their not-yet-started twins (``nmt.ablate.twins``); the claims are decided
+    again after every seed of a family."""
+    from dataclasses import replace
 
+    from nmt.ablate.runner import run_loaded
+    from nmt.ablate.twins import share, twin_groups
+
+    groups = twin_groups(campaign.studies())
     failed = 0
-    for st in campaign.studies():
+    for name, studies in campaign.families.items():
         t0 = time.time()
-        log.info("campaign %s: study %s", campaign.config.name, st.name)
-        failed += run_loaded(st) != 0
-        write_verdicts(campaign)
-        log.info("campaign %s: study %s done in %.0f s", campaign.config.name, st.name, time.time() - t0)
+        for i in range(max(len(st.seeds) for st in studies.values())):
+            for st in studies.values():
+                if i >= len(st.seeds):
+                    continue
+                for line in share(groups):
+                    log.info("shared %s", line)
+                failed += run_loaded(replace(st, seeds=st.seeds[: i + 1])) != 0
+            write_verdicts(campaign)
+        log.info("campaign %s: family %s done in %.0f s", campaign.config.name, name, time.time() - t0)
+    for st in campaign.studies():  # the results files of every study with all its seeds
+        from nmt.ablate.report import write_report
+
+        write_report(st)
     return 1 if failed else 0
 
 

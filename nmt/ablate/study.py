@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from nmt.config import ConfigError, field, from_dict, load_yaml, set_dotted
+from nmt.config import ConfigError, field, from_dict, load_yaml, set_dotted, to_dict
 from nmt.experiment import ExperimentConfig, load_config
 from nmt.modules.spec import SpecError
 
@@ -231,8 +231,21 @@ def load_study(path: str | Path, overrides: list[tuple[str, Any]] | None = None)
     return study
 
 
+_BUILT: set[str] = set()  # model configs already checked in this process
+
+
 def check_buildable(cfg: ExperimentConfig) -> None:
-    """Build the model once (tiny vocabulary) so that mechanism options are checked: raises SpecError."""
+    """Build the model once (tiny vocabulary, on the meta device: no memory, no initialisation cost)
+    so that mechanism options are checked: raises SpecError."""
+    import json
+
+    import torch
+
     from nmt.model.transformer import Transformer
 
-    Transformer(cfg.model, 8, 8, 0)
+    key = json.dumps(to_dict(cfg.model), sort_keys=True)
+    if key in _BUILT:
+        return
+    with torch.device("meta"):
+        Transformer(cfg.model, 8, 8, 0)
+    _BUILT.add(key)

@@ -141,7 +141,7 @@ class ClaimPart:
             raise ValueError(f"claim part {self.a} vs {self.b}: margin must be >= 0, got {self.margin}")
 
     def describe(self) -> str:
-        sign = {"close": f"|A − B| < {self.margin:g}", "worse": f"A − B < −{self.margin:g}",
+        sign = {"close": f"−{self.margin:g} < A − B < {self.margin:g}", "worse": f"A − B < −{self.margin:g}",
                 "not_worse": f"A − B > −{self.margin:g}", "better": f"A − B > {self.margin:g}"}[self.test]
         return f"{self.a} vs {self.b} ({self.study}): {sign}"
 

@@ -77,7 +77,7 @@ def test_verdicts_are_decided_from_the_records_and_written(tmp_path: Path, capsy
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "| 3. 0110 is close to 1000 | **reproduced** |" in out and "cross-attention claim" not in out
-    assert "0110-noabs vs 1000 (self): |A − B| < 1 | 5 | +0.00 [" in out
+    assert "0110-noabs vs 1000 (self): −1 < A − B < 1 | 5 | +0.00 [" in out
     data = json.loads((tmp_path / "verdicts" / "verdicts.json").read_text(encoding="utf-8"))
     fam = data["families"]["toy en->de"]
     assert fam["claims"] == {"3": "reproduced"} and fam["parts"][0]["stats"]["seeds"] == [1, 2, 3, 4, 5]
@@ -94,3 +94,36 @@ def test_bad_campaigns_are_rejected_with_the_key(tmp_path: Path, capsys) -> None
     assert "'similar' is not one of close" in capsys.readouterr().err
     assert main(["ablate", "--config", str(tmp_path / "study.yaml"), "--verdicts"]) == 2
     assert "verdicts need a campaign file" in capsys.readouterr().err
+
+
+def test_campaign_runs_seed_by_seed_and_trains_twins_once(tmp_path: Path, monkeypatch) -> None:
+    from nmt.ablate import runner
+
+    campaign = setup(tmp_path)
+    twin = tmp_path / "study2.yaml"  # the same runs in another directory, committed to a records folder
+    twin.write_text((tmp_path / "study.yaml").read_text(encoding="utf-8").replace("name: tiny", "name: tiny2")
+                    .replace(str(tmp_path / "out"), str(tmp_path / "out2"))
+                    + f"records_dir: {tmp_path / 'rec2'}\n", encoding="utf-8")
+    campaign.write_text(campaign.read_text(encoding="utf-8").replace(
+        "studies: {self: study.yaml}", "studies: {self: study.yaml, twin: study2.yaml}"), encoding="utf-8")
+    trained: list[tuple[str, str, int]] = []
+
+    def fake_run(study, **_kw) -> int:  # "trains" what is not finished, with the seeds it is given
+        for s in study.settings:
+            for seed in study.seeds:
+                if runner.finished_record_path(study, s.label, seed) is None:
+                    trained.append((study.name, s.label, seed))
+                    run = study.run_dir(s.label, seed)
+                    save_json_atomic(run / "result.json", to_dict(record(s.label, seed, 30.0, 60.0)))
+                    (run / "test.hyp").write_text("x\n", encoding="utf-8")
+        return 0
+
+    monkeypatch.setattr(runner, "run_loaded", fake_run)
+    assert main(["ablate", "--config", str(campaign), "--study.seeds", "[1, 2]", "--study.bootstrap_samples", "0"]) == 0
+    assert trained == [("tiny", "1000", 1), ("tiny", "0110-noabs", 1), ("tiny", "1000", 2), ("tiny", "0110-noabs", 2)]
+    for label in ("1000", "0110-noabs"):
+        for seed in (1, 2):
+            assert (tmp_path / "out2" / label / f"seed{seed}" / "SHARED_FROM").is_file()
+            copied = json.loads((tmp_path / "rec2" / label / f"seed{seed}.json").read_text(encoding="utf-8"))
+            assert copied["label"] == label and (tmp_path / "rec2" / label / f"seed{seed}.hyp").is_file()
+    assert (tmp_path / "verdicts" / "verdicts.md").is_file() and (tmp_path / "rec2" / "results.md").is_file()
