@@ -45,6 +45,7 @@ class RunRecord:
     checkpoint: str = field(help="checkpoint tested, relative to the run directory")
     val_bleu: Optional[float] = field(None, help="validation BLEU of the tested checkpoint (None: last/averaged)")
     wall_seconds: Optional[float] = field(None, help="wall time of training (last process) plus testing")
+    val_curve: Optional[list[list[float]]] = field(None, help="[update, validation BLEU] after each validation")
 
     @property
     def total_flops(self) -> int:

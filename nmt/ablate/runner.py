@@ -5,7 +5,7 @@ file, so that an interrupted study picks up where it stopped:
 
 1. training: ``fit(cfg, "auto")`` (resumes from ``checkpoints/last.ckpt`` when it exists; stops at
    ``train.max_steps`` or earlier by early stopping on validation BLEU, ``train.patience``);
-   ``train_done.json`` (updates, training tokens/s, seconds) marks the end; ``RUNNING`` (pid, host)
+   ``train_done.json`` (updates, training tokens/s, seconds, validation curve) marks the end; ``RUNNING`` (pid, host)
    exists while a process works on the run;
 2. testing the checkpoint the study's ``test_checkpoint`` rule picks on the validation set alone
    (``last``, ``best``, or ``best:N`` averaged) on the study split (hypotheses in ``<split>.hyp``);
@@ -45,16 +45,17 @@ def positions_used(cfg: ExperimentConfig) -> str:
 
 def _train(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
     """Train (or resume) one run; returns what ``train_done.json`` records."""
+    from nmt.train.curve import ValidationCurve
     from nmt.train.fit import fit
     from nmt.train.throughput import ThroughputRecorder
 
-    speed = ThroughputRecorder(window=cfg.train.log_every_steps)
+    speed, curve = ThroughputRecorder(window=cfg.train.log_every_steps), ValidationCurve()
     t0 = time.perf_counter()
-    trainer = fit(cfg, "auto", enable_progress_bar=False, extra_callbacks=[speed])
+    trainer = fit(cfg, "auto", enable_progress_bar=False, extra_callbacks=[speed, curve])
     if trainer.interrupted:
         raise KeyboardInterrupt(f"training of {run_dir} was interrupted")
     done = {"steps": int(trainer.global_step), "train_tokens_per_s": speed.median(),
-            "train_seconds": time.perf_counter() - t0}
+            "train_seconds": time.perf_counter() - t0, "val_curve": curve.points}
     save_json_atomic(run_dir / "train_done.json", done)
     return done
 
@@ -149,7 +150,7 @@ def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentCo
         train_tokens_per_s=done.get("train_tokens_per_s"),
         decode_sentences_per_s=float(test["sentences_per_s"]),
         hypotheses=hyp_path.name, checkpoint=str(ckpt.relative_to(run_dir)), val_bleu=val_bleu,
-        wall_seconds=train_seconds + time.perf_counter() - t0,
+        wall_seconds=train_seconds + time.perf_counter() - t0, val_curve=done.get("val_curve"),
     )
     save_json_atomic(result_path(study, label, seed), to_dict(record))
     committed = record_path(study, label, seed)

@@ -139,6 +139,9 @@ def test_best_checkpoint_and_early_stopping(tmp_path: Path) -> None:
     assert rec.checkpoint.startswith("checkpoints/step") and rec.val_bleu is not None
     assert rec.val_bleu == load_checkpoint(run / rec.checkpoint)["nmt"]["val_bleu"]
     assert rec.train_steps < 60  # stopped by patience, not by the budget
+    steps = [int(s) for s, _ in rec.val_curve or []]
+    assert steps == list(range(2, rec.train_steps + 1, 2))  # every validation, in order
+    assert max(b for _, b in rec.val_curve or []) == rec.val_bleu  # the tested checkpoint is the best
 
 
 def test_best_n_needs_enough_kept_checkpoints(tmp_path: Path, capsys) -> None:

@@ -183,3 +183,37 @@ def test_seeds_for_power_is_the_smallest_sufficient_count() -> None:
     assert seeds_for_power(0.7, 1.0) <= seeds_for_power(0.9, 1.0) <= seeds_for_power(0.9, 0.8)
     with pytest.raises(ValueError, match="do not reach power"):
         seeds_for_power(10.0, 0.1, max_seeds=10)
+
+
+# --- the pilot's decisions ----------------------------------------------------------------------
+
+def test_plateau_step_is_where_the_curve_stays_near_its_best() -> None:
+    from nmt.ablate.pilot import plateau_step
+
+    curve = [[250, 15.0], [500, 28.0], [750, 33.0], [1000, 35.8], [1250, 36.3], [1500, 35.6], [1750, 36.0]]
+    assert plateau_step(curve) == 1000  # 750 is 3.3 below the best, 1000 within 0.5
+    assert plateau_step(curve, tolerance=0.2) == 1250
+    assert plateau_step(list(reversed(curve))) == 1000  # any order
+    assert plateau_step([[5, 1.0]]) == 5
+    with pytest.raises(ValueError, match="empty"):
+        plateau_step([])
+
+
+def test_pilot_report_gives_the_curve_spread_and_seed_count() -> None:
+    from nmt.ablate.pilot import pilot_report
+    from nmt.ablate.results import RunRecord
+
+    def rec(label: str, seed: int, bleu: float, curve: list[list[float]] | None) -> RunRecord:
+        return RunRecord(label=label, seed=seed, spec=label, decoder_spec=None, vary="self", absolute_positions="no",
+                         bleu=bleu, chrf=50.0, bleu_signature="b", chrf_signature="c", test_sentences=1, flops={"total": 1},
+                         attention_flops=1, params=1, train_steps=1000, train_tokens_per_s=None,
+                         decode_sentences_per_s=1.0, hypotheses="test.hyp", checkpoint="x", val_curve=curve)
+
+    records = [rec("1111", k, b, [[250, 20.0], [500, 30.0 + k / 10], [750, 30.2]]) for k, b in ((1, 36.0), (2, 36.5), (3, 35.8))]
+    records += [rec("0110", k, b, None) for k, b in ((1, 36.3), (2, 36.1), (3, 36.2))]
+    text = pilot_report(records, "0110", "1111", 1.0)
+    s = paired_stats(records, "0110", "1111")
+    assert s is not None
+    assert "| 500 | 30.10 | 30.20 | 30.30 |" in text and "a fixed budget would be 500 updates" in text
+    assert f"SD {s.sd:.2f}" in text and f"**{seeds_for_power(s.sd, 1.0)}**" in text
+    assert "no spread yet" in pilot_report(records[:3], "0110", "1111", 1.0)
