@@ -24,6 +24,21 @@ def plateau_step(curve: Sequence[Sequence[float]], tolerance: float = 0.5) -> in
     return next(s for s, b in points if b >= best - tolerance)
 
 
+def pooled_paired_sd(records: Sequence[RunRecord], pairs: Sequence[tuple[str, str]]) -> tuple[float, int, int]:
+    """Pooled SD of the paired differences a - b over ``pairs`` (each pair's sample variance
+    weighted by its degrees of freedom): (SD, pairs used, degrees of freedom)."""
+    num, df, used = 0.0, 0, 0
+    for a, b in pairs:
+        s = paired_stats(records, a, b)
+        if s is not None:
+            num += (s.n - 1) * s.sd ** 2
+            df += s.n - 1
+            used += 1
+    if df == 0:
+        raise ValueError("no pair has two seeds: no spread to pool")
+    return (num / df) ** 0.5, used, df
+
+
 def pilot_report(records: Sequence[RunRecord], a: str, b: str, margin: float, alpha: float = 0.05,
                  power: float = 0.8, tolerance: float = 0.5) -> str:
     """Markdown: the reference ``b``'s validation curves and plateau, the paired spread of a - b and
