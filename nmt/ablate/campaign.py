@@ -42,6 +42,7 @@ class PartConfig:
     test: str = field(help="close | worse | not_worse | better (on A - B, see nmt.ablate.verdict)")
     margin: Optional[float] = field(None, help="BLEU margin (default: the campaign's)")
     metric: str = field("bleu", help="bleu or chrf")
+    cheaper: bool = field(False, help="the claim also says A costs less: A's attention FLOPs must be below B's")
 
 
 @dataclass
@@ -82,7 +83,7 @@ class CampaignConfig:
 
     def claims_as_data(self) -> list[Claim]:
         return [Claim(c.id, c.text, [ClaimPart(p.study, p.a, p.b, p.test, self.margin if p.margin is None else p.margin,
-                                               p.metric) for p in c.parts]) for c in self.claims]
+                                               p.metric, p.cheaper) for p in c.parts]) for c in self.claims]
 
 
 @dataclass

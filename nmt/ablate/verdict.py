@@ -23,7 +23,9 @@ to the support p-values of a family (all parts of all claims tested on one corpu
 and separately to its refute p-values. A part is **reproduced** when its adjusted support p <=
 alpha, **not reproduced** when its adjusted refute p <= alpha, otherwise **inconclusive** (the two
 cannot both hold: they need the mean on opposite sides of a margin). A part with fewer than two
-paired seeds enters its family with p = 1. A claim is reproduced when all its parts are, not
+paired seeds enters its family with p = 1. A part marked ``cheaper`` also claims that A costs less:
+when A's attention FLOPs are not below B's it is not reproduced whatever the test says (and it is
+never reproduced without the FLOPs of both). A claim is reproduced when all its parts are, not
 reproduced when one part is, inconclusive otherwise.
 """
 
@@ -48,6 +50,7 @@ class Run(Protocol):
     seed: int
     bleu: float
     chrf: float
+    attention_flops: int
 
 
 @dataclass
@@ -133,6 +136,7 @@ class ClaimPart:
     test: str
     margin: float
     metric: str = "bleu"
+    cheaper: bool = False  # the claim also says A costs less: A's attention FLOPs must be below B's
 
     def __post_init__(self) -> None:
         if self.test not in TESTS:
@@ -143,7 +147,7 @@ class ClaimPart:
     def describe(self) -> str:
         sign = {"close": f"−{self.margin:g} < A − B < {self.margin:g}", "worse": f"A − B < −{self.margin:g}",
                 "not_worse": f"A − B > −{self.margin:g}", "better": f"A − B > {self.margin:g}"}[self.test]
-        return f"{self.a} vs {self.b} ({self.study}): {sign}"
+        return f"{self.a} vs {self.b} ({self.study}): {sign}" + (", A's attention FLOPs < B's" if self.cheaper else "")
 
 
 @dataclass
@@ -166,7 +170,20 @@ class PartResult:
     p_refute: float
     p_support_holm: float = 1.0
     p_refute_holm: float = 1.0
+    cost_ok: Optional[bool] = None  # for a ``cheaper`` part: whether A's attention FLOPs are below B's
     verdict: str = "inconclusive"
+
+
+def _cheaper(runs: Sequence[Run], part: ClaimPart) -> Optional[bool]:
+    """For a ``cheaper`` part: whether A's attention FLOPs (on the test set, the same for every
+    seed) are below B's; None when not asked or when a setting has no finished run."""
+    if not part.cheaper:
+        return None
+    flops_a = [r.attention_flops for r in runs if r.label == part.a]
+    flops_b = [r.attention_flops for r in runs if r.label == part.b]
+    if not flops_a or not flops_b:
+        return None
+    return max(flops_a) < min(flops_b)
 
 
 def decide_family(
@@ -183,10 +200,14 @@ def decide_family(
         for part in claim.parts:
             s = paired_stats(runs_of[part.study], part.a, part.b, part.metric)
             sup, ref = support_refute(s, part.test, part.margin) if s is not None else (1.0, 1.0)
-            results.append(PartResult(claim.id, part, s, sup, ref))
+            results.append(PartResult(claim.id, part, s, sup, ref, cost_ok=_cheaper(runs_of[part.study], part)))
     for r, ps, pr in zip(results, holm([r.p_support for r in results]), holm([r.p_refute for r in results])):
         r.p_support_holm, r.p_refute_holm = ps, pr
         r.verdict = "reproduced" if ps <= alpha else "not reproduced" if pr <= alpha else "inconclusive"
+        if r.cost_ok is False:  # the cost half of the claim is a measurement, not a test: it fails outright
+            r.verdict = "not reproduced"
+        elif r.cost_ok is None and r.part.cheaper and r.verdict == "reproduced":
+            r.verdict = "inconclusive"
     verdicts: dict[str, str] = {}
     for claim in claims:
         mine = [r.verdict for r in results if r.claim == claim.id]

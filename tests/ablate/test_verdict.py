@@ -19,6 +19,7 @@ class Run:
     seed: int
     bleu: float
     chrf: float = 0.0
+    attention_flops: int = 100
 
 
 def runs(label: str, scores: list[float]) -> list[Run]:
@@ -141,6 +142,19 @@ def test_a_claim_needs_every_part_and_out_of_scope_claims_are_skipped() -> None:
     parts, verdicts = decide_family([both, VITAL], {"self": base + good + bad})
     assert [p.verdict for p in parts] == ["reproduced", "not reproduced"]
     assert verdicts == {"1": "not reproduced"}  # VITAL's study is absent: out of scope
+
+
+def test_a_cheaper_claim_also_needs_lower_attention_flops() -> None:
+    base = noisy("1111", 30.0, 0.5, 5, 5)
+    close = [Run("0010+d", r.seed, r.bleu + d, attention_flops=60) for r, d in zip(base, [0.1, -0.1, 0.0, 0.05, -0.05])]
+    part = ClaimPart("deform", "0010+d", "1111", "not_worse", 1.0, cheaper=True)
+    claim = Claim("5", "0010+d matches 1111 at a lower cost", [part])
+    parts, verdicts = decide_family([claim], {"deform": base + close})
+    assert verdicts == {"5": "reproduced"} and parts[0].cost_ok is True
+    dearer = [Run(r.label, r.seed, r.bleu, attention_flops=150) for r in close]
+    parts, verdicts = decide_family([claim], {"deform": base + dearer})
+    assert verdicts == {"5": "not reproduced"} and parts[0].cost_ok is False and parts[0].p_support_holm <= 0.05
+    assert "A's attention FLOPs < B's" in part.describe()
 
 
 def test_bad_claim_parts_are_rejected() -> None:
