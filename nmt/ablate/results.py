@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from nmt.ablate.verdict import paired_stats
 from nmt.config import ConfigError, field, from_dict, to_dict
 
 
@@ -198,7 +199,8 @@ def rows_markdown(rows: Sequence[SettingRow], title: str, notes: Sequence[str] =
 
 @dataclass
 class Comparison:
-    """Two settings compared on the seeds both finished: mean BLEU of each and the bootstrap p-value."""
+    """Two settings compared on the seeds both finished: mean BLEU of each, the 95 % t interval of
+    the mean paired difference over seeds (None with one seed) and the cluster-bootstrap p-value."""
 
     a: str
     b: str
@@ -206,6 +208,8 @@ class Comparison:
     bleu_a: float
     bleu_b: float
     p_value: Optional[float]
+    diff_ci_low: Optional[float] = None
+    diff_ci_high: Optional[float] = None
 
 
 def compare_runs(records: Sequence[RunRecord], a: str, b: str, p_value: float | None) -> Comparison | None:
@@ -215,19 +219,23 @@ def compare_runs(records: Sequence[RunRecord], a: str, b: str, p_value: float | 
     seeds = sorted(set(runs_a) & set(runs_b))
     if not seeds:
         return None
+    s = paired_stats(records, a, b)
     return Comparison(a=a, b=b, seeds=seeds, bleu_a=statistics.fmean(runs_a[k].bleu for k in seeds),
-                      bleu_b=statistics.fmean(runs_b[k].bleu for k in seeds), p_value=p_value)
+                      bleu_b=statistics.fmean(runs_b[k].bleu for k in seeds), p_value=p_value,
+                      diff_ci_low=None if s is None else s.ci_low, diff_ci_high=None if s is None else s.ci_high)
 
 
 def comparisons_markdown(comparisons: Sequence[Comparison]) -> list[str]:
     """Markdown lines of the pairwise comparison table (empty when there is none)."""
     if not comparisons:
         return []
-    lines = ["Pairwise comparisons (seeds both settings finished; p: paired bootstrap of A against B):", "",
-             "| A | B | seeds | BLEU A | BLEU B | A − B | p |", "|---|---|---|---|---|---|---|"]
+    lines = ["Pairwise comparisons (seeds both settings finished; 95 % CI: t interval of the mean paired "
+             "difference over seeds; p: cluster bootstrap of A against B):", "",
+             "| A | B | seeds | BLEU A | BLEU B | A − B | 95 % CI | p |", "|---|---|---|---|---|---|---|---|"]
     for c in comparisons:
+        ci = "–" if c.diff_ci_low is None or c.diff_ci_high is None else f"[{c.diff_ci_low:+.2f}, {c.diff_ci_high:+.2f}]"
         lines.append(f"| {c.a} | {c.b} | {' '.join(map(str, c.seeds))} | {c.bleu_a:.2f} | {c.bleu_b:.2f} | "
-                     f"{c.bleu_a - c.bleu_b:+.2f} | {_p(c.p_value, False)} |")
+                     f"{c.bleu_a - c.bleu_b:+.2f} | {ci} | {_p(c.p_value, False)} |")
     return lines + [""]
 
 

@@ -145,3 +145,18 @@ def test_corpus_flops_sums_model_flops_over_real_lengths() -> None:
     assert flops["total"] == sum(v for k, v in flops.items() if k != "total")
     with pytest.raises(ValueError, match="4 sources but 3 references"):
         corpus_flops(model, FakeVocab(), sources, refs[:3])
+
+
+def test_comparisons_give_the_seed_level_interval() -> None:
+    from nmt.ablate.results import compare_runs, comparisons_markdown
+
+    records = [record("A", 1, 30.0), record("A", 2, 31.0), record("A", 3, 30.5),
+               record("B", 1, 29.0), record("B", 2, 29.5), record("B", 3, 30.0)]
+    c = compare_runs(records, "A", "B", 0.2)
+    assert c is not None and c.seeds == [1, 2, 3]
+    half = 4.302652730 * 0.5 / 3 ** 0.5  # diffs 1.0, 1.5, 0.5: mean 1.0, sd 0.5
+    assert (c.diff_ci_low, c.diff_ci_high) == pytest.approx((1.0 - half, 1.0 + half))
+    assert f"| A | B | 1 2 3 | 30.50 | 29.50 | +1.00 | [{1 - half:+.2f}, {1 + half:+.2f}] | 0.200 |" in \
+        "\n".join(comparisons_markdown([c]))
+    one = compare_runs(records[:1] + records[3:4], "A", "B", None)
+    assert one is not None and one.diff_ci_low is None and "| +1.00 | – | – |" in "\n".join(comparisons_markdown([one]))
