@@ -226,15 +226,17 @@ def verdicts_markdown(campaign: Campaign, decided: dict[str, tuple[list[PartResu
              f"settings finished; 95 % t interval; support / refute p-values Holm-adjusted within each family, "
              f"alpha = {cfg.alpha}; default margin {cfg.margin} BLEU.", ""]
     for name, (parts, verdicts) in decided.items():
-        lines += [f"## {name}", "", "| claim | pair and test | seeds | mean A − B [95 % CI] | p support (Holm) | "
-                  "p refute (Holm) | verdict |", "|---|---|---|---|---|---|---|"]
+        lines += [f"## {name}", "", "| claim | pair and test | seeds | BLEU A / B | mean A − B [95 % CI] | "
+                  "p support (Holm) | p refute (Holm) | verdict |", "|---|---|---|---|---|---|---|---|"]
         for r in parts:
             if r.stats is None:
-                stats, seeds = "–", "<2"
+                means, stats, seeds = "–", "–", "<2"
             else:
+                means = f"{r.stats.mean_a:.2f} / {r.stats.mean_b:.2f}"
                 stats, seeds = f"{_num(r.stats.mean)} [{_num(r.stats.ci_low)}, {_num(r.stats.ci_high)}]", str(r.stats.n)
-            lines.append(f"| {r.claim} | {r.part.describe()} | {seeds} | {stats} | {_p(r.p_support)} ({_p(r.p_support_holm)}) | "
-                         f"{_p(r.p_refute)} ({_p(r.p_refute_holm)}) | {r.verdict} |")
+            cost = "" if r.cost_ok is None else " (A cheaper)" if r.cost_ok else " (A not cheaper)"
+            lines.append(f"| {r.claim} | {r.part.describe()} | {seeds} | {means} | {stats} | {_p(r.p_support)} "
+                         f"({_p(r.p_support_holm)}) | {_p(r.p_refute)} ({_p(r.p_refute_holm)}) | {r.verdict}{cost} |")
         lines += ["", "| claim | verdict |", "|---|---|"]
         lines += [f"| {cid}. {texts[cid]} | **{v}** |" for cid, v in verdicts.items()]
         lines.append("")

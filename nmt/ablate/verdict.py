@@ -55,7 +55,8 @@ class Run(Protocol):
 
 @dataclass
 class PairedStats:
-    """Paired differences A - B over the common seeds: their mean, sample SD and 95 % t interval."""
+    """Paired differences A - B over the common seeds: their mean, sample SD and 95 % t interval,
+    and the mean score of A and of B over those seeds."""
 
     seeds: list[int]
     diffs: list[float]
@@ -63,6 +64,8 @@ class PairedStats:
     sd: float
     ci_low: float
     ci_high: float
+    mean_a: float
+    mean_b: float
 
     @property
     def n(self) -> int:
@@ -84,7 +87,8 @@ def paired_stats(runs: Sequence[Run], a: str, b: str, metric: str = "bleu") -> P
     diffs = [by_a[k] - by_b[k] for k in seeds]
     mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
     half = t_ppf(0.975, len(diffs) - 1) * sd / math.sqrt(len(diffs))
-    return PairedStats(seeds, diffs, mean, sd, mean - half, mean + half)
+    return PairedStats(seeds, diffs, mean, sd, mean - half, mean + half,
+                       statistics.fmean(by_a[k] for k in seeds), statistics.fmean(by_b[k] for k in seeds))
 
 
 def p_greater(s: PairedStats, threshold: float) -> float:

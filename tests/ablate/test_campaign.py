@@ -77,7 +77,7 @@ def test_verdicts_are_decided_from_the_records_and_written(tmp_path: Path, capsy
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "| 3. 0110 is close to 1000 | **reproduced** |" in out and "cross-attention claim" not in out
-    assert "0110-noabs vs 1000 (self): −1 < A − B < 1 | 5 | +0.00 [" in out
+    assert "0110-noabs vs 1000 (self): −1 < A − B < 1 | 5 | 30.16 / 30.16 | +0.00 [" in out
     data = json.loads((tmp_path / "verdicts" / "verdicts.json").read_text(encoding="utf-8"))
     fam = data["families"]["toy en->de"]
     assert fam["claims"] == {"3": "reproduced"} and fam["parts"][0]["stats"]["seeds"] == [1, 2, 3, 4, 5]
