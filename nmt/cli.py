@@ -142,9 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--best", type=int, help="average the N best (by validation BLEU)")
     p.add_argument("--output", "-o", required=True, help="averaged checkpoint path")
 
-    p = _config_parser(sub, "ablate", "run an ablation study (configs/ablation/*.yaml)")
-    p.add_argument("--only", nargs="+", help="run only these settings (by label)")
+    p = _config_parser(sub, "ablate", "run an ablation study or campaign (configs/ablation/)")
+    p.add_argument("--only", nargs="+", help="run only these settings (by label; a study file only)")
     p.add_argument("--report_only", action="store_true", help="do not train; rebuild table and plot")
+    p.add_argument("--status", action="store_true", help="print runs done, running, interrupted, left, time left")
+    p.add_argument("--verdicts", action="store_true", help="campaign: decide the claims from the finished runs")
     return parser
 
 
@@ -159,9 +161,10 @@ def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
     if cmd in ("prepare", "fit", "validate", "ablate"):
         overrides = _typed_overrides(cmd, raw_overrides)
         if cmd == "ablate":
-            from nmt.ablate.runner import run_study
+            from nmt.ablate.campaign import ablate_command
 
-            return run_study(args.config, overrides, only=args.only, report_only=args.report_only)
+            return ablate_command(args.config, overrides, only=args.only, report_only=args.report_only,
+                                  status=args.status, verdicts=args.verdicts)
         from nmt.experiment import load_config
 
         if args.config is None and not overrides:

@@ -30,7 +30,32 @@ log = logging.getLogger("nmt")
 
 def references_path(study: StudyConfig) -> Path:
     """Where the runner keeps the study's test references (for the bootstrap)."""
-    return Path(study.output_dir) / f"references.{study.split}.txt"
+    return study.results_dir / f"references.{study.split}.txt"
+
+
+def result_path(study: StudyConfig, label: str, seed: int) -> Path:
+    """The run directory's ``result.json`` (its presence marks a finished run)."""
+    return study.run_dir(label, seed) / "result.json"
+
+
+def record_path(study: StudyConfig, label: str, seed: int) -> Path | None:
+    """The committed copy of a run's record, ``<records_dir>/<label>/seed<k>.json`` (None without records_dir)."""
+    return Path(study.records_dir) / label / f"seed{seed}.json" if study.records_dir else None
+
+
+def finished_record_path(study: StudyConfig, label: str, seed: int) -> Path | None:
+    """Where a finished run's record is (run directory first, then records_dir), None if unfinished."""
+    for p in (result_path(study, label, seed), record_path(study, label, seed)):
+        if p is not None and p.is_file():
+            return p
+    return None
+
+
+def hypothesis_path(study: StudyConfig, rec: RunRecord) -> Path:
+    """A finished run's test hypotheses: in its run directory, else the copy in records_dir."""
+    local = study.run_dir(rec.label, rec.seed) / rec.hypotheses
+    committed = record_path(study, rec.label, rec.seed)
+    return committed.with_suffix(".hyp") if committed is not None and not local.is_file() else local
 
 
 def collect_records(study: StudyConfig) -> list[RunRecord]:
@@ -38,8 +63,8 @@ def collect_records(study: StudyConfig) -> list[RunRecord]:
     records = []
     for s in study.settings:
         for seed in study.seeds:
-            path = study.run_dir(s.label, seed) / "result.json"
-            if path.is_file():
+            path = finished_record_path(study, s.label, seed)
+            if path is not None:
                 records.append(load_record(path))
     return records
 
@@ -57,7 +82,7 @@ def p_values(
     refs = read_lines(refs_file)
 
     def hyps(label: str) -> dict[int, Path]:
-        return {r.seed: study.run_dir(label, r.seed) / r.hypotheses for r in records if r.label == label}
+        return {r.seed: hypothesis_path(study, r) for r in records if r.label == label}
 
     out: dict[tuple[str, str], float | None] = {}
     for a, b in pairs:
@@ -75,9 +100,9 @@ def _notes(study: StudyConfig, records: list[RunRecord]) -> list[str]:
         f"Test split `{study.split}`, {records[0].test_sentences if records else '?'} sentences. "
         f"GFLOPs are summed over the test set with `Transformer.flops(src_len, tgt_len)` on the tokenised source "
         f"(+ `</s>`) and reference (+ 1) lengths; attention = {parts}. BLEU/chrF: sacrebleu on detokenised output; "
-        f"± = sample std over seeds. Train tok/s: median of the `train/tgt_tokens_per_s` TensorBoard scalars. "
-        f"p: sacrebleu paired bootstrap ({study.bootstrap_samples} resamples) against **{study.reference}**, "
-        f"hypotheses of the common seeds concatenated.",
+        f"± = sample std over seeds. Train tok/s: median over windows of `train.log_every_steps` updates (validation excluded). "
+        f"p: paired cluster bootstrap ({study.bootstrap_samples} resamples of the test sentences, each with "
+        f"all seeds' hypotheses) of the seed-mean BLEU against **{study.reference}**, over the common seeds.",
     ]
     if records:
         notes += ["", f"BLEU signature: `{records[0].bleu_signature}`"]
@@ -96,7 +121,7 @@ def write_report(study: StudyConfig) -> list[SettingRow]:
     rows = summarise(records, order, study.reference, {a: p.get((a, b)) for a, b in against_ref})
     comparisons: list[Comparison] = [
         c for a, b in extra if (c := compare_runs(records, a, b, p.get((a, b)))) is not None]
-    out = Path(study.output_dir)
+    out = study.results_dir
     title = f"{study.name}: {study.vary} attention varied"
     atomic_write_text(out / "results.csv", rows_csv(rows))
     save_json_atomic(out / "results.json", results_json(to_dict(study), rows, records, comparisons))

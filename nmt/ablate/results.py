@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from nmt.ablate.verdict import paired_stats
 from nmt.config import ConfigError, field, from_dict, to_dict
 from nmt.io import atomic_write_text
 
@@ -39,10 +40,13 @@ class RunRecord:
     attention_flops: int = field(help="FLOPs over the test set of the varied attention modules")
     params: int = field(help="trainable parameters")
     train_steps: int = field(help="optimizer updates done")
-    train_tokens_per_s: Optional[float] = field(help="median training target tokens/s (TensorBoard)")
+    train_tokens_per_s: Optional[float] = field(help="median training target tokens/s (ThroughputRecorder windows)")
     decode_sentences_per_s: float = field(help="test decoding speed")
     hypotheses: str = field(help="test hypotheses file, relative to the run directory")
     checkpoint: str = field(help="checkpoint tested, relative to the run directory")
+    val_bleu: Optional[float] = field(None, help="validation BLEU of the tested checkpoint (None: last/averaged)")
+    wall_seconds: Optional[float] = field(None, help="wall time of training (last process) plus testing")
+    val_curve: Optional[list[list[float]]] = field(None, help="[update, validation BLEU] after each validation")
 
     @property
     def total_flops(self) -> int:
@@ -182,7 +186,8 @@ def rows_markdown(rows: Sequence[SettingRow], title: str, notes: Sequence[str] =
 
 @dataclass
 class Comparison:
-    """Two settings compared on the seeds both finished: mean BLEU of each and the bootstrap p-value."""
+    """Two settings compared on the seeds both finished: mean BLEU of each, the 95 % t interval of
+    the mean paired difference over seeds (None with one seed) and the cluster-bootstrap p-value."""
 
     a: str
     b: str
@@ -190,6 +195,8 @@ class Comparison:
     bleu_a: float
     bleu_b: float
     p_value: Optional[float]
+    diff_ci_low: Optional[float] = None
+    diff_ci_high: Optional[float] = None
 
 
 def compare_runs(records: Sequence[RunRecord], a: str, b: str, p_value: float | None) -> Comparison | None:
@@ -199,19 +206,23 @@ def compare_runs(records: Sequence[RunRecord], a: str, b: str, p_value: float | 
     seeds = sorted(set(runs_a) & set(runs_b))
     if not seeds:
         return None
+    s = paired_stats(records, a, b)
     return Comparison(a=a, b=b, seeds=seeds, bleu_a=statistics.fmean(runs_a[k].bleu for k in seeds),
-                      bleu_b=statistics.fmean(runs_b[k].bleu for k in seeds), p_value=p_value)
+                      bleu_b=statistics.fmean(runs_b[k].bleu for k in seeds), p_value=p_value,
+                      diff_ci_low=None if s is None else s.ci_low, diff_ci_high=None if s is None else s.ci_high)
 
 
 def comparisons_markdown(comparisons: Sequence[Comparison]) -> list[str]:
     """Markdown lines of the pairwise comparison table (empty when there is none)."""
     if not comparisons:
         return []
-    lines = ["Pairwise comparisons (seeds both settings finished; p: paired bootstrap of A against B):", "",
-             "| A | B | seeds | BLEU A | BLEU B | A − B | p |", "|---|---|---|---|---|---|---|"]
+    lines = ["Pairwise comparisons (seeds both settings finished; 95 % CI: t interval of the mean paired "
+             "difference over seeds; p: cluster bootstrap of A against B):", "",
+             "| A | B | seeds | BLEU A | BLEU B | A − B | 95 % CI | p |", "|---|---|---|---|---|---|---|---|"]
     for c in comparisons:
+        ci = "–" if c.diff_ci_low is None or c.diff_ci_high is None else f"[{c.diff_ci_low:+.2f}, {c.diff_ci_high:+.2f}]"
         lines.append(f"| {c.a} | {c.b} | {' '.join(map(str, c.seeds))} | {c.bleu_a:.2f} | {c.bleu_b:.2f} | "
-                     f"{c.bleu_a - c.bleu_b:+.2f} | {_p(c.p_value, False)} |")
+                     f"{c.bleu_a - c.bleu_b:+.2f} | {ci} | {_p(c.p_value, False)} |")
     return lines + [""]
 
 

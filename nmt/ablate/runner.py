@@ -3,10 +3,14 @@
 A run lives in ``<output_dir>/<label>/seed<k>/`` and goes through three stages, each leaving a
 file, so that an interrupted study picks up where it stopped:
 
-1. training: ``fit(cfg, "auto")`` (resumes from ``checkpoints/last.ckpt`` when it exists);
-   ``train_done.json`` marks the end;
-2. testing ``checkpoints/last.ckpt`` on the study split (hypotheses in ``<split>.hyp``);
-3. ``result.json`` (written atomically): a run with it is finished and skipped.
+1. training: ``fit(cfg, "auto")`` (resumes from ``checkpoints/last.ckpt`` when it exists; stops at
+   ``train.max_steps`` or earlier by early stopping on validation BLEU, ``train.patience``);
+   ``train_done.json`` (updates, training tokens/s, seconds, validation curve) marks the end; ``RUNNING`` (pid, host)
+   exists while a process works on the run;
+2. testing the checkpoint the study's ``test_checkpoint`` rule picks on the validation set alone
+   (``last``, ``best``, or ``best:N`` averaged) on the study split (hypotheses in ``<split>.hyp``);
+3. ``result.json`` (written atomically), copied with the hypotheses into ``records_dir`` when the
+   study has one (a committed folder): a run with either is finished and skipped.
 
 After every run the study's tables and plot are rebuilt (``report.write_report``).
 """
@@ -15,11 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from nmt.ablate.measure import corpus_flops, train_tokens_per_s
-from nmt.ablate.report import references_path, write_report
+from nmt.ablate.measure import corpus_flops
+from nmt.ablate.report import finished_record_path, record_path, references_path, result_path, write_report
 from nmt.ablate.results import RunRecord, load_record, save_json_atomic
 from nmt.ablate.study import StudyConfig, load_study
 from nmt.config import ConfigError, to_dict
@@ -36,15 +43,21 @@ def positions_used(cfg: ExperimentConfig) -> str:
         (enc, dec)]
 
 
-def _train(cfg: ExperimentConfig, run_dir: Path) -> int:
-    """Train (or resume) one run; returns the number of optimizer updates."""
+def _train(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
+    """Train (or resume) one run; returns what ``train_done.json`` records."""
+    from nmt.train.curve import ValidationCurve
     from nmt.train.fit import fit
+    from nmt.train.throughput import ThroughputRecorder
 
-    trainer = fit(cfg, "auto", enable_progress_bar=False)
+    speed, curve = ThroughputRecorder(window=cfg.train.log_every_steps), ValidationCurve()
+    t0 = time.perf_counter()
+    trainer = fit(cfg, "auto", enable_progress_bar=False, extra_callbacks=[speed, curve])
     if trainer.interrupted:
         raise KeyboardInterrupt(f"training of {run_dir} was interrupted")
-    save_json_atomic(run_dir / "train_done.json", {"steps": int(trainer.global_step)})
-    return int(trainer.global_step)
+    done = {"steps": int(trainer.global_step), "train_tokens_per_s": speed.median(),
+            "train_seconds": time.perf_counter() - t0, "val_curve": curve.points}
+    save_json_atomic(run_dir / "train_done.json", done)
+    return done
 
 
 def _store_references(study: StudyConfig, references: list[str]) -> None:
@@ -57,31 +70,67 @@ def _store_references(study: StudyConfig, references: list[str]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in references))
 
 
-def result_path(study: StudyConfig, label: str, seed: int) -> Path:
-    """The file whose presence marks a finished run."""
-    return study.run_dir(label, seed) / "result.json"
+def select_checkpoint(study: StudyConfig, run_dir: Path) -> tuple[Path, float | None]:
+    """The checkpoint to test, chosen on validation BLEU only, and its validation BLEU (None for
+    ``last`` or an average): last.ckpt, the best top-k checkpoint, or the average of the N best
+    (written once to ``<run>/average_best<N>.ckpt``)."""
+    from nmt.checkpoint import Checkpoint
+    from nmt.train.average import average_checkpoints, select
+
+    ckpt_dir = run_dir / "checkpoints"
+    n = study.best_n()
+    if n == 0:
+        last = ckpt_dir / "last.ckpt"
+        if not last.is_file():
+            raise FileNotFoundError(f"{last}: training ended without a last checkpoint")
+        return last, None
+    paths = select(str(ckpt_dir), None, n)  # ranked by the validation BLEU stored in each checkpoint
+    if n == 1:
+        return paths[0], float(Checkpoint.load(paths[0]).val_bleu)
+    out = run_dir / f"average_best{n}.ckpt"
+    if not out.is_file():
+        average_checkpoints(paths).save(out)
+    return out, None
+
+
+def _mark_running(run_dir: Path) -> Path:
+    marker = run_dir / "RUNNING"
+    save_json_atomic(marker, {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+    return marker
 
 
 def run_one(study: StudyConfig, label: str, seed: int) -> RunRecord:
     """Train, test and measure one run, or return its record if it is already finished."""
     run_dir = study.run_dir(label, seed)
-    if result_path(study, label, seed).is_file():
-        return load_record(result_path(study, label, seed))
+    found = finished_record_path(study, label, seed)
+    if found is not None:
+        return load_record(found)
     cfg = study.experiment(label, seed)
-    done = run_dir / "train_done.json"
-    if done.is_file():
-        steps = int(json.loads(done.read_text(encoding="utf-8"))["steps"])
-        log.info("%s seed %d: trained already (%d steps), testing", label, seed, steps)
+    t0 = time.perf_counter()
+    marker = _mark_running(run_dir)
+    try:
+        record = _train_and_test(study, label, seed, cfg, run_dir, t0)
+    finally:
+        marker.unlink(missing_ok=True)
+    return record
+
+
+def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentConfig, run_dir: Path,
+                    t0: float) -> RunRecord:
+    done_path = run_dir / "train_done.json"
+    if done_path.is_file():
+        done = json.loads(done_path.read_text(encoding="utf-8"))
+        log.info("%s seed %d: trained already (%d steps), testing", label, seed, done["steps"])
+        train_seconds = float(done.get("train_seconds") or 0.0)
     else:
         log.info("train %s seed %d in %s", label, seed, run_dir)
-        steps = _train(cfg, run_dir)
+        done = _train(cfg, run_dir)
+        train_seconds = 0.0  # counted in this process's wall time
 
     from nmt.data.datamodule import NMTDataModule
     from nmt.inference import load_model, score_split
 
-    ckpt = run_dir / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"{ckpt}: training ended without a last checkpoint")
+    ckpt, val_bleu = select_checkpoint(study, run_dir)
     hyp_path = run_dir / f"{study.split}.hyp"
     loaded = load_model(ckpt)
     dm = NMTDataModule(loaded.cfg.data)
@@ -97,12 +146,17 @@ def run_one(study: StudyConfig, label: str, seed: int) -> RunRecord:
         bleu_signature=str(test["bleu_signature"]), chrf_signature=str(test["chrf_signature"]),
         test_sentences=int(test["sentences"]), flops=flops,
         attention_flops=study.varied_flops(flops),
-        params=loaded.model.num_parameters(), train_steps=steps,
-        train_tokens_per_s=train_tokens_per_s(run_dir / "tb"),
+        params=loaded.model.num_parameters(), train_steps=int(done["steps"]),
+        train_tokens_per_s=done.get("train_tokens_per_s"),
         decode_sentences_per_s=float(test["sentences_per_s"]),
-        hypotheses=hyp_path.name, checkpoint=str(ckpt.relative_to(run_dir)),
+        hypotheses=hyp_path.name, checkpoint=str(ckpt.relative_to(run_dir)), val_bleu=val_bleu,
+        wall_seconds=train_seconds + time.perf_counter() - t0, val_curve=done.get("val_curve"),
     )
     save_json_atomic(result_path(study, label, seed), to_dict(record))
+    committed = record_path(study, label, seed)
+    if committed is not None:  # hypotheses first: a record in records_dir always has its hypotheses
+        atomic_write_text(committed.with_suffix(".hyp"), hyp_path.read_text(encoding="utf-8"))
+        save_json_atomic(committed, to_dict(record))
     log.info("%s seed %d: BLEU %.2f chrF %.2f (%s)", label, seed, record.bleu, record.chrf, run_dir / "result.json")
     return record
 
@@ -115,12 +169,18 @@ def run_study(
     rebuild its results. Returns the exit code: 0, or 1 when some run failed (the others go on)."""
     if config_path is None:
         raise ConfigError("nmt ablate: give --config FILE (see configs/ablation/)")
-    study = load_study(config_path, overrides)
+    return run_loaded(load_study(config_path, overrides), only=only, report_only=report_only, config_path=config_path)
+
+
+def run_loaded(
+    study: StudyConfig, *, only: Sequence[str] | None = None, report_only: bool = False, config_path: str = "",
+) -> int:
+    """``run_study`` on an already loaded study."""
     labels = [s.label for s in study.settings]
     if only:
         unknown = [x for x in only if x not in labels]
         if unknown:
-            raise ConfigError(f"--only: no setting {', '.join(map(repr, unknown))} in {config_path} "
+            raise ConfigError(f"--only: no setting {', '.join(map(repr, unknown))} in {config_path or study.name} "
                               f"(settings: {', '.join(labels)})")
         labels = [x for x in labels if x in only]
     failed: list[str] = []
@@ -129,8 +189,9 @@ def run_study(
         # seed-major order: a study cut short has every setting with its first seed(s)
         for seed in study.seeds:
             for label in labels:
-                if result_path(study, label, seed).is_file():
-                    log.info("skip %s seed %d: finished (%s)", label, seed, result_path(study, label, seed))
+                found = finished_record_path(study, label, seed)
+                if found is not None:
+                    log.info("skip %s seed %d: finished (%s)", label, seed, found)
                     continue
                 try:
                     run_one(study, label, seed)
@@ -145,3 +206,4 @@ def run_study(
         log.error("%d run(s) failed: %s", len(failed), ", ".join(failed))
         return 1
     return 0
+

@@ -66,6 +66,11 @@ class StudyConfig:
     bootstrap_samples: int = field(1000, help="paired bootstrap resamples against the reference (0: no p-values)")
     compare: list[list[str]] = field(
         default_factory=list, help="extra pairs of setting labels [A, B] to test against each other (A vs B)")
+    test_checkpoint: str = field(
+        "last", help="checkpoint tested: last, best (highest validation BLEU) or best:N (average of the N best)")
+    records_dir: Optional[str] = field(
+        None, help="committed results folder: each finished run's record and hypotheses "
+        "(<label>/seed<k>.json, .hyp) and the study's results.*; a run recorded there is finished")
 
     def __post_init__(self) -> None:
         if not self.settings:
@@ -98,6 +103,24 @@ class StudyConfig:
             raise ConfigError(f"test_max_tokens must be positive, got {self.test_max_tokens}")
         if self.bootstrap_samples < 0:
             raise ConfigError(f"bootstrap_samples must be >= 0, got {self.bootstrap_samples}")
+        self.best_n()  # validates test_checkpoint
+
+    def best_n(self) -> int:
+        """How many best checkpoints ``test_checkpoint`` averages (0: it tests last.ckpt)."""
+        rule = self.test_checkpoint
+        if rule == "last":
+            return 0
+        if rule == "best":
+            return 1
+        head, _, n = rule.partition(":")
+        if head == "best" and n.isdigit() and int(n) >= 1:
+            return int(n)
+        raise ConfigError(f"test_checkpoint: expected last, best or best:N (N >= 1), got {rule!r}")
+
+    @property
+    def results_dir(self) -> Path:
+        """Where results.* and the references go: ``records_dir`` if set, else ``output_dir``."""
+        return Path(self.records_dir or self.output_dir)
 
     def _check_not_imposed(self, keys: dict[str, Any], where: str) -> None:
         """Dotted experiment ``keys`` must not set what the study sets for every run."""
@@ -155,7 +178,7 @@ def _flatten(data: dict[str, Any], prefix: str) -> list[tuple[str, Any]]:
 
 
 STUDY_KEYS = {"name", "base", "vary", "settings", "reference", "output_dir", "seeds", "data", "overrides",
-              "split", "test_max_tokens", "bootstrap_samples", "compare"}
+              "split", "test_max_tokens", "bootstrap_samples", "compare", "test_checkpoint", "records_dir"}
 EXPERIMENT_SECTIONS = {"model", "optim", "train", "decode"}
 
 
@@ -204,7 +227,10 @@ def load_study(path: str | Path, overrides: list[tuple[str, Any]] | None = None)
     study.base = str(base)
     for s in study.settings:  # every spec, typed option and override is checked before anything trains
         try:
-            study.experiment(s.label, study.seeds[0])
+            cfg = study.experiment(s.label, study.seeds[0])
+            if study.best_n() > cfg.train.save_top_k:
+                raise ConfigError(f"study {study.name}, setting {s.label!r}: test_checkpoint {study.test_checkpoint} "
+                                  f"needs train.save_top_k >= {study.best_n()}, got {cfg.train.save_top_k}")
         except ConfigError as e:
             raise ConfigError(f"{p}: {e}") from None
     return study

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import lightning as L
 import torch
@@ -64,8 +64,11 @@ def resolve_resume(cfg: ExperimentConfig, ckpt_path: str | None) -> str | None:
     return ckpt_path
 
 
-def build_trainer(cfg: ExperimentConfig, *, enable_progress_bar: bool = True) -> L.Trainer:
-    """A Lightning Trainer configured from ``cfg.train`` (checkpoints, logger, early stopping)."""
+def build_trainer(
+    cfg: ExperimentConfig, *, enable_progress_bar: bool = True, extra_callbacks: Sequence[L.Callback] = ()
+) -> L.Trainer:
+    """A Lightning Trainer configured from ``cfg.train`` (checkpoints, logger, early stopping),
+    with ``extra_callbacks`` added (e.g. a ``ThroughputRecorder``)."""
     t = cfg.train
     out = Path(t.output_dir)
     ckpt = ModelCheckpoint(
@@ -77,7 +80,7 @@ def build_trainer(cfg: ExperimentConfig, *, enable_progress_bar: bool = True) ->
         save_top_k=t.save_top_k,
         save_last=True,
     )
-    callbacks: list[Any] = [ckpt, LearningRateMonitor(logging_interval="step")]
+    callbacks: list[Any] = [ckpt, LearningRateMonitor(logging_interval="step"), *extra_callbacks]
     if t.patience > 0:
         callbacks.append(EarlyStopping(monitor="val_bleu", mode="max", patience=t.patience))
     max_time = {"minutes": t.max_time_minutes} if t.max_time_minutes else None
@@ -105,8 +108,12 @@ def build_trainer(cfg: ExperimentConfig, *, enable_progress_bar: bool = True) ->
     )
 
 
-def fit(cfg: ExperimentConfig, ckpt_path: str | None = None, *, enable_progress_bar: bool = True) -> L.Trainer:
-    """Train per ``cfg``; ``ckpt_path`` = None | "last" | "auto" | a checkpoint path (resume)."""
+def fit(
+    cfg: ExperimentConfig, ckpt_path: str | None = None, *, enable_progress_bar: bool = True,
+    extra_callbacks: Sequence[L.Callback] = (),
+) -> L.Trainer:
+    """Train per ``cfg``; ``ckpt_path`` = None | "last" | "auto" | a checkpoint path (resume);
+    ``extra_callbacks`` join the Trainer's own."""
     resume = resolve_resume(cfg, ckpt_path)
     if cfg.train.num_threads > 0:
         torch.set_num_threads(cfg.train.num_threads)
@@ -120,7 +127,7 @@ def fit(cfg: ExperimentConfig, ckpt_path: str | None = None, *, enable_progress_
         task.model.compile()  # in place: parameter names (and checkpoints) are unchanged
         log.info("torch.compile wrapped the model in %.1fs (compilation happens on the first steps)", time.perf_counter() - t0)
     save_config(cfg, Path(cfg.train.output_dir) / "config.yaml")
-    trainer = build_trainer(cfg, enable_progress_bar=enable_progress_bar)
+    trainer = build_trainer(cfg, enable_progress_bar=enable_progress_bar, extra_callbacks=extra_callbacks)
     trainer.fit(task, datamodule=dm, ckpt_path=resume)
     _save_final_state(trainer, Path(cfg.train.output_dir) / "checkpoints" / "last.ckpt")
     return trainer

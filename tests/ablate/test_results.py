@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nmt.ablate.measure import corpus_flops, train_tokens_per_s
+from nmt.ablate.measure import corpus_flops
 from nmt.ablate.plot import plot_study
 from nmt.ablate.results import (
     RunRecord,
@@ -21,7 +21,7 @@ from nmt.ablate.results import (
     save_json_atomic,
     summarise,
 )
-from nmt.ablate.significance import paired_bootstrap_p, setting_p_value
+from nmt.ablate.significance import setting_p_value
 from nmt.config import ConfigError, to_dict
 from nmt.io import read_lines
 from nmt.model.config import ModelConfig
@@ -92,15 +92,6 @@ def _noisy(lines: list[str], p: float, seed: int) -> list[str]:
     return [" ".join(w if rng.random() > p else "xx" for w in line.split()) for line in lines]
 
 
-def test_paired_bootstrap_separates_good_from_bad() -> None:
-    refs = REFS * 25
-    good, bad, close = _noisy(refs, 0.05, 1), _noisy(refs, 0.6, 2), _noisy(refs, 0.06, 3)
-    assert paired_bootstrap_p(good, bad, refs, 200) < 0.01
-    assert paired_bootstrap_p(close, good, refs, 200) > 0.05
-    with pytest.raises(ValueError, match="as many lines"):
-        paired_bootstrap_p(good[:-1], bad, refs, 10)
-
-
 def _hyp(path: Path, lines: list[str]) -> Path:
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
@@ -117,6 +108,9 @@ def test_setting_p_value_pairs_common_seeds(tmp_path: Path) -> None:
     assert setting_p_value(system, base, refs, 0) is None  # bootstrap off
     assert setting_p_value({**system, 1: tmp_path / "gone"}, base, refs, 200) is None
     assert setting_p_value(system, {**base, 2: _hyp(tmp_path / "b3", ["x"] * 5)}, refs, 200) is None
+    close = {1: _hyp(tmp_path / "c1", _noisy(refs, 0.06, 5)), 2: _hyp(tmp_path / "c2", _noisy(refs, 0.06, 6))}
+    p_close = setting_p_value(close, {k: system[k] for k in (1, 2)}, refs, 200)
+    assert p_close is not None and p_close > 0.05
 
 
 def test_read_lines_splits_only_on_newline(tmp_path: Path) -> None:
@@ -154,19 +148,16 @@ def test_corpus_flops_sums_model_flops_over_real_lengths() -> None:
         corpus_flops(model, FakeVocab(), sources, refs[:3])
 
 
-def test_train_tokens_per_s_is_the_median_after_step_zero(tmp_path: Path) -> None:
-    from torch.utils.tensorboard import SummaryWriter
+def test_comparisons_give_the_seed_level_interval() -> None:
+    from nmt.ablate.results import compare_runs, comparisons_markdown
 
-    tb = tmp_path / "tb"
-    writer = SummaryWriter(str(tb))
-    for step, value in [(0, 10.0), (2, 100.0), (4, 300.0), (6, 200.0)]:
-        writer.add_scalar("train/tgt_tokens_per_s", value, step)
-    writer.add_scalar("train/loss", 1.0, 0)
-    writer.close()
-    assert train_tokens_per_s(tb) == pytest.approx(200.0)
-    assert train_tokens_per_s(tmp_path / "none") is None
-    only_loss = tmp_path / "tb2"
-    writer = SummaryWriter(str(only_loss))
-    writer.add_scalar("train/loss", 1.0, 0)
-    writer.close()
-    assert train_tokens_per_s(only_loss) is None
+    records = [record("A", 1, 30.0), record("A", 2, 31.0), record("A", 3, 30.5),
+               record("B", 1, 29.0), record("B", 2, 29.5), record("B", 3, 30.0)]
+    c = compare_runs(records, "A", "B", 0.2)
+    assert c is not None and c.seeds == [1, 2, 3]
+    half = 4.302652730 * 0.5 / 3 ** 0.5  # diffs 1.0, 1.5, 0.5: mean 1.0, sd 0.5
+    assert (c.diff_ci_low, c.diff_ci_high) == pytest.approx((1.0 - half, 1.0 + half))
+    assert f"| A | B | 1 2 3 | 30.50 | 29.50 | +1.00 | [{1 - half:+.2f}, {1 + half:+.2f}] | 0.200 |" in \
+        "\n".join(comparisons_markdown([c]))
+    one = compare_runs(records[:1] + records[3:4], "A", "B", None)
+    assert one is not None and one.diff_ci_low is None and "| +1.00 | – | – |" in "\n".join(comparisons_markdown([one]))

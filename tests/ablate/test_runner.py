@@ -97,3 +97,56 @@ def test_runs_go_seed_by_seed(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(runner, "write_report", lambda study: None)
     assert runner.run_study(str(write_study(tmp_path)), [("study.seeds", [1, 2])]) == 0
     assert calls == [(label, seed) for seed in (1, 2) for label in LABELS]  # a study cut short has every setting
+
+
+def test_best_checkpoint_records_dir_and_a_fresh_machine(tmp_path: Path, caplog) -> None:
+    """Averaging the best checkpoints by validation BLEU; each finished run copied into records_dir,
+    from which a fresh checkout (no run directories) skips the runs and rebuilds the results."""
+    caplog.set_level(logging.INFO, logger="nmt")
+    study = write_study(tmp_path)
+    records = tmp_path / "committed"
+    args = ["ablate", "--config", str(study), "--study.test_checkpoint", "best:2", "--study.records_dir",
+            str(records), "--train.save_top_k", "2"]
+    assert main(args) == 0
+    for label in LABELS:
+        run = tmp_path / "out" / label / "seed1"
+        rec = load_record(records / label / "seed1.json")
+        assert rec.checkpoint == "average_best2.ckpt" and (run / "average_best2.ckpt").is_file()
+        assert rec.val_bleu is None and rec.wall_seconds is not None and rec.wall_seconds > 0
+        assert (records / label / "seed1.hyp").read_text(encoding="utf-8") == (run / "test.hyp").read_text(encoding="utf-8")
+        assert not (run / "RUNNING").exists()
+    first = json.loads((records / "results.json").read_text(encoding="utf-8"))
+    assert (records / "references.test.txt").is_file() and (records / "results.png").is_file()
+
+    import shutil
+
+    shutil.rmtree(tmp_path / "out")  # a fresh machine: only the committed folder is left
+    caplog.clear()
+    assert main(args) == 0
+    assert sum(r.getMessage().startswith("skip ") for r in caplog.records) == 2 and not (tmp_path / "out").exists()
+    again = json.loads((records / "results.json").read_text(encoding="utf-8"))
+    assert again["runs"] == first["runs"] and again["comparisons"] == first["comparisons"]  # p-values too
+
+
+def test_best_checkpoint_and_early_stopping(tmp_path: Path) -> None:
+    from nmt.checkpoint import Checkpoint
+
+    study = write_study(tmp_path)
+    assert main(["ablate", "--config", str(study), "--only", "1000", "--study.test_checkpoint", "best",
+                 "--train.max_steps", "60", "--train.val_every_steps", "2", "--train.patience", "1"]) == 0
+    run = tmp_path / "out" / "1000" / "seed1"
+    rec = load_record(run / "result.json")
+    assert rec.checkpoint.startswith("checkpoints/step") and rec.val_bleu is not None
+    assert rec.val_bleu == Checkpoint.load(run / rec.checkpoint).val_bleu
+    assert rec.train_steps < 60  # stopped by patience, not by the budget
+    steps = [int(s) for s, _ in rec.val_curve or []]
+    assert steps == list(range(2, rec.train_steps + 1, 2))  # every validation, in order
+    assert max(b for _, b in rec.val_curve or []) == rec.val_bleu  # the tested checkpoint is the best
+
+
+def test_best_n_needs_enough_kept_checkpoints(tmp_path: Path, capsys) -> None:
+    study = write_study(tmp_path)
+    assert main(["ablate", "--config", str(study), "--study.test_checkpoint", "best:3"]) == 2
+    assert "needs train.save_top_k >= 3, got 1" in capsys.readouterr().err
+    assert main(["ablate", "--config", str(study), "--study.test_checkpoint", "top3"]) == 2
+    assert "test_checkpoint: expected last, best or best:N" in capsys.readouterr().err

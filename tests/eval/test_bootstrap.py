@@ -74,3 +74,63 @@ def test_format_and_errors():
         paired_test(BAD, {}, REFS)
     with pytest.raises(ScoreError, match="unknown paired test"):
         paired_test(BAD, {"good": GOOD}, REFS, test="t")  # type: ignore[arg-type]
+
+
+# --- cluster bootstrap over seeds -----------------------------------------------------------------
+
+SEEDS_GOOD = [GOOD, [r if i % 3 else " ".join(r.split()[:-2]) for i, r in enumerate(REFS)]]
+SEEDS_NOISY = [NOISY, BAD]
+
+
+def _bleu(hyps, refs) -> float:
+    from sacrebleu.metrics import BLEU
+
+    return BLEU().corpus_score(list(hyps), [list(refs)]).score
+
+
+def test_cluster_bootstrap_difference_is_the_seed_mean_difference():
+    from nmt.eval.bootstrap import cluster_paired_bootstrap
+
+    res = cluster_paired_bootstrap(SEEDS_GOOD, SEEDS_NOISY, REFS, n_samples=200)
+    want = sum(_bleu(a, REFS) - _bleu(b, REFS) for a, b in zip(SEEDS_GOOD, SEEDS_NOISY)) / 2
+    assert res.difference == pytest.approx(want, abs=1e-9)
+    assert (res.seeds, res.sentences, res.n_samples) == (2, len(REFS), 200)
+    assert res.p_value < 0.01 and 0 < res.ci_low < res.difference < res.ci_high
+
+
+def test_cluster_bootstrap_resample_scores_the_drawn_sentences_of_every_seed():
+    """One resample, recomputed by hand: the same drawn sentences for every seed and both sides."""
+    import numpy as np
+
+    from nmt.eval.bootstrap import cluster_paired_bootstrap
+
+    res = cluster_paired_bootstrap(SEEDS_GOOD, SEEDS_NOISY, REFS, n_samples=1, seed=7)
+    counts = np.random.default_rng(7).multinomial(len(REFS), np.full(len(REFS), 1 / len(REFS)), size=1)[0]
+    idx = [i for i, c in enumerate(counts) for _ in range(c)]
+    refs = [REFS[i] for i in idx]
+    diff = sum(_bleu([a[i] for i in idx], refs) - _bleu([b[i] for i in idx], refs)
+               for a, b in zip(SEEDS_GOOD, SEEDS_NOISY)) / 2
+    assert res.ci_low == pytest.approx(diff, abs=1e-6) and res.ci_high == pytest.approx(diff, abs=1e-6)
+
+
+def test_identical_seeds_carry_no_more_evidence_than_one():
+    """Copies of one seed are one cluster: the interval does not shrink as it would if the copies'
+    sentences were resampled as independent test sentences."""
+    from nmt.eval.bootstrap import cluster_paired_bootstrap
+
+    one = cluster_paired_bootstrap([GOOD], [NOISY], REFS, n_samples=300, seed=3)
+    four = cluster_paired_bootstrap([GOOD] * 4, [NOISY] * 4, REFS, n_samples=300, seed=3)
+    assert four.difference == pytest.approx(one.difference)
+    assert (four.ci_low, four.ci_high) == pytest.approx((one.ci_low, one.ci_high))
+    assert four.p_value == one.p_value
+
+
+def test_cluster_bootstrap_of_a_setting_against_itself_and_errors():
+    from nmt.eval.bootstrap import cluster_paired_bootstrap
+
+    same = cluster_paired_bootstrap(SEEDS_GOOD, SEEDS_GOOD, REFS, metric="chrf", n_samples=50)
+    assert same.difference == 0.0 and same.p_value == 1.0 and same.ci_low == same.ci_high == 0.0
+    with pytest.raises(ScoreError, match="same seeds on both sides"):
+        cluster_paired_bootstrap(SEEDS_GOOD, [GOOD], REFS)
+    with pytest.raises(ScoreError, match="seed 1: 59 system"):
+        cluster_paired_bootstrap([GOOD, GOOD[:-1]], SEEDS_GOOD, REFS)

@@ -1,0 +1,324 @@
+"""A campaign: several studies run as one resumable job, and the paper's claims decided on them.
+
+The campaign file (``configs/ablation/repro/campaign.yaml``) lists *families* (one corpus and
+direction, or one position regime) that map study kinds (``self``, ``cross``, ...) to study files,
+and the *claims* as data: for each, the pairs of settings, the test and the margin. The verdicts
+(``nmt.ablate.verdict``) are decided family by family, Holm-corrected within a family, and written
+to ``<results_dir>/verdicts.{md,json}``.
+
+    nmt ablate --config configs/ablation/repro/campaign.yaml --data.root ../shared/data   # run / resume
+    nmt ablate --config configs/ablation/repro/campaign.yaml --status     # done, running, left, time
+    nmt ablate --config configs/ablation/repro/campaign.yaml --verdicts   # verdicts from the records
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from nmt.ablate.report import collect_records, finished_record_path
+from nmt.ablate.results import save_json_atomic
+from nmt.ablate.study import StudyConfig, load_study
+from nmt.ablate.verdict import TESTS, Claim, ClaimPart, PartResult, decide_family
+from nmt.config import ConfigError, field, from_dict, load_yaml, to_dict
+from nmt.io import atomic_write_text
+
+log = logging.getLogger("nmt")
+
+
+@dataclass
+class PartConfig:
+    """One pair of a claim: settings ``a`` and ``b`` of the family's study ``study``."""
+
+    study: str = field(help="study kind, a key of each family's studies (e.g. self, cross)")
+    a: str = field(help="setting label A")
+    b: str = field(help="setting label B")
+    test: str = field(help="close | worse | not_worse | better (on A - B, see nmt.ablate.verdict)")
+    margin: Optional[float] = field(None, help="BLEU margin (default: the campaign's)")
+    metric: str = field("bleu", help="bleu or chrf")
+    cheaper: bool = field(False, help="the claim also says A costs less: A's attention FLOPs must be below B's")
+
+
+@dataclass
+class ClaimConfig:
+    """A claim of the paper and the pairs that test it."""
+
+    id: str = field(help="claim number or short name")
+    text: str = field(help="the claim, in the paper's words")
+    parts: list[PartConfig] = field(help="the tested pairs (all must be reproduced)")
+
+
+@dataclass
+class FamilyConfig:
+    """A replication (corpus, direction, position regime): its studies form one Holm family."""
+
+    name: str = field(help="e.g. 'Multi30k en->de, relative positions'")
+    studies: dict[str, str] = field(help="study kind -> study YAML (relative to the campaign file)")
+
+
+@dataclass
+class CampaignConfig:
+    """Families of studies, the claims decided on each, and the pre-registered test settings."""
+
+    name: str = field(help="campaign name")
+    families: list[FamilyConfig] = field(help="replications; a claim runs in every family holding its studies")
+    claims: list[ClaimConfig] = field(help="the claims as data")
+    results_dir: str = field(help="where verdicts.md and verdicts.json are written (committed)")
+    alpha: float = field(0.05, help="family-wise error rate (Holm)")
+    margin: float = field(1.0, help="default margin in BLEU, fixed before the runs")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1 or self.margin < 0:
+            raise ConfigError(f"alpha must be in (0, 1) and margin >= 0, got {self.alpha}, {self.margin}")
+        for c in self.claims:
+            for i, p in enumerate(c.parts):
+                if p.test not in TESTS:
+                    raise ConfigError(f"claims[{c.id}].parts[{i}].test: {p.test!r} is not one of {', '.join(TESTS)}")
+
+    def claims_as_data(self) -> list[Claim]:
+        return [Claim(c.id, c.text, [ClaimPart(p.study, p.a, p.b, p.test, self.margin if p.margin is None else p.margin,
+                                               p.metric, p.cheaper) for p in c.parts]) for c in self.claims]
+
+
+@dataclass
+class Campaign:
+    """A loaded campaign: its config and every family's studies (validated, runs buildable)."""
+
+    config: CampaignConfig
+    families: dict[str, dict[str, StudyConfig]]
+
+    def studies(self) -> list[StudyConfig]:
+        """Each study once, in the order the families list them."""
+        seen: dict[str, StudyConfig] = {}
+        for fam in self.families.values():
+            for st in fam.values():
+                seen.setdefault(st.output_dir, st)
+        return list(seen.values())
+
+
+def is_campaign_file(path: str | Path) -> bool:
+    """Whether a YAML file is a campaign (it has ``families``) rather than a study."""
+    data = load_yaml(Path(path))
+    return isinstance(data, dict) and "families" in data
+
+
+def load_campaign(path: str | Path, overrides: list[tuple[str, Any]] | None = None) -> Campaign:
+    """Read a campaign and load each of its studies with the command-line ``overrides``."""
+    p = Path(path)
+    try:
+        cfg = from_dict(CampaignConfig, load_yaml(p))
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
+    by_file: dict[Path, StudyConfig] = {}
+    families: dict[str, dict[str, StudyConfig]] = {}
+    for fam in cfg.families:
+        families[fam.name] = {}
+        for kind, rel in fam.studies.items():
+            f = (p.parent / rel).resolve()
+            if f not in by_file:
+                if not f.is_file():
+                    raise ConfigError(f"{p}: family {fam.name!r}, study {kind}: {f} not found")
+                by_file[f] = load_study(f, overrides)
+            families[fam.name][kind] = by_file[f]
+    for claim in cfg.claims:
+        for part in claim.parts:
+            for name, fam in families.items():
+                st = fam.get(part.study)
+                missing = [x for x in (part.a, part.b) if st is not None and x not in {s.label for s in st.settings}]
+                if missing:
+                    raise ConfigError(f"{p}: claim {claim.id}: family {name!r} study {st.name} has no setting "
+                                      f"{', '.join(map(repr, missing))}")
+    return Campaign(cfg, families)
+
+
+# ---- status ------------------------------------------------------------------------------------
+
+def _run_state(study: StudyConfig, label: str, seed: int) -> str:
+    """done | running | interrupted (started, resumable) | todo."""
+    if finished_record_path(study, label, seed) is not None:
+        return "done"
+    run_dir = study.run_dir(label, seed)
+    marker = run_dir / "RUNNING"
+    if marker.is_file():
+        try:
+            info = json.loads(marker.read_text(encoding="utf-8"))
+            if info.get("host") == socket.gethostname():
+                os.kill(int(info["pid"]), 0)
+                return "running"
+        except (OSError, ValueError, KeyError):
+            pass
+    return "interrupted" if run_dir.is_dir() else "todo"
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    h, m = divmod(int(round(seconds / 60)), 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min"
+
+
+def campaign_status(studies: list[StudyConfig]) -> str:
+    """A table of each study's runs: done, running, interrupted, left, and the estimated time left
+    (per unfinished run: the mean wall time of the finished runs of its setting, else its study,
+    else the whole campaign; one stream, sequential)."""
+    per_study = [(st, collect_records(st)) for st in studies]
+    all_walls = [r.wall_seconds for _, recs in per_study for r in recs if r.wall_seconds]
+    overall = statistics.fmean(all_walls) if all_walls else None
+    lines = ["| study | done | running | interrupted | left | est. time left |", "|---|---|---|---|---|---|"]
+    total_left, total_secs, unknown = 0, 0.0, False
+    for st, recs in per_study:
+        states = {(s.label, k): _run_state(st, s.label, k) for s in st.settings for k in st.seeds}
+        study_walls = [r.wall_seconds for r in recs if r.wall_seconds]
+        secs = 0.0
+        for (label, _), state in states.items():
+            if state == "done":
+                continue
+            mine = [r.wall_seconds for r in recs if r.label == label and r.wall_seconds]
+            est = statistics.fmean(mine) if mine else statistics.fmean(study_walls) if study_walls else overall
+            if est is None:
+                unknown = True
+            else:
+                secs += est
+        counts = {s: sum(v == s for v in states.values()) for s in ("done", "running", "interrupted")}
+        left = len(states) - counts["done"]
+        running = [f"{label}/seed{k}" for (label, k), v in states.items() if v == "running"]
+        total_left += left
+        total_secs += secs
+        lines.append(f"| {st.name} ({st.output_dir}) | {counts['done']}/{len(states)} | "
+                     f"{', '.join(running) or 0} | {counts['interrupted']} | {left} | "
+                     f"{_fmt_duration(secs if (left == 0 or overall is not None) else None)} |")
+    lines += ["", f"{total_left} run(s) left; estimated {_fmt_duration(None if unknown else total_secs)} "
+              "of one stream (from the finished runs' wall time)."]
+    return "\n".join(lines) + "\n"
+
+
+# ---- verdicts ----------------------------------------------------------------------------------
+
+def _num(x: float) -> str:
+    return f"{x:+.2f}".replace("-", "−")
+
+
+def _p(x: float) -> str:
+    return "<0.001" if x < 0.001 else f"{x:.3f}"
+
+
+def family_verdicts(campaign: Campaign) -> dict[str, tuple[list[PartResult], dict[str, str]]]:
+    """Every family's part results and claim verdicts, from the finished runs."""
+    claims = campaign.config.claims_as_data()
+    out = {}
+    for name, studies in campaign.families.items():
+        runs_of = {kind: collect_records(st) for kind, st in studies.items()}
+        out[name] = decide_family(claims, runs_of, campaign.config.alpha)
+    return out
+
+
+def verdicts_markdown(campaign: Campaign, decided: dict[str, tuple[list[PartResult], dict[str, str]]]) -> str:
+    cfg = campaign.config
+    texts = {c.id: c.text for c in cfg.claims}
+    lines = [f"# Verdicts: {cfg.name}", "",
+             f"Mechanical rule (nmt.ablate.verdict): paired differences A − B of test BLEU over the seeds both "
+             f"settings finished; 95 % t interval; support / refute p-values Holm-adjusted within each family, "
+             f"alpha = {cfg.alpha}; default margin {cfg.margin} BLEU.", ""]
+    for name, (parts, verdicts) in decided.items():
+        lines += [f"## {name}", "", "| claim | pair and test | seeds | BLEU A / B | mean A − B [95 % CI] | "
+                  "p support (Holm) | p refute (Holm) | verdict |", "|---|---|---|---|---|---|---|---|"]
+        for r in parts:
+            if r.stats is None:
+                means, stats, seeds = "–", "–", "<2"
+            else:
+                means = f"{r.stats.mean_a:.2f} / {r.stats.mean_b:.2f}"
+                stats, seeds = f"{_num(r.stats.mean)} [{_num(r.stats.ci_low)}, {_num(r.stats.ci_high)}]", str(r.stats.n)
+            cost = "" if r.cost_ok is None else " (A cheaper)" if r.cost_ok else " (A not cheaper)"
+            lines.append(f"| {r.claim} | {r.part.describe()} | {seeds} | {means} | {stats} | {_p(r.p_support)} "
+                         f"({_p(r.p_support_holm)}) | {_p(r.p_refute)} ({_p(r.p_refute_holm)}) | {r.verdict}{cost} |")
+        lines += ["", "| claim | verdict |", "|---|---|"]
+        lines += [f"| {cid}. {texts[cid]} | **{v}** |" for cid, v in verdicts.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_verdicts(campaign: Campaign) -> str:
+    """Decide every family and write ``verdicts.md`` / ``verdicts.json``; returns the Markdown."""
+    decided = family_verdicts(campaign)
+    md = verdicts_markdown(campaign, decided)
+    out = Path(campaign.config.results_dir)
+    atomic_write_text(out / "verdicts.md", md)
+    save_json_atomic(out / "verdicts.json", {
+        "campaign": to_dict(campaign.config),
+        "families": {name: {"parts": [to_dict(r) for r in parts], "claims": verdicts}
+                     for name, (parts, verdicts) in decided.items()},
+    })
+    return md
+
+
+def run_campaign(campaign: Campaign) -> int:
+    """Run (or resume) the campaign: family by family (the order of the file), and within a family
+    seed by seed across its studies, so that a campaign cut short has whole families and, in the
+    family it stopped in, every setting with its first seeds. Before each study's turn, finished
+    runs are copied to their not-yet-started twins (``nmt.ablate.twins``); the claims are decided
+    again after every seed of a family."""
+    from dataclasses import replace
+
+    from nmt.ablate.runner import run_loaded
+    from nmt.ablate.twins import share, twin_groups
+
+    groups = twin_groups(campaign.studies())
+    failed = 0
+    for name, studies in campaign.families.items():
+        t0 = time.time()
+        for i in range(max(len(st.seeds) for st in studies.values())):
+            for st in studies.values():
+                if i >= len(st.seeds):
+                    continue
+                for line in share(groups):
+                    log.info("shared %s", line)
+                failed += run_loaded(replace(st, seeds=st.seeds[: i + 1])) != 0
+            write_verdicts(campaign)
+        log.info("campaign %s: family %s done in %.0f s", campaign.config.name, name, time.time() - t0)
+    for st in campaign.studies():  # the results files of every study with all its seeds
+        from nmt.ablate.report import write_report
+
+        write_report(st)
+    return 1 if failed else 0
+
+
+def ablate_command(
+    config_path: str | None, overrides: list[tuple[str, Any]] | None, *, only: list[str] | None = None,
+    report_only: bool = False, status: bool = False, verdicts: bool = False,
+) -> int:
+    """``nmt ablate``: a study file or a campaign file; run / resume it, or print its status or verdicts."""
+    from nmt.ablate.runner import run_study
+
+    if config_path is None:
+        raise ConfigError("nmt ablate: give --config FILE (a study or a campaign, see configs/ablation/)")
+    if not is_campaign_file(config_path):
+        if verdicts:
+            raise ConfigError(f"--verdicts: {config_path} is a study; verdicts need a campaign file (with families)")
+        if status:
+            print(campaign_status([load_study(config_path, overrides)]), end="")
+            return 0
+        return run_study(config_path, overrides, only=only, report_only=report_only)
+    if only:
+        raise ConfigError("--only applies to a study file, not to a campaign")
+    campaign = load_campaign(config_path, overrides)
+    if status:
+        print(campaign_status(campaign.studies()), end="")
+        return 0
+    if verdicts:
+        print(write_verdicts(campaign), end="")
+        return 0
+    if report_only:
+        from nmt.ablate.report import write_report
+
+        for st in campaign.studies():
+            write_report(st)
+        write_verdicts(campaign)
+        return 0
+    return run_campaign(campaign)

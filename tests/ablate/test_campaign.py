@@ -1,0 +1,129 @@
+"""Campaign files: status of the runs, and verdicts decided from (synthetic) finished runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+from ablate_toys import write_study
+
+from nmt.ablate.results import RunRecord, save_json_atomic
+from nmt.cli import main
+from nmt.config import to_dict
+
+CAMPAIGN = """\
+name: toy campaign
+results_dir: {out}
+margin: 1.0
+families:
+  - {{name: "toy en->de", studies: {{self: study.yaml}}}}
+claims:
+  - id: "3"
+    text: "0110 is close to 1000"
+    parts: [{{study: self, a: "0110-noabs", b: "1000", test: close}}]
+  - id: "2"
+    text: "a cross-attention claim (no cross study here: out of scope)"
+    parts: [{{study: cross, a: "0111", b: "1111", test: worse}}]
+"""
+
+
+def record(label: str, seed: int, bleu: float, wall: float) -> RunRecord:
+    return RunRecord(
+        label=label, seed=seed, spec=label, decoder_spec=None, vary="self", absolute_positions="no",
+        bleu=bleu, chrf=bleu + 20, bleu_signature="nrefs:1|tok:13a", chrf_signature="nrefs:1|nc:6",
+        test_sentences=3, flops={"encoder_self": 1, "decoder_self": 1, "total": 5}, attention_flops=2,
+        params=10, train_steps=10, train_tokens_per_s=None, decode_sentences_per_s=1.0, hypotheses="test.hyp",
+        checkpoint="checkpoints/last.ckpt", wall_seconds=wall,
+    )
+
+
+def setup(tmp_path: Path) -> Path:
+    write_study(tmp_path)
+    path = tmp_path / "campaign.yaml"
+    path.write_text(CAMPAIGN.format(out=tmp_path / "verdicts"), encoding="utf-8")
+    return path
+
+
+def finish(tmp_path: Path, label: str, seed: int, bleu: float, wall: float = 600.0) -> None:
+    save_json_atomic(tmp_path / "out" / label / f"seed{seed}" / "result.json", to_dict(record(label, seed, bleu, wall)))
+
+
+def test_status_counts_done_running_interrupted_and_estimates_time(tmp_path: Path, capsys) -> None:
+    campaign = setup(tmp_path)
+    seeds = ["--study.seeds", "[1, 2, 3, 4]", "--study.bootstrap_samples", "0"]
+    finish(tmp_path, "1000", 1, 30.0, wall=600.0)
+    finish(tmp_path, "1000", 2, 30.0, wall=1200.0)
+    running = tmp_path / "out" / "1000" / "seed3"
+    save_json_atomic(running / "RUNNING", {"pid": os.getpid(), "host": socket.gethostname(), "since": 0})
+    stale = tmp_path / "out" / "0110-noabs" / "seed1"
+    save_json_atomic(stale / "RUNNING", {"pid": 2**22 + 7, "host": "elsewhere", "since": 0})
+    assert main(["ablate", "--config", str(campaign), "--status", *seeds]) == 0
+    out = capsys.readouterr().out
+    # 6 left at the mean of the finished runs (900 s) = 90 min
+    assert "| 2/8 | 1000/seed3 | 1 | 6 | 1 h 30 min |" in out
+    assert "6 run(s) left; estimated 1 h 30 min of one stream" in out
+    assert main(["ablate", "--config", str(tmp_path / "study.yaml"), "--status", *seeds]) == 0  # a study file too
+    assert "| 2/8 |" in capsys.readouterr().out
+
+
+def test_verdicts_are_decided_from_the_records_and_written(tmp_path: Path, capsys) -> None:
+    campaign = setup(tmp_path)
+    for seed, (a, b) in enumerate([(30.1, 30.0), (29.4, 29.5), (31.0, 31.1), (30.3, 30.2), (30.0, 30.0)], 1):
+        finish(tmp_path, "0110-noabs", seed, a)
+        finish(tmp_path, "1000", seed, b)
+    args = ["ablate", "--config", str(campaign), "--verdicts", "--study.seeds", "[1, 2, 3, 4, 5]"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "| 3. 0110 is close to 1000 | **reproduced** |" in out and "cross-attention claim" not in out
+    assert "0110-noabs vs 1000 (self): −1 < A − B < 1 | 5 | 30.16 / 30.16 | +0.00 [" in out
+    data = json.loads((tmp_path / "verdicts" / "verdicts.json").read_text(encoding="utf-8"))
+    fam = data["families"]["toy en->de"]
+    assert fam["claims"] == {"3": "reproduced"} and fam["parts"][0]["stats"]["seeds"] == [1, 2, 3, 4, 5]
+    assert (tmp_path / "verdicts" / "verdicts.md").read_text(encoding="utf-8") == out
+
+
+def test_bad_campaigns_are_rejected_with_the_key(tmp_path: Path, capsys) -> None:
+    campaign = setup(tmp_path)
+    campaign.write_text(campaign.read_text(encoding="utf-8").replace('a: "0110-noabs"', 'a: "0110"'), encoding="utf-8")
+    assert main(["ablate", "--config", str(campaign), "--verdicts"]) == 2
+    assert "claim 3: family 'toy en->de' study tiny has no setting '0110'" in capsys.readouterr().err
+    campaign.write_text(campaign.read_text(encoding="utf-8").replace("test: close", "test: similar"), encoding="utf-8")
+    assert main(["ablate", "--config", str(campaign), "--status"]) == 2
+    assert "'similar' is not one of close" in capsys.readouterr().err
+    assert main(["ablate", "--config", str(tmp_path / "study.yaml"), "--verdicts"]) == 2
+    assert "verdicts need a campaign file" in capsys.readouterr().err
+
+
+def test_campaign_runs_seed_by_seed_and_trains_twins_once(tmp_path: Path, monkeypatch) -> None:
+    from nmt.ablate import runner
+
+    campaign = setup(tmp_path)
+    twin = tmp_path / "study2.yaml"  # the same runs in another directory, committed to a records folder
+    twin.write_text((tmp_path / "study.yaml").read_text(encoding="utf-8").replace("name: tiny", "name: tiny2")
+                    .replace(str(tmp_path / "out"), str(tmp_path / "out2"))
+                    + f"records_dir: {tmp_path / 'rec2'}\n", encoding="utf-8")
+    campaign.write_text(campaign.read_text(encoding="utf-8").replace(
+        "studies: {self: study.yaml}", "studies: {self: study.yaml, twin: study2.yaml}"), encoding="utf-8")
+    trained: list[tuple[str, str, int]] = []
+
+    def fake_run(study, **_kw) -> int:  # "trains" what is not finished, with the seeds it is given
+        for s in study.settings:
+            for seed in study.seeds:
+                if runner.finished_record_path(study, s.label, seed) is None:
+                    trained.append((study.name, s.label, seed))
+                    run = study.run_dir(s.label, seed)
+                    save_json_atomic(run / "result.json", to_dict(record(s.label, seed, 30.0, 60.0)))
+                    (run / "test.hyp").write_text("x\n", encoding="utf-8")
+        return 0
+
+    monkeypatch.setattr(runner, "run_loaded", fake_run)
+    assert main(["ablate", "--config", str(campaign), "--study.seeds", "[1, 2]", "--study.bootstrap_samples", "0"]) == 0
+    assert trained == [("tiny", "1000", 1), ("tiny", "0110-noabs", 1), ("tiny", "1000", 2), ("tiny", "0110-noabs", 2)]
+    for label in ("1000", "0110-noabs"):
+        for seed in (1, 2):
+            assert (tmp_path / "out2" / label / f"seed{seed}" / "SHARED_FROM").is_file()
+            copied = json.loads((tmp_path / "rec2" / label / f"seed{seed}.json").read_text(encoding="utf-8"))
+            assert copied["label"] == label and (tmp_path / "rec2" / label / f"seed{seed}.hyp").is_file()
+    assert (tmp_path / "verdicts" / "verdicts.md").is_file() and (tmp_path / "rec2" / "results.md").is_file()
