@@ -47,6 +47,8 @@ class RunRecord:
     val_bleu: Optional[float] = field(None, help="validation BLEU of the tested checkpoint (None: last/averaged)")
     wall_seconds: Optional[float] = field(None, help="wall time of training (last process) plus testing")
     val_curve: Optional[list[list[float]]] = field(None, help="[update, validation BLEU] after each validation")
+    sublayer_ms: Optional[dict[str, float]] = field(
+        None, help="forward ms of the varied sublayers (first layer, 32 sentences) per length {'30': .., '100': ..}")
 
     @property
     def total_flops(self) -> int:
@@ -87,6 +89,13 @@ class SettingRow:
     decode_sentences_per_s: float
     p_value: Optional[float]
     reference: bool
+    sublayer_ms_30: Optional[float] = None
+    sublayer_ms_100: Optional[float] = None
+
+
+def _mean_timing(runs: Sequence[RunRecord], length: str) -> float | None:
+    values = [r.sublayer_ms[length] for r in runs if r.sublayer_ms and length in r.sublayer_ms]
+    return statistics.fmean(values) if values else None
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -117,6 +126,7 @@ def summarise(
             decode_sentences_per_s=statistics.fmean(r.decode_sentences_per_s for r in runs),
             p_value=None if label == reference else p_values.get(label),
             reference=label == reference,
+            sublayer_ms_30=_mean_timing(runs, "30"), sublayer_ms_100=_mean_timing(runs, "100"),
         ))
     return rows
 
@@ -160,7 +170,8 @@ def _p(value: float | None, is_reference: bool) -> str:
 def rows_markdown(rows: Sequence[SettingRow], title: str, notes: Sequence[str] = ()) -> str:
     """The study table in Markdown (reference row in bold), followed by ``notes`` lines."""
     head = ["setting", "spec", "abs. pos.", "seeds", "BLEU (mean ± sd)", "chrF", "attn GFLOPs",
-            "total GFLOPs", "params (M)", "updates", "train tok/s", "decode sent/s", "p vs ref"]
+            "total GFLOPs", "params (M)", "attn ms @30", "attn ms @100", "updates", "train tok/s", "decode sent/s",
+            "p vs ref"]
     lines = [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [
@@ -173,6 +184,8 @@ def rows_markdown(rows: Sequence[SettingRow], title: str, notes: Sequence[str] =
             _g(r.attention_gflops),
             _g(r.total_gflops),
             f"{r.params / 1e6:.2f}",
+            _fmt(r.sublayer_ms_30, 2),
+            _fmt(r.sublayer_ms_100, 2),
             f"{r.train_steps:,.0f}",
             _fmt(r.train_tokens_per_s, 0),
             _fmt(r.decode_sentences_per_s, 1),

@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from nmt.ablate.measure import corpus_flops
+from nmt.ablate.measure import corpus_flops, sublayer_ms
 from nmt.ablate.report import finished_record_path, record_path, references_path, result_path, write_report
 from nmt.ablate.results import RunRecord, load_record, save_json_atomic
-from nmt.ablate.study import StudyConfig, load_study
+from nmt.ablate.study import VARIED_FLOPS, StudyConfig, load_study
 from nmt.config import ConfigError, to_dict
 from nmt.experiment import ExperimentConfig
 from nmt.io import atomic_write_text, read_lines
@@ -151,6 +151,7 @@ def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentCo
         decode_sentences_per_s=float(test["sentences_per_s"]),
         hypotheses=hyp_path.name, checkpoint=str(ckpt.relative_to(run_dir)), val_bleu=val_bleu,
         wall_seconds=train_seconds + time.perf_counter() - t0, val_curve=done.get("val_curve"),
+        sublayer_ms=sublayer_ms(loaded.model, VARIED_FLOPS[study.vary]),
     )
     save_json_atomic(result_path(study, label, seed), to_dict(record))
     committed = record_path(study, label, seed)

@@ -66,7 +66,7 @@ def test_csv_markdown_and_json() -> None:
     lines = md.splitlines()
     assert lines[0] == "## self study" and lines[-1] == "Not finished: w/o (seed 1)."
     ref = next(line for line in lines if "**1111**" in line)
-    assert "31.00 ± 1.41" in ref and "| ref |" in ref and "| 51.00 | 2 | 10 | 1.50 | 10 | 1,000 | 50.0 |" in ref
+    assert "31.00 ± 1.41" in ref and "| ref |" in ref and "| 51.00 | 2 | 10 | 1.50 | – | – | 10 | 1,000 | 50.0 |" in ref
     assert "| <0.001 |" in next(line for line in lines if line.startswith("| 0100 |"))
     assert "| – | 50.0 | 0.200 |" in next(line for line in lines if line.startswith("| 1000 |"))
     data = results_json({"name": "s"}, rows, RECORDS)
@@ -161,3 +161,17 @@ def test_comparisons_give_the_seed_level_interval() -> None:
         "\n".join(comparisons_markdown([c]))
     one = compare_runs(records[:1] + records[3:4], "A", "B", None)
     assert one is not None and one.diff_ci_low is None and "| +1.00 | – | – |" in "\n".join(comparisons_markdown([one]))
+
+
+def test_sublayer_time_is_measured_per_varied_part_and_reported() -> None:
+    from nmt.ablate.measure import sublayer_ms
+    from nmt.config import from_dict as build
+    from nmt.model.config import ModelConfig
+    from nmt.model.transformer import Transformer
+
+    small = {"d_model": 16, "n_heads": 2, "d_ff": 32, "encoder_layers": 1, "decoder_layers": 1}
+    model = Transformer(build(ModelConfig, {**small, "encoder_self": "1111"}), 20, 20, 0)
+    both = sublayer_ms(model, ("encoder_self", "cross"), lengths=(5, 9), batch=2, repeats=2)
+    assert set(both) == {"5", "9"} and all(v > 0 for v in both.values())
+    without = Transformer(build(ModelConfig, {**small, "encoder_self": "w/o", "decoder_self": "w/o"}), 20, 20, 0)
+    assert sublayer_ms(without, ("encoder_self", "decoder_self"), lengths=(5,), batch=2) == {"5": 0.0}
