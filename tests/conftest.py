@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from helpers.toy_corpus import make_cfg, write_corpus
 
 from nmt.config import from_dict
+from nmt.data.config import DataConfig
 from nmt.experiment import ExperimentConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,3 +77,10 @@ def make_experiment(reverse_root, tmp_path) -> Callable[..., ExperimentConfig]:
         return tiny_experiment(reverse_root, tmp_path / name, **sections)
 
     return make
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> DataConfig:
+    """Config of a freshly written toy corpus: train 300, valid 40, test 30 pairs."""
+    write_corpus(tmp_path / "raw" / "toy", {"train": 300, "valid": 40, "test": 30})
+    return make_cfg(tmp_path)

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
+from helpers.paths import SHARED_DATA
 
 from nmt.data.config import DataConfig, SubwordConfig
 from nmt.data.datamodule import NMTDataModule
 from nmt.data.prepare import prepare
 
-SHARED = Path(os.environ.get("NMT_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
-MULTI30K = SHARED / "multi30k"
+MULTI30K = SHARED_DATA / "multi30k"
 
 
 @pytest.mark.skipif(not (MULTI30K / "train.en").is_file(),
                     reason=f"real data not found at {MULTI30K} (set NMT_SHARED_DATA to the shared data folder)")
 def test_prepare_multi30k_slice(tmp_path):
-    cfg = DataConfig(root=str(SHARED), corpus="multi30k", prepared_dir=str(tmp_path), max_train_pairs=2000,
+    cfg = DataConfig(root=str(SHARED_DATA), corpus="multi30k", prepared_dir=str(tmp_path), max_train_pairs=2000,
                      subword=SubwordConfig(vocab_size=1000))
     summary = prepare(cfg, progress=False)
     assert summary.splits["train"].sentences == 2000

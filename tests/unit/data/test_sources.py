@@ -9,7 +9,7 @@ from pathlib import Path
 import datasets
 import pytest
 import sacrebleu
-from conftest import make_cfg, sentences, to_target
+from helpers.toy_corpus import make_cfg, sentences, to_target
 
 from nmt.data import sources
 from nmt.data.errors import DataError

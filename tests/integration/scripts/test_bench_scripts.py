@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
+import bench_common as C
+import bench_decode
+import bench_kernels
+import bench_train
 import pytest
+import sitting_table
 import torch
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-
-import bench_common as C  # noqa: E402
-import bench_decode  # noqa: E402
-import bench_kernels  # noqa: E402
-import bench_train  # noqa: E402
-import sitting_table  # noqa: E402
-
-from nmt.config import ConfigError  # noqa: E402
-from nmt.model.packed import packing_available  # noqa: E402
+from nmt.config import ConfigError
+from nmt.model.packed import packing_available
 
 TINY = ["--d_model", "32", "--d_ff", "64", "--heads", "2", "--layers", "1", "--threads", "1"]
 needs_workload = pytest.mark.skipif(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from decode_toys import BOS, EOS, PAD, TableModel, TinyGRU, make_batch, table_row
+from helpers.decode_toys import BOS, EOS, PAD, TableModel, TinyGRU, make_batch, table_row
 
 from nmt.decode import DecodeConfig, Sampler, translate_batch
 

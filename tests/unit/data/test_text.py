@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers.paths import REPO
 
 from nmt.data.errors import DataError
 from nmt.data.prepare import prepare
@@ -68,12 +69,11 @@ def test_unknown_split_name_is_rejected(toy):
 
 
 def test_recipes_are_valid_data_sections():
-    from pathlib import Path
 
     from nmt.config import from_dict, load_yaml
     from nmt.data.config import DataConfig
 
-    recipes = sorted((Path(__file__).resolve().parents[2] / "data" / "recipes").glob("*.yaml"))
+    recipes = sorted((REPO / "data" / "recipes").glob("*.yaml"))
     assert recipes
     for path in recipes:
         cfg = from_dict(DataConfig, load_yaml(path)["data"], "data")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from decode_toys import BOS, EOS, PAD, TinyGRU, make_batch
+from helpers.decode_toys import BOS, EOS, PAD, TinyGRU, make_batch
 
 from nmt.decode import DecodeConfig, EnsembleModel, Seq2Seq, translate_batch
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sentencepiece as spm
+from helpers.paths import SHARED
 
 from nmt.data import binarized
 from nmt.data import prepare as prepare_mod
@@ -15,7 +16,7 @@ from nmt.data.config import SubwordConfig
 from nmt.data.errors import DataError
 from nmt.data.prepare import load_prepared, prepare
 
-PEER_MODEL = Path(__file__).resolve().parents[2].parent / "shared" / "bench" / "peers" / "spm8k.model"
+PEER_MODEL = SHARED / "bench" / "peers" / "spm8k.model"
 
 
 def count_encodes(monkeypatch) -> list[str]:

@@ -1,11 +1,9 @@
-"""Tiny synthetic corpora and configs for the data-pipeline tests."""
+"""Tiny synthetic word corpora and data configs over them, for the data-pipeline tests."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
-
-import pytest
 
 from nmt.data.config import DataConfig, SubwordConfig
 
@@ -44,9 +42,3 @@ def make_cfg(tmp_path: Path, **overrides) -> DataConfig:
     kw.update(overrides)
     return DataConfig(**kw)
 
-
-@pytest.fixture
-def toy(tmp_path: Path) -> DataConfig:
-    """Config of a freshly written toy corpus: train 300, valid 40, test 30 pairs."""
-    write_corpus(tmp_path / "raw" / "toy", {"train": 300, "valid": 40, "test": 30})
-    return make_cfg(tmp_path)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ablate_toys import BASE_YAML
+from helpers.ablate_toys import BASE_YAML
+from helpers.paths import REPO
 
 from nmt.ablate.study import load_study
 from nmt.cli import main
@@ -118,7 +119,7 @@ def test_cli_reports_bad_study_in_one_line(tmp_path: Path, capsys) -> None:
     assert "give --config FILE" in capsys.readouterr().err
 
 
-SHIPPED = sorted((Path(__file__).parents[2] / "configs" / "ablation").glob("*.yaml"))
+SHIPPED = sorted((REPO / "configs" / "ablation").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])

@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from ablate_toys import write_study
+from helpers.ablate_toys import write_study
 
 from nmt.ablate.results import load_record
 from nmt.cli import main

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ablate"))
+import share_identical_runs as S
+from helpers.ablate_toys import write_study
 
-import share_identical_runs as S  # noqa: E402
-from ablate_toys import write_study  # noqa: E402
-
-from nmt.ablate.results import RunRecord, load_record, save_json_atomic  # noqa: E402
-from nmt.config import to_dict  # noqa: E402
+from nmt.ablate.results import RunRecord, load_record, save_json_atomic
+from nmt.config import to_dict
 
 FLOPS = {"encoder_self": 3, "decoder_self": 4, "cross": 5, "ffn": 6, "output": 7, "total": 25}
 

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 import torch
-from decode_toys import BOS, EOS, PAD, TableModel, TinyGRU, make_batch, table_row
+from helpers.decode_toys import BOS, EOS, PAD, TableModel, TinyGRU, make_batch, table_row
 
 from nmt.decode import (
     DecodeConfig,

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-
-import ablation_front  # noqa: E402
+import ablation_front
 
 
 def _study(d: Path, vary: str, points: dict[str, tuple[float, float]]) -> Path:
