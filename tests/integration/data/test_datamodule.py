@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import lightning as L
+import pytest
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 
@@ -107,8 +108,11 @@ def trainer(tmp_path, **kw) -> L.Trainer:
                      limit_val_batches=0, default_root_dir=str(tmp_path), **kw)
 
 
-def test_lightning_epochs_and_mid_epoch_resume(toy, tmp_path):
+@pytest.mark.parametrize("workers", [0, 1], ids=["in-process", "worker-prefetching"])
+def test_lightning_epochs_and_mid_epoch_resume(toy, tmp_path, workers):
+    """Resumes where the trainer stopped, not where the loader's workers had prefetched to."""
     toy.batch.max_tokens = 250
+    toy.batch.num_workers = workers
     ref = Recorder()
     trainer(tmp_path, max_epochs=2, enable_checkpointing=False).fit(ref, datamodule=NMTDataModule(toy))
     epochs = [[i for e, ids in ref.seen if e == k for i in ids] for k in (0, 1)]

@@ -115,7 +115,7 @@ def test_resume_skips_consumed_batches_with_same_order():
     assert len(list(fresh)) == len(s)
 
 
-def test_resume_state_from_trainer_count_and_new_epoch_clears_skip():
+def test_new_epoch_clears_a_pending_skip():
     src, tgt = lengths(300)
     s = TrainBatchSampler(src, tgt, 300, seed=2)
     s.load_state_dict({"epoch": 1, "consumed": 3})
@@ -123,7 +123,25 @@ def test_resume_state_from_trainer_count_and_new_epoch_clears_skip():
     s2 = TrainBatchSampler(src, tgt, 300, seed=2)
     s2.set_epoch(2)
     assert list(s) == list(s2)
-    assert s.state_dict(consumed=7)["consumed"] == 7
+
+
+def test_used_count_is_the_resume_position_when_batches_are_prefetched():
+    src, tgt = lengths(300)
+    s = TrainBatchSampler(src, tgt, 300, seed=2)
+    s.set_epoch(1)
+    it = iter(s)
+    for _ in range(5):  # handed out 5, the consumer used 3 (2 prefetched)
+        next(it)
+    for _ in range(3):
+        s.mark_used()
+    assert s.state_dict()["consumed"] == 5 and s.state_dict(used=True)["consumed"] == 3
+    fresh = TrainBatchSampler(src, tgt, 300, seed=2)
+    fresh.load_state_dict(s.state_dict(used=True))
+    assert fresh.state_dict(used=True)["consumed"] == 3
+    assert list(fresh) == list(s)[3:]
+    assert fresh.state_dict(used=True)["consumed"] == 3  # nothing marked used in this pass yet
+    s.set_epoch(2)
+    assert s.state_dict(used=True) == {"epoch": 2, "consumed": 0, "seed": 2, "world_size": 1}
 
 
 def test_eval_sorted_unshuffled_and_exactly_once_across_ranks():
