@@ -1,4 +1,4 @@
-"""System test: the whole loop (prepare, Lightning fit, beam search, sacrebleu) learns a task exactly."""
+"""The whole loop (prepare, Lightning fit, beam search, sacrebleu) learns a synthetic task exactly."""
 
 from __future__ import annotations
 
