@@ -4,10 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# default data location is data/multi30k; without it (and without network) use ../shared/data
-if [ ! -d data/multi30k ] && [ -z "${NMT_DATA_ROOT:-}" ] && [ -d ../shared/data/multi30k ]; then
-  export NMT_DATA_ROOT=../shared/data
-fi
+# Multi30k: NMT_DATA_ROOT (or --data.root DIR) if given, else data/multi30k, else ../shared/data/multi30k,
+# else downloaded once to data/multi30k (nmt/data/locate.py; exit 2 with one line when offline)
+ARGS=("$@")
+for i in "${!ARGS[@]}"; do
+  case "${ARGS[$i]}" in
+    --data.root=*) NMT_DATA_ROOT=${ARGS[$i]#--data.root=} ;;
+    --data.root) NMT_DATA_ROOT=${ARGS[$((i + 1))]:-} ;;
+  esac
+done
+NMT_DATA_ROOT=$(.venv/bin/python -m nmt.data.locate ${NMT_DATA_ROOT:+--root "$NMT_DATA_ROOT"})
+export NMT_DATA_ROOT
 NMT=.venv/bin/nmt
 $NMT prepare --config configs/multi30k_small.yaml
 $NMT fit --config configs/multi30k_small.yaml --ckpt_path auto "$@"

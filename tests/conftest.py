@@ -1,20 +1,48 @@
-"""Shared fixtures: a synthetic reverse-translation corpus and tiny experiment configs over it."""
+"""The test tiers, and shared fixtures: a synthetic reverse-translation corpus, tiny experiment
+configs over it, and a toy word corpus for the data pipeline.
+
+Every test is marked with its tier, the folder it lives in: ``tests/unit`` (one component, no
+training loop), ``tests/integration`` (components together on synthetic data with tiny models) and
+``tests/system`` (real data from ``../shared/data``, quality assertions). ``pytest -m unit`` runs a
+tier; ``scripts/test.sh --tier unit`` does the same after set-up.
+"""
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from helpers.toy_corpus import make_cfg, write_corpus
 
 from nmt.config import from_dict
+from nmt.data.config import DataConfig
 from nmt.experiment import ExperimentConfig
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("NMT_SHARED_DATA", REPO.parent / "shared" / "data"))
+pytest_plugins = ("pytester",)  # tests/unit/test_tiers.py runs pytest on a scratch tree
+
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "integration", "system")
 SYMBOLS = "a b c d e f g h i j k l".split()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test under ``tests/`` with its tier folder; a test outside the tier folders is an error."""
+    misplaced = set()
+    for item in items:
+        try:
+            parts = item.path.resolve().relative_to(TESTS).parts
+        except ValueError:  # a test file given from outside tests/
+            continue
+        if len(parts) < 2 or parts[0] not in TIERS:
+            misplaced.add(str(item.path.relative_to(TESTS.parent)))
+            continue
+        item.add_marker(getattr(pytest.mark, parts[0]))
+    if misplaced:
+        raise pytest.UsageError(
+            f"tests outside the tier folders tests/{{{','.join(TIERS)}}}/ (move them there): {', '.join(sorted(misplaced))}")
 
 
 def synthetic_pairs(n: int, seed: int, task: str = "reverse", lo: int = 3, hi: int = 8) -> list[tuple[str, str]]:
@@ -75,3 +103,10 @@ def make_experiment(reverse_root, tmp_path) -> Callable[..., ExperimentConfig]:
         return tiny_experiment(reverse_root, tmp_path / name, **sections)
 
     return make
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> DataConfig:
+    """Config of a freshly written toy corpus: train 300, valid 40, test 30 pairs."""
+    write_corpus(tmp_path / "raw" / "toy", {"train": 300, "valid": 40, "test": 30})
+    return make_cfg(tmp_path)

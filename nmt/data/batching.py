@@ -88,6 +88,7 @@ class TrainBatchSampler:
         self.epoch = 0
         self.n_split = 0
         self._consumed = 0  # batches of the current epoch handed out (or skipped on resume)
+        self._used = 0  # batches of the current epoch the consumer reported used (mark_used), skipped ones included
         self._skip = 0
         self._cache: tuple[int, list[np.ndarray]] | None = None
 
@@ -100,7 +101,7 @@ class TrainBatchSampler:
         """Select the epoch whose order the next iteration yields (a pending resume skip is kept for it)."""
         if epoch != self.epoch:
             self._skip = 0
-            self._consumed = 0
+            self._consumed = self._used = 0
         self.epoch = epoch
 
     def all_batches(self, epoch: int) -> list[np.ndarray]:
@@ -130,22 +131,27 @@ class TrainBatchSampler:
     def __iter__(self) -> Iterator[list[int]]:
         batches = self.epoch_batches()
         start, self._skip = self._skip, 0
-        self._consumed = start
+        self._consumed = self._used = start
         for b in batches[start:]:
             self._consumed += 1
             yield b.tolist()
 
-    def state_dict(self, consumed: int | None = None) -> dict:
-        """Position to resume from: the epoch and the batches of it already used (default: handed out)."""
-        return {"epoch": self.epoch, "consumed": self._consumed if consumed is None else int(consumed),
-                "seed": self.seed, "world_size": self.world_size}
+    def mark_used(self) -> None:
+        """Count one batch of the current epoch as used: with prefetching, fewer than were handed out."""
+        self._used += 1
+
+    def state_dict(self, used: bool = False) -> dict:
+        """Position to resume from: the epoch and the batches of it already taken (``used``: those
+        reported by ``mark_used``, else those handed out)."""
+        consumed = self._used if used else self._consumed
+        return {"epoch": self.epoch, "consumed": consumed, "seed": self.seed, "world_size": self.world_size}
 
     def load_state_dict(self, state: dict) -> None:
         """Resume: the next iteration yields epoch ``state['epoch']`` from batch ``state['consumed']`` on."""
         if state.get("world_size", self.world_size) != self.world_size or state.get("seed", self.seed) != self.seed:
             log.warning("resuming the data order with a different world size or seed (%s); the order changes", state)
         self.epoch = int(state["epoch"])
-        self._skip = self._consumed = int(state["consumed"])
+        self._skip = self._consumed = self._used = int(state["consumed"])
 
 
 class EvalBatchSampler:

@@ -141,18 +141,19 @@ class NMTDataModule(L.LightningDataModule):
         return self._text[(split, side)]
 
     # ------------------------------------------------------------------ resume
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Lightning's hook for every batch the loop takes from a loader: counts the training ones, so
+        that the resume position excludes batches the loader prefetched but the trainer never used."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.training and self._train_sampler is not None:
+            self._train_sampler.mark_used()
+        return batch
+
     def state_dict(self) -> dict:
-        """Train-order position: epoch and batches of it the trainer processed (or the sampler handed out)."""
+        """Train-order position: epoch and batches of it the trainer took (without a trainer: handed out)."""
         if self._train_sampler is None:
             return dict(self._pending_state or {})
-        consumed = None
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            try:
-                consumed = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-            except AttributeError:
-                consumed = None
-        return self._train_sampler.state_dict(consumed)
+        return self._train_sampler.state_dict(used=getattr(self, "trainer", None) is not None)
 
     def load_state_dict(self, state: dict) -> None:
         """Resume the training order at ``state`` (applied to the train sampler when it exists)."""

@@ -13,7 +13,6 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from nmt.checkpoint import global_step as checkpoint_step
-from nmt.config import to_dict
 from nmt.data.datamodule import NMTDataModule
 from nmt.experiment import ExperimentConfig, save_config
 from nmt.io import atomic_write_bytes
@@ -120,7 +119,7 @@ def fit(
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     dm = NMTDataModule(cfg.data)
     dm.setup("fit")  # prepares what is not cached; Lightning's prepare_data later logs the summary
-    task = TranslationTask(to_dict(cfg), vocab_info(dm, cfg.train.output_dir))
+    task = TranslationTask(cfg, vocab_info(dm, cfg.train.output_dir))
     log.info("model: %d parameters", task.model.num_parameters())
     if cfg.train.compile:
         t0 = time.perf_counter()
@@ -150,6 +149,6 @@ def validate(cfg: ExperimentConfig, checkpoint: str) -> list[dict[str, float]]:
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
     dm = NMTDataModule(cfg.data)
     dm.setup("validate")
-    task = TranslationTask(to_dict(cfg), vocab_info(dm, cfg.train.output_dir))
+    task = TranslationTask(cfg, vocab_info(dm, cfg.train.output_dir))
     trainer = build_trainer(cfg)
     return trainer.validate(task, datamodule=dm, ckpt_path=checkpoint)

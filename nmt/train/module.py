@@ -28,14 +28,16 @@ class TranslationTask(L.LightningModule):
     """Trains a ``Transformer`` with label-smoothed cross-entropy and validates with sacrebleu BLEU/chrF.
 
     ``vocab`` is a plain dict (pad/bos/eos ids, vocabulary sizes, subword model paths) so that
-    checkpoints stay loadable with ``torch.load(weights_only=True)``.
+    checkpoints stay loadable with ``torch.load(weights_only=True)``. The vocabulary's subword
+    models and the validation references come from the trainer's datamodule (``NMTDataModule``).
     """
 
-    def __init__(self, config: dict[str, Any], vocab: dict[str, Any]) -> None:
+    def __init__(self, cfg: ExperimentConfig, vocab: dict[str, Any]) -> None:
         super().__init__()
-        self.save_hyperparameters({"config": config, "vocab": vocab})
-        self.cfg = ExperimentConfig.from_plain(config)
+        self.cfg = cfg
         self.vocab = vocab
+        # plain data for the logger (and the checkpoint's hyper_parameters); the task itself uses ``cfg``
+        self.save_hyperparameters({"config": to_dict(cfg), "vocab": vocab})
         self.model = Transformer(self.cfg.model, vocab["src_size"], vocab["tgt_size"], vocab["pad_id"])
         self._val_hyps: list[tuple[int, str]] = []
         self._val_nll = torch.zeros(2, dtype=torch.float64)  # (sum of nll, tokens)
@@ -101,7 +103,7 @@ class TranslationTask(L.LightningModule):
         sel = torch.arange(batch.ids.numel(), device=batch.ids.device)
         if limit > 0:
             sel = sel[batch.ids < limit]
-        dm = self._datamodule()
+        dm = self.trainer.datamodule
         if sel.numel() and dm is not None:
             src, mask = batch.src[sel], batch.src_padding_mask[sel]
             dcfg = self.cfg.decode_for_validation()
@@ -125,7 +127,7 @@ class TranslationTask(L.LightningModule):
             mean = (nll[0] / nll[1]).item()
             self.log("val/nll", mean, sync_dist=False, batch_size=1)
             self.log("val/ppl", math.exp(min(mean, 50.0)), sync_dist=False, batch_size=1)
-        dm = self._datamodule()
+        dm = self.trainer.datamodule
         if hyps and dm is not None:
             refs = dm.references("valid")
             by_id = dict(hyps)
@@ -141,11 +143,6 @@ class TranslationTask(L.LightningModule):
         elif dm is not None:
             self.log("val_bleu", 0.0, batch_size=1)
 
-    def _datamodule(self):
-        """The attached datamodule (vocabulary and references), if any."""
-        trainer = self._trainer
-        return getattr(trainer, "datamodule", None) if trainer is not None else None
-
     def on_train_end(self) -> None:
         """Under DDP, check that every rank ended with the same parameters."""
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
@@ -159,7 +156,7 @@ class TranslationTask(L.LightningModule):
 
     # ---- checkpoints carry what translation needs (plain data only) ----
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        bleu = self.trainer.callback_metrics.get("val_bleu") if self._trainer is not None else None
+        bleu = self.trainer.callback_metrics.get("val_bleu")
         checkpoint["nmt"] = {
             **nmt_entry(to_dict(self.cfg), self.vocab, float(bleu) if bleu is not None else None),  # nmt.checkpoint
             "rng": {"torch": torch.get_rng_state()},  # dropout continues exactly on resume

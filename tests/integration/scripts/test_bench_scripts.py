@@ -1,0 +1,178 @@
+"""Smoke tests of scripts/bench_train.py and scripts/bench_decode.py on a tiny model over the peers' workload."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import bench_common as C
+import bench_decode
+import bench_kernels
+import bench_train
+import pytest
+import sitting_table
+import torch
+
+from nmt.config import ConfigError
+from nmt.model.packed import packing_available
+
+TINY = ["--d_model", "32", "--d_ff", "64", "--heads", "2", "--layers", "1", "--threads", "1"]
+needs_workload = pytest.mark.skipif(
+    not ((C.PEERS_DIR / "spm8k.model").is_file() and (C.DATA_DIR / "train.en").is_file()),
+    reason=f"peer workload not found ({C.PEERS_DIR}, {C.DATA_DIR}); set NMT_SHARED / NMT_SHARED_DATA",
+)
+
+
+def one_json_line(capsys) -> dict:
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1, lines
+    return json.loads(lines[0])
+
+
+class FakeVocab:
+    pad_id, bos_id, eos_id = 9, 1, 2
+
+
+def test_pad_batch_follows_the_workload_conventions():
+    b = bench_train.pad_batch([[5, 6, 7], [8]], [[3], [4, 5]], FakeVocab())
+    assert b.src.tolist() == [[5, 6, 7, 2], [8, 2, 9, 9]]  # ids + eos, right padding
+    assert b.tgt_in.tolist() == [[1, 3, 9], [1, 4, 5]]  # bos + ids
+    assert b.tgt_out.tolist() == [[3, 2, 9], [4, 5, 2]]  # ids + eos
+    assert b.src_padding_mask.tolist() == [[False] * 4, [False, False, True, True]]
+    assert b.tgt_padding_mask.tolist() == [[False, False, True], [False] * 3]
+    assert (b.n_src_tokens, b.n_tgt_tokens) == (6, 5)
+
+
+@needs_workload
+def test_train_fixed_batches(capsys):
+    record = bench_train.main(TINY + ["--warmup", "1", "--steps", "1", "--matmul_peak", "100"])
+    assert one_json_line(capsys) == record
+    spec = json.loads((C.PEERS_DIR / "train_batches.json").read_text())["batches"][1]
+    assert (record["tgt_tokens"], record["src_tokens"]) == (spec["tgt_tokens"], spec["src_tokens"])
+    assert record["timed_steps"] == 1 and record["tgt_tok_per_s"] > 0 and 0 < record["mfu"] < 1
+    assert record["spec"] == "1000" and record["norm"] == "post" and record["threads"] == 1
+
+
+@needs_workload
+def test_train_rejects_more_steps_than_batches_and_bad_specs():
+    with pytest.raises(ValueError, match="exceeds the 25 batches"):
+        bench_train.main(TINY + ["--warmup", "5", "--steps", "21"])
+    with pytest.raises(ConfigError, match="encoder_self"):
+        bench_train.main(TINY + ["--spec", "10x0", "--warmup", "0", "--steps", "1"])
+
+
+@needs_workload
+def test_train_flops_are_three_forward_passes_over_real_lengths():
+    vocab = C.load_vocab(C.PEERS_DIR)
+    model = C.build_model(_namespace(TINY), vocab)
+    batch = bench_train.pad_batch([[5, 6, 7], [8]], [[3], [4, 5]], vocab)
+    expected = 3 * (model.flops(4, 2)["total"] + model.flops(2, 3)["total"])
+    assert bench_train.Trainer(model, compile_model=False).flops(batch) == expected
+
+
+@needs_workload
+def test_train_epoch_mode(capsys, tmp_path):
+    record = bench_train.main(TINY + ["--epoch", "--max_train_pairs", "600", "--max_steps", "2", "--warmup", "1",
+                                      "--prepared_dir", str(tmp_path)])
+    assert one_json_line(capsys)["measurement"] == "train_nmt_epoch"
+    assert record["timed_steps"] == 1 and record["tgt_tokens"] > 0 and 0 <= record["tgt_padding_share"] < 1
+
+
+@needs_workload
+@pytest.mark.parametrize("beam", [1, 2])
+def test_decode_forces_32_tokens(capsys, beam):
+    record = bench_decode.main(TINY + ["--beam", str(beam), "--batches", "1", "--matmul_peak", "100"])
+    assert one_json_line(capsys) == record
+    assert record["n_sent"] == 32 and record["new_tokens"] == 32 * 32
+    assert record["gen_tok_per_s"] > 0 and record["mfu"] > 0
+
+
+@needs_workload
+def test_decode_flops_scale_the_decoder_with_the_beam():
+    vocab = C.load_vocab(C.PEERS_DIR)
+    model = C.build_model(_namespace(TINY), vocab)
+    f = model.flops(7, 32)
+    encoder = f["encoder_self"] + sum(layer.ffn.flops(7) for layer in model.encoder)
+    assert bench_decode.decode_flops(model, [7], 1) == f["total"]
+    assert bench_decode.decode_flops(model, [7], 5) == encoder + 5 * (f["total"] - encoder)
+
+
+def _namespace(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser()
+    C.add_common_args(ap)
+    return ap.parse_args(argv)
+
+
+@needs_workload
+def test_decode_breakdown_times_the_parts_and_restores_the_model(capsys):
+    record = bench_decode.main(TINY + ["--beam", "2", "--batches", "1", "--breakdown"])
+    parts = record["breakdown_s"]
+    assert set(parts) == {"encode", "model.step", "reorder_state", "model.step > output projection",
+                          "model.step > decoder self-mixing", "model.step > cross-mixing",
+                          "model.step > feed-forward", "search and the rest"}
+    assert 0 < parts["model.step > feed-forward"] < parts["model.step"] < record["seconds"]
+    assert parts["encode"] > 0 and parts["reorder_state"] >= 0  # a reorder only records rows (TimeCache)
+
+
+def test_timed_calls_restores_what_it_shadowed():
+    class Box:
+        def f(self, x):
+            return x + 1
+
+    box = Box()
+    with C.timed_calls([("f", box, "f")]) as totals:
+        assert box.f(1) == 2
+    assert totals["f"] > 0 and "f" not in vars(box)
+    with pytest.raises(ValueError, match="f is already shadowed on Box"):
+        with C.timed_calls([("f", box, "f"), ("again", box, "f")]):
+            pass
+    assert "f" not in vars(box)  # the first shadow was undone
+
+
+def test_kernels_micro_benchmarks_print_their_records(capsys):
+    records = bench_kernels.main(["--only", "attention", "--only", "gemm", "--calls", "1", "--repeats", "1",
+                                  "--threads", "1"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [{**r, "threads": 1, "torch": lines[0]["torch"]} for r in records]
+    attention = [r for r in records if r["group"] == "attention"]
+    assert len(attention) == 8 and all(r["sdpa_ms"] > 0 and r["explicit_ms"] > 0 for r in attention)
+    assert {r["rows"] for r in records if r["group"] == "gemm"} == {32, 160, 2048}
+
+
+@pytest.mark.skipif(not packing_available(), reason="no oneDNN linear in this build")
+def test_onednn_training_linear_has_the_gradients_of_f_linear():
+    g = torch.Generator().manual_seed(0)
+    x, w, b = (torch.randn(*shape, generator=g, requires_grad=True) for shape in ((7, 5), (3, 5), (3,)))
+    grad = torch.randn(7, 3, generator=g)
+    bench_kernels.OneDNNLinear.apply(x, w, b).backward(grad)
+    mine = [t.grad.clone() for t in (x, w, b)]
+    for t in (x, w, b):
+        t.grad = None
+    torch.nn.functional.linear(x, w, b).backward(grad)
+    for a, ref in zip(mine, (x.grad, w.grad, b.grad)):
+        torch.testing.assert_close(a, ref)
+
+
+def test_sitting_table_takes_medians_and_ratios_of_medians(tmp_path, capsys):
+    lines = [
+        {"name": "train_hf", "rep": 1, "result": {"tgt_tok_per_s": 400.0, "sec_per_step": 9.0, "peak_rss_mib": 100.0}},
+        {"name": "train_hf", "rep": 2, "result": {"tgt_tok_per_s": 500.0, "sec_per_step": 8.0, "peak_rss_mib": 100.0}},
+        {"name": "nmt_train", "rep": 1, "result": {"tgt_tok_per_s": 540.0, "sec_per_step": 7.0, "peak_rss_mib": 90.0}},
+        {"name": "nmt_train", "rep": 2, "result": None},  # a failed run is skipped
+        {"name": "variant_train:1000", "rep": 1, "result": {"sec_per_step": 2.0, "tgt_tok_per_s": 10.0, "params": 5}},
+        {"name": "variant_b5:1000", "rep": 1, "result": {"sent_per_s": 4.0}},
+        {"name": "variant_train:1111", "rep": 1, "result": {"sec_per_step": 2.5, "tgt_tok_per_s": 8.0, "params": 6}},
+        {"name": "variant_b5:1111", "rep": 1, "result": {"sent_per_s": 3.0}},
+    ]
+    raw = tmp_path / "sitting.jsonl"
+    raw.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    text = sitting_table.main([str(raw)])
+    assert "| HF transformers | training | 2 | 450.0 (400.0-500.0) |" in text
+    assert "| training target tok/s, ours / HF | **1.20x** | >= 1.0x |" in text
+    assert "| peak RSS ours / HF: training | 0.90 | <= 1.0 |" in text
+    assert "| `1111` | 2.50 | 1.25x | 8.0 | 3.00 | 0.75x | 6 |" in text
+    with pytest.raises(SystemExit, match="missing.jsonl: no such file"):
+        sitting_table.main([str(tmp_path / "missing.jsonl")])
+    raw.write_text("not json\n")
+    with pytest.raises(SystemExit, match="sitting.jsonl:1: not a JSON line"):
+        sitting_table.main([str(raw)])
