@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from nmt.data.batch import PairDataset, unwrap
@@ -83,8 +84,12 @@ class NMTDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: PairDataset, batch_sampler: Any, cls: type = DataLoader, **kwargs: Any) -> DataLoader:
         workers = self.cfg.batch.num_workers
+        # Its own generator: starting an iteration (every epoch, every validation) draws the workers'
+        # base seed from it instead of from the global torch RNG, which dropout uses. So validating or
+        # not leaves the dropout stream unchanged and a resumed run continues it exactly.
+        generator = torch.Generator().manual_seed(self.cfg.batch.seed)
         return cls(dataset, batch_sampler=batch_sampler, collate_fn=unwrap, num_workers=workers,
-                   persistent_workers=workers > 0, **kwargs)
+                   persistent_workers=workers > 0, generator=generator, **kwargs)
 
     def train_sampler(self) -> TrainBatchSampler:
         """The (single, stateful) training batch sampler of this rank."""

@@ -11,14 +11,20 @@ from nmt.train.checkpoint_io import atomic_torch_save, load_checkpoint
 
 
 def _candidates(directory: str) -> list[tuple[Path, dict[str, Any]]]:
+    """The checkpoints of ``directory`` except last.ckpt, one per update (a step saved twice, as by a
+    resumed run that validated it again, counts once: its newest file)."""
     d = Path(directory)
     if not d.is_dir():
         raise FileNotFoundError(f"checkpoint directory not found: {d}")
-    found = []
-    for p in sorted(d.glob("*.ckpt")):
+    by_step: dict[Any, tuple[Path, dict[str, Any]]] = {}
+    for p in sorted(d.glob("*.ckpt"), key=lambda p: (p.stat().st_mtime, p.name)):
         if p.name.startswith("last"):
             continue  # last.ckpt duplicates the newest step
-        found.append((p, load_checkpoint(p)))
+        ckpt = load_checkpoint(p)
+        if "averaged_from" in ckpt["nmt"]:
+            continue  # an average written next to its inputs is not a training step
+        by_step[ckpt.get("global_step", str(p))] = (p, ckpt)  # one file per update: the newest written
+    found = list(by_step.values())
     if not found:
         raise FileNotFoundError(f"no checkpoints (*.ckpt other than last.ckpt) in {d}")
     return found

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import pytest
 import torch
+from train_toys import fit_recording
 
 from nmt.cli import main
 from nmt.train.average import average_checkpoints
@@ -14,33 +14,6 @@ from nmt.train.checkpoint_io import atomic_torch_save, load_checkpoint
 from nmt.train.config import OptimConfig
 from nmt.train.fit import fit, validate
 from nmt.train.schedule import build_optimizer, lr_factor
-
-
-class LossRecorder(L.Callback):
-    def __init__(self) -> None:
-        self.losses: dict[int, float] = {}
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self.losses[trainer.global_step] = float(outputs["loss"])
-
-
-def _fit_recording(cfg, ckpt_path=None) -> dict[int, float]:
-    import nmt.train.fit as fit_mod
-
-    recorder = LossRecorder()
-    original = fit_mod.build_trainer
-
-    def with_recorder(c, **kw):
-        trainer = original(c, **kw)
-        trainer.callbacks.append(recorder)
-        return trainer
-
-    fit_mod.build_trainer = with_recorder
-    try:
-        fit(cfg, ckpt_path, enable_progress_bar=False)
-    finally:
-        fit_mod.build_trainer = original
-    return recorder.losses
 
 
 def test_checkpoints_are_plain_and_carry_config_and_vocab(make_experiment):
@@ -62,11 +35,11 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(make_experiment):
     """A run stopped at step 6 and resumed from last.ckpt continues exactly (weights, optimizer,
     schedule, data order mid-epoch, dropout RNG)."""
     sections = dict(model={"dropout": 0.1}, train={"max_steps": 12, "val_every_steps": 3})
-    straight = _fit_recording(make_experiment("straight", **sections))
+    straight = fit_recording(make_experiment("straight", **sections))
     cfg_a = make_experiment("resumed", model={"dropout": 0.1}, train={"max_steps": 6, "val_every_steps": 3})
-    first = _fit_recording(cfg_a)
+    first = fit_recording(cfg_a)
     cfg_b = make_experiment("resumed", **sections)
-    second = _fit_recording(cfg_b, "last")
+    second = fit_recording(cfg_b, "last")
     assert sorted(first) == list(range(1, 7)) and sorted(second) == list(range(7, 13))
     for step in range(7, 13):
         assert second[step] == pytest.approx(straight[step], rel=1e-5, abs=1e-6), step
