@@ -147,3 +147,17 @@ def test_cli_errors_exit_2_with_a_clear_line(tmp_path, capsys):
     assert main(["fit", "--config", str(cfg)]) == 2
     assert "unknown config key 'trian'" in capsys.readouterr().err
     assert main(["score", "--hyp", str(tmp_path / "h"), "--ref", str(tmp_path / "r")]) == 2
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["translate", "--checkpoint", "x.ckpt", "--max_input_len", "-3"], "--max_input_len: must be >= 0, got -3"),
+    (["translate", "--checkpoint", "x.ckpt", "--max_tokens", "0"], "--max_tokens: must be >= 1, got 0"),
+    (["test", "--checkpoint", "x.ckpt", "--max_tokens", "-5"], "--max_tokens: must be >= 1, got -5"),
+    (["translate", "--checkpoint", "x.ckpt", "--max_input_len", "many"], "--max_input_len: expected an integer"),
+    (["average", "--dir", "d", "--last", "-2", "-o", "a.ckpt"], "--last: must be >= 1, got -2"),
+    (["average", "--dir", "d", "--best", "0", "-o", "a.ckpt"], "--best: must be >= 1, got 0"),
+])
+def test_cli_rejects_negative_or_nonsense_numbers_naming_the_option(argv, option, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and option in capsys.readouterr().err
