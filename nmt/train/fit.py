@@ -148,9 +148,9 @@ def fit(cfg: ExperimentConfig, ckpt_path: str | None = None, *, enable_progress_
 
 
 def _save_final_state(trainer: L.Trainer, last: Path) -> None:
-    """Make sure last.ckpt holds the final update. Lightning validates (and so checkpoints) when a
-    run stops; a checkpoint written again after fit ended would carry a finished loop state, so
-    this only writes when last.ckpt is missing or behind."""
+    """Make sure last.ckpt holds the final update. ``LastCheckpointOnStop`` writes it after the update
+    that reaches max_steps; a run stopped otherwise (max_time, early stopping, max_epochs) gets it
+    here, after fit ended, with a finished loop state. Writes only when last.ckpt is missing or behind."""
     saved_step = -1
     if last.is_file():
         saved_step = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1)

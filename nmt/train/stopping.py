@@ -67,7 +67,10 @@ class LastCheckpointOnStop(L.Callback):
         if signalled or final:
             trainer.save_checkpoint(self.last_path)  # atomic (the trainer's CheckpointIO plugin)
         if signalled:
-            raise Interrupted(self.signum or signal.SIGTERM, self.last_path)
+            stop = Interrupted(self.signum or signal.SIGTERM, self.last_path)
+            if trainer.is_global_zero:
+                log.warning("update %d: %s", trainer.global_step, stop)
+            raise stop
 
     def _restore(self) -> None:
         for sig, handler in self._previous.items():
