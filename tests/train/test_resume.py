@@ -70,19 +70,20 @@ def test_sigint_and_sigterm_finish_the_update_write_last_and_resume_exactly(make
         assert losses[s] == pytest.approx(straight[s], rel=1e-5, abs=1e-6), s
 
 
-def test_kill_9_after_the_last_improvement_loses_at_most_one_cadence(make_experiment, tmp_path):
-    """Validation BLEU stops entering the top 1 after the first validation (lr ~ 0: BLEU is constant);
-    a kill -9 before update 12 still finds last.ckpt within checkpoint_every_steps = 5 updates."""
-    cfg = make_experiment("killed", optim={"lr": 1e-12},
-                          train={"max_steps": 1000, "val_every_steps": 2, "save_top_k": 1, "heatmap_sentences": 0,
-                                 "checkpoint_every_steps": 5})
+def test_kill_9_after_the_last_improvement_loses_at_most_one_cadence(make_experiment):
+    """Validation BLEU stops entering the top 1 after the first validation, at update 4 (lr ~ 0: BLEU is
+    constant); a kill -9 before update 12 still finds last.ckpt within checkpoint_every_steps = 5 updates."""
+    optim = {"lr": 1e-12}
+    train = {"max_steps": 1000, "val_every_steps": 4, "save_top_k": 1, "val_max_sentences": 5,
+             "heatmap_sentences": 0, "checkpoint_every_steps": 5}
+    cfg = make_experiment("killed", optim=optim, train=train)
     script = textwrap.dedent(f"""
         import os, signal, sys
+        from pathlib import Path
         import lightning as L
         sys.path.insert(0, {str(REPO / "tests")!r})
         from conftest import tiny_experiment
         import nmt.train.fit as f
-        from pathlib import Path
 
         class Kill(L.Callback):
             def on_train_batch_start(self, trainer, *args):
@@ -95,10 +96,8 @@ def test_kill_9_after_the_last_improvement_loses_at_most_one_cadence(make_experi
             t.callbacks.append(Kill())
             return t
         f.build_trainer = with_kill
-        cfg = tiny_experiment(Path({str(cfg.data.root)!r}), Path({cfg.train.output_dir!r}), optim={{"lr": 1e-12}},
-                              train={{"max_steps": 1000, "val_every_steps": 2, "save_top_k": 1,
-                                      "heatmap_sentences": 0, "checkpoint_every_steps": 5}})
-        f.fit(cfg, enable_progress_bar=False)
+        f.fit(tiny_experiment(Path({cfg.data.root!r}), Path({cfg.train.output_dir!r}), optim={optim!r},
+                              train={train!r}), enable_progress_bar=False)
     """)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
@@ -106,10 +105,8 @@ def test_kill_9_after_the_last_improvement_loses_at_most_one_cadence(make_experi
     ckpts = Path(cfg.train.output_dir) / "checkpoints"
     killed_at = _step(ckpts / "last.ckpt")
     assert 11 - 5 <= killed_at <= 11
-    assert sorted(_step(p) for p in ckpts.glob("step*.ckpt")) == [2]  # the last improvement
-    resumed = fit_recording(make_experiment("killed", optim={"lr": 1e-12},
-                                            train={"max_steps": 12, "val_every_steps": 2, "save_top_k": 1,
-                                                   "heatmap_sentences": 0, "checkpoint_every_steps": 5}), "auto")
+    assert sorted(_step(p) for p in ckpts.glob("step*.ckpt")) == [4]  # the last improvement
+    resumed = fit_recording(make_experiment("killed", optim=optim, train={**train, "max_steps": 12}), "auto")
     assert sorted(resumed) == list(range(killed_at + 1, 13))
 
 
