@@ -150,3 +150,24 @@ def test_resume_with_a_changed_model_is_refused_before_anything_is_written(make_
         fit(changed, "auto", enable_progress_bar=False)
     after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     assert after == before  # config.yaml still describes the checkpoints
+
+
+def test_last_checkpoint_follows_the_minutes_cadence_without_validation(make_experiment):
+    """With no validation before the crash and no step cadence, the time cadence alone keeps last.ckpt
+    current (an interval of ~6 ms: every update)."""
+    cfg = make_experiment("minutes", train={"max_steps": 8, "val_every_steps": 100, "heatmap_sentences": 0,
+                                            "checkpoint_every_minutes": 1e-4})
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit_recording(cfg, None, [CrashAt(5)])
+    ckpts = Path(cfg.train.output_dir) / "checkpoints"
+    assert _step(ckpts / "last.ckpt") == 4 and not list(ckpts.glob("step*"))
+    off = make_experiment("off", train={"max_steps": 8, "val_every_steps": 100, "checkpoint_every_minutes": 0})
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit_recording(off, None, [CrashAt(5)])
+    assert not (Path(off.train.output_dir) / "checkpoints" / "last.ckpt").exists()
+
+
+@pytest.mark.parametrize("key, value", [("checkpoint_every_steps", -1), ("checkpoint_every_minutes", -0.5)])
+def test_negative_cadence_is_a_config_error(make_experiment, key, value):
+    with pytest.raises(ConfigError, match=f"train.{key} must be >= 0"):
+        make_experiment("bad", train={key: value})
