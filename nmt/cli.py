@@ -25,6 +25,21 @@ COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average
 NO_PACK_HELP = "keep the linear layers' plain weights (default on CPU: pre-packed for oneDNN, nmt.model.packed)"
 
 
+def _int_at_least(low: int):
+    """An argparse ``type``: an integer >= ``low``; anything else exits 2 naming the option."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
+
+
 def _config_epilog() -> str:
     from nmt.experiment import ExperimentConfig
 
@@ -109,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt)")
     p.add_argument("--split", default="test", help="split to translate (default: test)")
     p.add_argument("--output", help="write hypotheses here (default: next to the checkpoint)")
-    p.add_argument("--max_tokens", type=int, default=4000, help="source tokens per decoding batch")
+    p.add_argument("--max_tokens", type=_int_at_least(1), default=4000, help="source tokens per decoding batch")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
     p.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
     _add_decode_options(p)
@@ -118,11 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, nargs="+", help="checkpoint(s); several = ensemble")
     p.add_argument("--input", "-i", help="source file (default: stdin)")
     p.add_argument("--output", "-o", help="output file (default: stdout)")
-    p.add_argument("--max_tokens", type=int, default=4000, help="source tokens per decoding batch")
-    p.add_argument("--max_input_len", type=int, default=0, help="truncate longer inputs (tokens; 0: model limit)")
+    p.add_argument("--max_tokens", type=_int_at_least(1), default=4000, help="source tokens per decoding batch")
+    p.add_argument("--max_input_len", type=_int_at_least(0), default=0,
+                   help="truncate longer inputs (tokens; 0: model limit)")
     p.add_argument("--scores", action="store_true",
                    help="write all n-best lines as 'H-<input index><TAB>score<TAB>hypothesis' (fairseq's layout)")
-    p.add_argument("--chunk_lines", type=int, default=1000,
+    p.add_argument("--chunk_lines", type=_int_at_least(1), default=1000,
                    help="input lines translated and written together (output is flushed after each chunk)")
     p.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
     _add_decode_options(p)
@@ -138,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("average", help="average the parameters of the last or best N checkpoints")
     p.add_argument("--dir", help="checkpoint directory (run_dir/checkpoints)")
     p.add_argument("--checkpoints", nargs="+", help="explicit checkpoint files instead of --dir")
-    p.add_argument("--last", type=int, help="average the N latest (by step)")
-    p.add_argument("--best", type=int, help="average the N best (by validation BLEU)")
+    p.add_argument("--last", type=_int_at_least(1), help="average the N latest (by step)")
+    p.add_argument("--best", type=_int_at_least(1), help="average the N best (by validation BLEU)")
     p.add_argument("--output", "-o", required=True, help="averaged checkpoint path")
 
     p = _config_parser(sub, "ablate", "run an ablation study or campaign (configs/ablation/)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from nmt.data.batch import PairDataset, unwrap
@@ -83,8 +85,12 @@ class NMTDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: PairDataset, batch_sampler: Any, cls: type = DataLoader, **kwargs: Any) -> DataLoader:
         workers = self.cfg.batch.num_workers
+        # Its own generator: starting an iteration (every epoch, every validation) draws the workers'
+        # base seed from it instead of from the global torch RNG, which dropout uses. So validating or
+        # not leaves the dropout stream unchanged and a resumed run continues it exactly.
+        generator = torch.Generator().manual_seed(self.cfg.batch.seed)
         return cls(dataset, batch_sampler=batch_sampler, collate_fn=unwrap, num_workers=workers,
-                   persistent_workers=workers > 0, **kwargs)
+                   persistent_workers=workers > 0, generator=generator, **kwargs)
 
     def train_sampler(self) -> TrainBatchSampler:
         """The (single, stateful) training batch sampler of this rank."""
@@ -110,12 +116,32 @@ class NMTDataModule(L.LightningDataModule):
     def eval_dataloader(self, split: str) -> DataLoader:
         """Length-sorted batches of ``split`` for this rank; every sentence once across ranks."""
         rank, world = self._rank_world()
-        s = self.data.splits.get(split)
         dataset = self._dataset(split)
+        s = self.data.splits[split]
         b = self.cfg.batch
+        self.check_eval_lengths(split)
         sampler = EvalBatchSampler(s.src_len + 1, s.tgt_len + 1, b.eval_max_tokens or b.max_tokens,
                                    b.max_sentences, rank=rank, world_size=world)
         return self._loader(dataset, sampler)
+
+    def check_eval_lengths(self, split: str, shown: int = 5) -> None:
+        """Raise DataError naming the split, file and lines of sentences too long for one evaluation
+        batch. Valid/test sentences are never filtered, so the advice is about the files or the budget."""
+        s = self.data.splits[split]
+        b = self.cfg.batch
+        budget = b.eval_max_tokens or b.max_tokens
+        over = np.flatnonzero((s.src_len + 1 > budget) | (s.tgt_len + 1 > budget))  # lengths with </s>
+        if not over.size:
+            return
+        files = self.data.files[split]
+        key = "data.batch.eval_max_tokens" if b.eval_max_tokens else "data.batch.max_tokens (or set data.batch.eval_max_tokens)"
+        lines = ", ".join(f"line {int(s.line[i]) + 1} ({int(s.src_len[i]) + 1} source / {int(s.tgt_len[i]) + 1} target"
+                          f" tokens)" for i in over[:shown])
+        more = f" and {over.size - shown} more" if over.size > shown else ""
+        raise DataError(
+            f"{split} split ({files.src}, {files.tgt}): {lines}{more} longer than the evaluation batch budget of"
+            f" {budget} tokens (with </s>). data.filter does not apply to {split} (only training pairs are"
+            f" filtered): truncate or remove these lines in both files, or raise {key}")
 
     def val_dataloader(self) -> DataLoader:
         return self.eval_dataloader("valid")

@@ -12,14 +12,20 @@ from nmt.checkpoint import Checkpoint
 
 
 def _candidates(directory: str) -> list[tuple[Path, Checkpoint]]:
+    """The checkpoints of ``directory`` except last.ckpt, one per update (a step saved twice, as by a
+    resumed run that validated it again, counts once: its newest file)."""
     d = Path(directory)
     if not d.is_dir():
         raise FileNotFoundError(f"checkpoint directory not found: {d}")
-    found = []
-    for p in sorted(d.glob("*.ckpt")):
+    by_step: dict[int, tuple[Path, Checkpoint]] = {}
+    for p in sorted(d.glob("*.ckpt"), key=lambda p: (p.stat().st_mtime, p.name)):
         if p.name.startswith("last"):
             continue  # last.ckpt duplicates the newest step
-        found.append((p, Checkpoint.load(p)))
+        ckpt = Checkpoint.load(p)
+        if ckpt.averaged_from is not None:
+            continue  # an average written next to its inputs is not a training step
+        by_step[ckpt.global_step] = (p, ckpt)  # one file per update: the newest written
+    found = list(by_step.values())
     if not found:
         raise FileNotFoundError(f"no checkpoints (*.ckpt other than last.ckpt) in {d}")
     return found

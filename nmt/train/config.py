@@ -51,6 +51,11 @@ class TrainConfig:
     val_decode_beam: int = field(1, help="beam size of validation decoding (1 = greedy)")
     patience: int = field(0, help="early stopping on validation BLEU after N validations without gain (0: off)")
     save_top_k: int = field(3, help="keep the k best checkpoints by validation BLEU (plus last.ckpt)")
+    checkpoint_every_steps: int = field(
+        0, help="refresh checkpoints/last.ckpt every N updates, whatever validation says (0: off)")
+    checkpoint_every_minutes: float = field(
+        5.0, help="refresh checkpoints/last.ckpt after this many minutes of training (0: off); with "
+        "checkpoint_every_steps, whichever comes first. A killed run resumes losing at most this much work")
     heatmap_sentences: int = field(2, help="validation sentences whose attention maps go to TensorBoard (0: off)")
     log_every_steps: int = field(50, help="log training scalars every N updates")
     accumulate_grad_batches: int = field(1, help="gradient accumulation (updates = batches / N)")
@@ -70,3 +75,8 @@ class TrainConfig:
             raise ConfigError(f"train.accumulate_grad_batches must be >= 1, got {self.accumulate_grad_batches}")
         if self.save_top_k < 0:
             raise ConfigError(f"train.save_top_k must be >= 0, got {self.save_top_k}")
+        if self.checkpoint_every_steps < 0:
+            raise ConfigError(f"train.checkpoint_every_steps must be >= 0 (0: off), got {self.checkpoint_every_steps}")
+        if not self.checkpoint_every_minutes >= 0:
+            raise ConfigError(
+                f"train.checkpoint_every_minutes must be >= 0 (0: off), got {self.checkpoint_every_minutes}")

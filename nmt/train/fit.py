@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,6 +19,14 @@ from nmt.experiment import ExperimentConfig, save_config
 from nmt.io import atomic_write_bytes
 from nmt.train.checkpoint_io import AtomicCheckpointIO
 from nmt.train.module import TranslationTask
+from nmt.train.resume import (
+    check_resume_config,
+    check_resume_vocab,
+    last_checkpoint,
+    remove_stale_temp_files,
+    resolve_resume,
+)
+from nmt.train.stopping import LastCheckpointOnStop
 
 log = logging.getLogger("nmt")
 
@@ -47,27 +56,17 @@ def vocab_info(dm: NMTDataModule, run_dir: str | Path) -> dict[str, Any]:
     }
 
 
-def resolve_resume(cfg: ExperimentConfig, ckpt_path: str | None) -> str | None:
-    """``last`` -> the run's last.ckpt (error if absent), ``auto`` -> last.ckpt if present, else a path."""
-    if ckpt_path is None:
-        return None
-    last = Path(cfg.train.output_dir) / "checkpoints" / "last.ckpt"
-    if ckpt_path == "auto":
-        return str(last) if last.is_file() else None
-    if ckpt_path == "last":
-        if not last.is_file():
-            raise FileNotFoundError(f"--ckpt_path last: no checkpoint at {last} (start without --ckpt_path)")
-        return str(last)
-    if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"checkpoint not found: {ckpt_path}")
-    return ckpt_path
-
-
 def build_trainer(
     cfg: ExperimentConfig, *, enable_progress_bar: bool = True, extra_callbacks: Sequence[L.Callback] = ()
 ) -> L.Trainer:
-    """A Lightning Trainer configured from ``cfg.train`` (checkpoints, logger, early stopping),
-    with ``extra_callbacks`` added (e.g. a ``ThroughputRecorder``)."""
+    """A Lightning Trainer configured from ``cfg.train`` (checkpoints, logger, early stopping), with
+    ``extra_callbacks`` added (e.g. a ``ThroughputRecorder``).
+
+    Checkpoints: the ``save_top_k`` best by validation BLEU (``stepNNNNNNN-bleuXX.XX.ckpt``, one file
+    per step: a resumed run that validates a step again replaces its file), and ``last.ckpt``,
+    refreshed every ``checkpoint_every_steps`` updates and every ``checkpoint_every_minutes``, at the
+    end, and on SIGTERM/SIGINT, whatever validation says.
+    """
     t = cfg.train
     out = Path(t.output_dir)
     ckpt = ModelCheckpoint(
@@ -77,9 +76,19 @@ def build_trainer(
         monitor="val_bleu",
         mode="max",
         save_top_k=t.save_top_k,
-        save_last=True,
+        save_last=False,
+        enable_version_counter=False,
     )
-    callbacks: list[Any] = [ckpt, LearningRateMonitor(logging_interval="step"), *extra_callbacks]
+    last = LastCheckpointOnStop(last_checkpoint(cfg))
+    callbacks: list[Any] = [ckpt, LearningRateMonitor(logging_interval="step"), last, *extra_callbacks]
+    cadences = [{"every_n_train_steps": t.checkpoint_every_steps}] if t.checkpoint_every_steps else []
+    if t.checkpoint_every_minutes:
+        cadences.append({"train_time_interval": timedelta(minutes=t.checkpoint_every_minutes)})
+    for cadence in cadences:  # Lightning takes one trigger per callback; both write last.ckpt
+        # a plain file named "last" rather than save_last=True, whose end-of-training copy would
+        # carry a finished loop state that does not resume exactly
+        callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                                         enable_version_counter=False, **cadence))
     if t.patience > 0:
         callbacks.append(EarlyStopping(monitor="val_bleu", mode="max", patience=t.patience))
     max_time = {"minutes": t.max_time_minutes} if t.max_time_minutes else None
@@ -112,13 +121,25 @@ def fit(
     extra_callbacks: Sequence[L.Callback] = (),
 ) -> L.Trainer:
     """Train per ``cfg``; ``ckpt_path`` = None | "last" | "auto" | a checkpoint path (resume);
-    ``extra_callbacks`` join the Trainer's own."""
+    ``extra_callbacks`` join the Trainer's own.
+
+    A resume under a config that changes the model or the vocabulary is refused before anything
+    is written. On SIGTERM/SIGINT, raises ``Interrupted`` (a ``SystemExit`` with status
+    128 + signal number) once last.ckpt holds the last finished update.
+    """
     resume = resolve_resume(cfg, ckpt_path)
+    saved_vocab = check_resume_config(cfg, resume) if resume else None
     if cfg.train.num_threads > 0:
         torch.set_num_threads(cfg.train.num_threads)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     dm = NMTDataModule(cfg.data)
     dm.setup("fit")  # prepares what is not cached; Lightning's prepare_data later logs the summary
+    if resume and saved_vocab:
+        v = dm.vocab
+        current = {"pad_id": v.pad_id, "bos_id": v.bos_id, "eos_id": v.eos_id, "unk_id": v.unk_id,
+                   "src_size": v.src_size, "tgt_size": v.tgt_size}
+        check_resume_vocab(saved_vocab, current, resume)
+    remove_stale_temp_files(last_checkpoint(cfg).parent)
     task = TranslationTask(cfg, vocab_info(dm, cfg.train.output_dir))
     log.info("model: %d parameters", task.model.num_parameters())
     if cfg.train.compile:
@@ -128,14 +149,14 @@ def fit(
     save_config(cfg, Path(cfg.train.output_dir) / "config.yaml")
     trainer = build_trainer(cfg, enable_progress_bar=enable_progress_bar, extra_callbacks=extra_callbacks)
     trainer.fit(task, datamodule=dm, ckpt_path=resume)
-    _save_final_state(trainer, Path(cfg.train.output_dir) / "checkpoints" / "last.ckpt")
+    _save_final_state(trainer, last_checkpoint(cfg))
     return trainer
 
 
 def _save_final_state(trainer: L.Trainer, last: Path) -> None:
-    """Make sure last.ckpt holds the final update. Lightning validates (and so checkpoints) when a
-    run stops; a checkpoint written again after fit ended would carry a finished loop state, so
-    this only writes when last.ckpt is missing or behind."""
+    """Make sure last.ckpt holds the final update. ``LastCheckpointOnStop`` writes it after the update
+    that reaches max_steps; a run stopped otherwise (max_time, early stopping, max_epochs) gets it
+    here, after fit ended, with a finished loop state. Writes only when last.ckpt is missing or behind."""
     saved_step = -1
     if last.is_file():
         saved_step = checkpoint_step(last)

@@ -19,6 +19,7 @@ from nmt.experiment import ExperimentConfig
 from nmt.model.transformer import Transformer
 from nmt.train.heatmaps import log_attention_heatmaps
 from nmt.train.loss import label_smoothed_nll
+from nmt.train.rng import gather_rng_states, restore_rng_state
 from nmt.train.schedule import build_optimizer
 
 log = logging.getLogger("nmt")
@@ -65,7 +66,7 @@ class TranslationTask(L.LightningModule):
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         if self._pending_rng is not None:
-            torch.set_rng_state(self._pending_rng["torch"])
+            restore_rng_state(self._pending_rng, self.global_rank, self.trainer.world_size)
             self._pending_rng = None
         if self._t0 is None:
             self._t0, self._tokens = time.perf_counter(), 0
@@ -157,9 +158,10 @@ class TranslationTask(L.LightningModule):
     # ---- checkpoints carry what translation needs (plain data only) ----
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         bleu = self.trainer.callback_metrics.get("val_bleu")
+        ranks = gather_rng_states()  # every rank saves (a collective); rank 0 writes the file
         checkpoint["nmt"] = {
             **nmt_entry(to_dict(self.cfg), self.vocab, float(bleu) if bleu is not None else None),  # nmt.checkpoint
-            "rng": {"torch": torch.get_rng_state()},  # dropout continues exactly on resume
+            "rng": {"torch": ranks[0]["torch"], "ranks": ranks},  # dropout continues exactly on every rank
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
@@ -10,7 +12,9 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 
 from nmt.data.batch import Batch
+from nmt.data.config import BatchConfig
 from nmt.data.datamodule import NMTDataModule
+from nmt.data.errors import DataError
 
 
 def test_batches_follow_sequence_conventions(toy):
@@ -133,3 +137,24 @@ def test_worker_processes(toy):
     toy.batch.num_workers = 1
     dm = NMTDataModule(toy)
     assert sorted(i for b in dm.train_dataloader() for i in b.ids.tolist()) == list(range(300))
+
+
+@pytest.mark.parametrize("split", ["valid", "test"])
+def test_too_long_eval_sentence_names_split_file_and_line_and_what_helps(toy, split):
+    """Valid/test are never filtered: a sentence over the evaluation budget is an error that names the
+    split, its files and lines, and advises editing the files or raising the budget (not data.filter)."""
+    for side in ("en", "de"):
+        path = Path(toy.root) / "toy" / f"{split}.{side}"
+        lines = path.read_text(encoding="utf-8").split("\n")
+        lines[11] = " ".join(["water"] * 5000)  # line 12
+        path.write_text("\n".join(lines), encoding="utf-8")
+    dm = NMTDataModule(dataclasses.replace(toy, batch=BatchConfig(max_tokens=600)))
+    with pytest.raises(DataError) as err:
+        dm.eval_dataloader(split)
+    msg = str(err.value)
+    assert f"{split} split" in msg and f"{split}.en" in msg and "line 12 (" in msg, msg
+    assert "data.batch.eval_max_tokens" in msg and "truncate or remove" in msg and "lower data.filter" not in msg
+    other = "test" if split == "valid" else "valid"
+    assert len(dm.eval_dataloader(other)) > 0  # the other split is fine
+    raised = NMTDataModule(dataclasses.replace(toy, batch=BatchConfig(max_tokens=600, eval_max_tokens=20000)))
+    assert sum(len(b) for b in raised.eval_dataloader(split).batch_sampler) == (40 if split == "valid" else 30)

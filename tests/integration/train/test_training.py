@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import pytest
 import torch
+from helpers.train_toys import fit_recording
 
 from nmt.checkpoint import Checkpoint, CheckpointError
 from nmt.cli import main
@@ -15,33 +15,6 @@ from nmt.train.average import average_checkpoints
 from nmt.train.config import OptimConfig
 from nmt.train.fit import fit, validate
 from nmt.train.schedule import build_optimizer, lr_factor
-
-
-class LossRecorder(L.Callback):
-    def __init__(self) -> None:
-        self.losses: dict[int, float] = {}
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self.losses[trainer.global_step] = float(outputs["loss"])
-
-
-def _fit_recording(cfg, ckpt_path=None) -> dict[int, float]:
-    import nmt.train.fit as fit_mod
-
-    recorder = LossRecorder()
-    original = fit_mod.build_trainer
-
-    def with_recorder(c, **kw):
-        trainer = original(c, **kw)
-        trainer.callbacks.append(recorder)
-        return trainer
-
-    fit_mod.build_trainer = with_recorder
-    try:
-        fit(cfg, ckpt_path, enable_progress_bar=False)
-    finally:
-        fit_mod.build_trainer = original
-    return recorder.losses
 
 
 def test_checkpoints_are_plain_and_carry_config_and_vocab(make_experiment):
@@ -63,11 +36,11 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(make_experiment):
     """A run stopped at step 6 and resumed from last.ckpt continues exactly (weights, optimizer,
     schedule, data order mid-epoch, dropout RNG)."""
     sections = dict(model={"dropout": 0.1}, train={"max_steps": 12, "val_every_steps": 3})
-    straight = _fit_recording(make_experiment("straight", **sections))
+    straight = fit_recording(make_experiment("straight", **sections))
     cfg_a = make_experiment("resumed", model={"dropout": 0.1}, train={"max_steps": 6, "val_every_steps": 3})
-    first = _fit_recording(cfg_a)
+    first = fit_recording(cfg_a)
     cfg_b = make_experiment("resumed", **sections)
-    second = _fit_recording(cfg_b, "last")
+    second = fit_recording(cfg_b, "last")
     assert sorted(first) == list(range(1, 7)) and sorted(second) == list(range(7, 13))
     for step in range(7, 13):
         assert second[step] == pytest.approx(straight[step], rel=1e-5, abs=1e-6), step
@@ -222,3 +195,17 @@ def test_the_same_config_without_the_mistake_does_write(make_experiment, tmp_pat
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     assert main(["prepare", "--config", str(path), "--data.subword.vocab_size", "24"]) == 0
     assert (tmp_path / "prepared").is_dir()
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["translate", "--checkpoint", "x.ckpt", "--max_input_len", "-3"], "--max_input_len: must be >= 0, got -3"),
+    (["translate", "--checkpoint", "x.ckpt", "--max_tokens", "0"], "--max_tokens: must be >= 1, got 0"),
+    (["test", "--checkpoint", "x.ckpt", "--max_tokens", "-5"], "--max_tokens: must be >= 1, got -5"),
+    (["translate", "--checkpoint", "x.ckpt", "--max_input_len", "many"], "--max_input_len: expected an integer"),
+    (["average", "--dir", "d", "--last", "-2", "-o", "a.ckpt"], "--last: must be >= 1, got -2"),
+    (["average", "--dir", "d", "--best", "0", "-o", "a.ckpt"], "--best: must be >= 1, got 0"),
+])
+def test_cli_rejects_negative_or_nonsense_numbers_naming_the_option(argv, option, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and option in capsys.readouterr().err

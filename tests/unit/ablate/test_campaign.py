@@ -7,7 +7,7 @@ import os
 import socket
 from pathlib import Path
 
-from ablate_toys import write_study
+from helpers.ablate_toys import write_study
 
 from nmt.ablate.results import RunRecord, save_json_atomic
 from nmt.cli import main
