@@ -14,19 +14,28 @@ CONTRIBUTION_COLUMNS = ("module", "role", "layer", "term", "variance", "share", 
 ABLATION_COLUMNS = ("role", "layer", "term", "bleu", "chrf", "d_bleu", "d_chrf")
 
 
-def contribution_rows(contributions: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per module and term, then its "covariance" row (the cross-term part of the variance)
-    and its "all" row (the whole logit: variance, share 1, the model's attention entropy)."""
+def contribution_rows(contributions: dict[str, dict[str, Any]], pairs: bool = True) -> list[dict[str, Any]]:
+    """One row per module and term; with ``pairs`` one "cov Ei,Ej" row per pair of terms (2 Cov, the
+    part of the logit variance the pair adds); the "covariance" row (all pairs together), the "all"
+    row (the whole logit: variance, share 1, the model's attention entropy) and the "uniform" row
+    (entropy of uniform weights over the allowed keys: the largest possible)."""
     rows = []
     for name, c in contributions.items():
         base = {"module": name, "role": c["role"], "layer": c["layer"]}
+        total = c["variance_all"]
+        shared = c["covariance_share"] is not None
         for t in c["terms"]:
             rows.append({**base, "term": t, "variance": c["variance"][t], "share": c["share"][t],
                          "entropy": c["entropy"][t]})
-        cov = c["variance_all"] - sum(c["variance"].values())
+        if pairs:
+            for pair, cov in c["covariance"].items():
+                rows.append({**base, "term": f"cov {pair}", "variance": cov, "share": cov / total if shared else None,
+                             "entropy": None})
+        cov = total - sum(c["variance"].values())
         rows.append({**base, "term": "covariance", "variance": cov, "share": c["covariance_share"], "entropy": None})
-        rows.append({**base, "term": "all", "variance": c["variance_all"],
-                     "share": None if c["covariance_share"] is None else 1.0, "entropy": c["entropy_all"]})
+        rows.append({**base, "term": "all", "variance": total, "share": 1.0 if shared else None,
+                     "entropy": c["entropy_all"]})
+        rows.append({**base, "term": "uniform", "variance": None, "share": None, "entropy": c["entropy_uniform"]})
     return rows
 
 
@@ -44,7 +53,7 @@ def removal_cost(ablation: list[dict[str, Any]], role: str, layer: int, term: st
 
 
 def _cost_text(d_bleu: float) -> str:
-    return f"costs {-d_bleu:.1f} BLEU" if d_bleu <= 0 else f"gains {d_bleu:.1f} BLEU"
+    return f"costs {0.0 - d_bleu:.1f} BLEU" if d_bleu <= 0 else f"gains {d_bleu:.1f} BLEU"
 
 
 def summary(contributions: dict[str, dict[str, Any]], ablation: list[dict[str, Any]]) -> list[str]:
@@ -91,10 +100,11 @@ def markdown(result: dict[str, Any]) -> str:
     out += ["## Summary", ""] + [f"- {line}" for line in result["summary"]] + [""]
     out += ["## Term contributions", "",
             "Share of the variance of the logits across the allowed keys (per query and head, summed over "
-            "the split); `covariance` is the cross-term part, so the shares and it add up to 100 %. "
-            "Entropy (nats) of the weights the term alone would give; `all`: the model's weights.", "",
+            "the split); `covariance` is the cross-term part (per pair of terms in contributions.csv), so the "
+            "shares and it add up to 100 %. Entropy (nats) of the weights the term alone would give; `all`: "
+            "the model's weights; `uniform`: uniform weights over the allowed keys (the maximum).", "",
             "| module | term | variance | share | entropy |", "|---|---|---:|---:|---:|"]
-    for r in contribution_rows(result["contributions"]):
+    for r in contribution_rows(result["contributions"], pairs=False):
         out.append(f"| {r['module']} | {r['term']} | {_fmt(r['variance'])} | {_fmt(r['share'], True)} | "
                    f"{_fmt(r['entropy'])} |")
     if result["ablation"]:

@@ -89,10 +89,12 @@ def heatmap_figure(
 
     first = next(iter(panels.values()))
     T, S = first.shape
+    top = max(float(w.max()) for w in panels.values()) or 1.0  # one colour scale for every panel
     side = max(3.0, 0.22 * max(T, S))
-    fig, axes = plt.subplots(1, len(panels), figsize=(side * len(panels), side), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(side * len(panels) + 1, side), squeeze=False,
+                             layout="constrained")
     for ax, (name, w) in zip(axes[0], panels.items()):
-        ax.imshow(w.numpy(), aspect="auto", cmap="viridis", vmin=0.0)
+        im = ax.imshow(w.numpy(), aspect="auto", cmap="viridis", vmin=0.0, vmax=top)
         if key_labels is not None:
             ax.set_xticks(range(len(key_labels)), key_labels, rotation=90, fontsize=6)
         else:
@@ -102,9 +104,9 @@ def heatmap_figure(
         else:
             ax.set_ylabel("query position")
         ax.set_title(name if len(panels) > 1 else title, fontsize=7)
+    fig.colorbar(im, ax=axes[0].tolist(), fraction=0.02)
     if len(panels) > 1:
         fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
     return fig
 
 

@@ -12,10 +12,12 @@ V, PAD, BOS, EOS = 30, 0, 2, 3
 
 
 def toy_model(layers: int = 2, mask: str = "1111", seed: int = 0, **kw) -> Transformer:
-    """A tiny eval-mode Transformer with ``mask`` in every role; parameters at their initial scale."""
+    """A tiny eval-mode Transformer with ``mask`` in every role (``kw``: other ModelConfig fields);
+    parameters at their initial scale."""
     torch.manual_seed(seed)
-    cfg = ModelConfig(d_model=16, n_heads=2, d_ff=32, encoder_layers=layers, decoder_layers=layers, dropout=0.0,
-                      encoder_self=mask, decoder_self=mask, cross=mask, **kw)
+    fields = dict(d_model=16, n_heads=2, d_ff=32, encoder_layers=layers, decoder_layers=layers, dropout=0.0,
+                  encoder_self=mask, decoder_self=mask, cross=mask)
+    cfg = ModelConfig(**{**fields, **kw})
     return Transformer(cfg, V, V, PAD).eval()
 
 
