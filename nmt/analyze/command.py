@@ -41,6 +41,7 @@ def analyze(
         raise ValueError("--max_sentences and --heatmap_sentences must be >= 0")
     overrides = dict(overrides or {})
     loaded = load_model(checkpoint, pack)
+    decode = to_dict(decode_config(loaded.cfg.decode, overrides))  # bad settings fail before any work
     sites = attention_sites(loaded.model)
     if not sites:
         raise ValueError(f"{checkpoint}: the model has no factored attention (E1-E4): nothing to analyze")
@@ -59,7 +60,7 @@ def analyze(
         "checkpoint": str(checkpoint),
         "split": split,
         "sentences": n,
-        "decode": to_dict(decode_config(loaded.cfg.decode, overrides)),
+        "decode": decode,
         "contributions": contributions,
         "ablation": rows,
         "summary": summary(contributions, rows),
