@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from nmt.config import ConfigError, describe, parse_override
 from nmt.runtime import tune_allocator
 
-COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average", "ablate")
+COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average", "ablate", "analyze")
 
 
 NO_PACK_HELP = "keep the linear layers' plain weights (default on CPU: pre-packed for oneDNN, nmt.model.packed)"
@@ -163,6 +163,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report_only", action="store_true", help="do not train; rebuild table and plot")
     p.add_argument("--status", action="store_true", help="print runs done, running, interrupted, left, time left")
     p.add_argument("--verdicts", action="store_true", help="campaign: decide the claims from the finished runs")
+
+    p = sub.add_parser("analyze", help="which attention terms a trained model uses: statistics, test-time removal")
+    p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt)")
+    p.add_argument("--split", default="valid", help="split to analyze (default: valid)")
+    p.add_argument("--output", help="report folder (default: <checkpoint>.analyze-<split>/)")
+    p.add_argument("--max_sentences", type=_int_at_least(0), default=500, help="first N sentences of the split (0: all)")
+    p.add_argument("--heatmap_sentences", type=_int_at_least(0), default=2, help="sentences with per-term heatmaps (0: none)")
+    p.add_argument("--no_layers", action="store_true", help="remove terms per role only, not layer by layer")
+    p.add_argument("--no_ablation", action="store_true", help="statistics and heatmaps only, no decoding")
+    p.add_argument("--max_tokens", type=_int_at_least(1), default=4000, help="source tokens per batch")
+    p.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
+    _add_decode_options(p)
     return parser
 
 
@@ -233,6 +245,16 @@ def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
         from nmt.train.average import average_command
 
         average_command(args.dir, args.checkpoints, args.last, args.best, args.output)
+        return 0
+    if cmd == "analyze":
+        from nmt.analyze.command import analyze
+
+        result = analyze(
+            args.checkpoint, args.split, args.output, _decode_overrides(args), max_sentences=args.max_sentences,
+            heatmap_sentences=args.heatmap_sentences, ablation=not args.no_ablation, per_layer=not args.no_layers,
+            max_tokens=args.max_tokens, pack=not args.no_pack,
+        )
+        print("\n".join(result["summary"]))
         return 0
     raise AssertionError(cmd)
 
