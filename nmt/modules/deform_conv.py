@@ -43,7 +43,7 @@ from nmt.modules.base import (
     softmax_flops,
     step_position,
 )
-from nmt.modules.deformable import estimated_target_length, sampling_grid
+from nmt.modules.deformable import estimated_target_length, linear_neighbours, sampling_grid
 from nmt.modules.options import BuildContext, MechanismOptions
 
 
@@ -88,18 +88,7 @@ def interpolate(src: Tensor, pos: Tensor, key_ok: Tensor | None, limit: Tensor |
     """
     B, G, S, c = src.shape
     T, K = pos.shape[2], pos.shape[3]
-    lo = pos.floor()
-    frac = pos - lo  # (B, G, T, K)
-    lo = lo.long()
-    idx = torch.cat([lo, lo + 1], -1)  # (B, G, T, 2K)
-    coef = torch.cat([1 - frac, frac], -1)  # (B, G, T, 2K)
-    ok = (idx >= 0) & (idx < S)
-    if limit is not None:
-        ok = ok & (idx <= limit)
-    idx = idx.clamp(0, S - 1)
-    if key_ok is not None:
-        ok = ok & key_ok.gather(1, idx.reshape(B, -1)).view_as(idx)
-    coef = coef * ok
+    idx, coef = linear_neighbours(pos, S, key_ok, limit)  # (B, G, T, 2K) each
     gathered = src.gather(2, idx.reshape(B, G, T * 2 * K, 1).expand(-1, -1, -1, c))
     gathered = gathered.view(B, G, T, 2, K, c)  # (B, G, T, 2, K, c)
     samples = (coef.view(B, G, T, 2, K, 1) * gathered).sum(3)  # (B, G, T, K, c)

@@ -84,6 +84,28 @@ def sampling_grid(k: int, causal: bool) -> list[int]:
     return list(range(start, start + k))
 
 
+def linear_neighbours(
+    pos: Tensor, S: int, key_ok: Tensor | None, limit: Tensor | int | None
+) -> tuple[Tensor, Tensor]:
+    """The two integer neighbours of real positions ``pos`` (B, G, T, K) on a length-S axis and their
+    linear interpolation weights -> (idx, coef), both (B, G, T, 2K): lower neighbours first, then
+    upper ones. A neighbour outside [0, S), beyond ``limit`` (an int or broadcastable to pos), or
+    not ``key_ok`` (B, S) gets weight 0 (its index is clamped into range)."""
+    B = pos.shape[0]
+    lo = pos.floor()
+    frac = pos - lo  # (B, G, T, K)
+    lo = lo.long()
+    idx = torch.cat([lo, lo + 1], -1)  # (B, G, T, 2K)
+    coef = torch.cat([1 - frac, frac], -1)  # (B, G, T, 2K)
+    ok = (idx >= 0) & (idx < S)
+    if limit is not None:
+        ok = ok & (idx <= limit)
+    idx = idx.clamp(0, S - 1)
+    if key_ok is not None:
+        ok = ok & key_ok.gather(1, idx.reshape(B, -1)).view_as(idx)
+    return idx, coef * ok
+
+
 def estimated_target_length(src_len: Tensor, ratio: float) -> Tensor:
     """T_hat = max(1, round(ratio * S)) per row, a target length that does not peek at the target."""
     return torch.clamp(torch.round(src_len.to(torch.float64) * ratio), min=1.0)
@@ -139,18 +161,8 @@ class Deformable(Mixer):
         """
         B, H, S, dh = v.shape
         T, K = pos.shape[2], pos.shape[3]
-        lo = pos.floor()
-        frac = pos - lo  # (B, H, T, K)
-        lo = lo.long()
-        idx = torch.cat([lo, lo + 1], -1)  # (B, H, T, 2K): lower neighbours, then upper ones
-        coef = torch.cat([(1 - frac) * w, frac * w], -1)  # (B, H, T, 2K)
-        ok = (idx >= 0) & (idx < S)
-        if limit is not None:
-            ok = ok & (idx <= limit)
-        idx = idx.clamp(0, S - 1)
-        if key_ok is not None:
-            ok = ok & key_ok.gather(1, idx.reshape(B, -1)).view_as(idx)
-        coef = coef * ok
+        idx, coef = linear_neighbours(pos, S, key_ok, limit)  # (B, H, T, 2K) each
+        coef = coef * torch.cat([w, w], -1)  # times the point weights
         gathered = v.gather(2, idx.reshape(B, H, T * 2 * K, 1).expand(-1, -1, -1, dh))
         gathered = gathered.view(B, H, T, 2 * K, dh)  # (B, H, T, 2K, d_head)
         out = torch.einsum("bhtn,bhtnd->bhtd", coef, gathered)  # (B, H, T, d_head)
