@@ -19,10 +19,11 @@ from typing import Any, Sequence
 from nmt.config import ConfigError, describe, parse_override_value
 from nmt.runtime import tune_allocator
 
-COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average", "ablate")
+COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average", "select", "ablate")
 
 
 NO_PACK_HELP = "keep the linear layers' plain weights (default on CPU: pre-packed for oneDNN, nmt.model.packed)"
+QUANTIZE_HELP = "int8: run the linear layers as dynamic int8 (per-channel weight scales; nmt.model.quantize)"
 
 
 def _config_epilog() -> str:
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_tokens", type=int, default=4000, help="source tokens per decoding batch")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
     p.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
+    p.add_argument("--quantize", choices=["int8"], help=QUANTIZE_HELP)
     _add_decode_options(p)
 
     p = sub.add_parser("translate", help="translate text (stdin or --input) with a checkpoint")
@@ -101,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_input_len", type=int, default=0, help="truncate longer inputs (tokens; 0: model limit)")
     p.add_argument("--scores", action="store_true", help="write 'score<TAB>hypothesis' (all n-best lines)")
     p.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
+    p.add_argument("--quantize", choices=["int8"], help=QUANTIZE_HELP)
     _add_decode_options(p)
 
     p = sub.add_parser("score", help="score hypotheses with sacrebleu (BLEU, chrF, TER)")
@@ -117,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=int, help="average the N latest (by step)")
     p.add_argument("--best", type=int, help="average the N best (by validation BLEU)")
     p.add_argument("--output", "-o", required=True, help="averaged checkpoint path")
+
+    p = sub.add_parser("select", help="choose the final model on the validation set: best-N average and length penalty")
+    p.add_argument("--dir", required=True, help="checkpoint directory (run_dir/checkpoints)")
+    p.add_argument("--output", "-o", required=True, help="the chosen model (.ckpt; the choice goes to .json beside it)")
+    p.add_argument("--alphas", type=float, nargs="+", default=None, help="length penalties to try (default 0.6 0.8 1.0 1.2 1.5)")
+    p.add_argument("--max_n", type=int, help="largest N to try (default: every kept checkpoint)")
+    p.add_argument("--split", default="valid", help="split to choose on (default: valid)")
+    p.add_argument("--max_tokens", type=int, default=4000, help="source tokens per decoding batch")
 
     p = _config_parser(sub, "ablate", "run an ablation study (configs/ablation/*.yaml)")
     p.add_argument("--only", nargs="+", help="run only these settings (by label)")
@@ -160,7 +171,8 @@ def _run(args: argparse.Namespace, overrides: list[tuple[str, Any]]) -> int:
         from nmt.inference import test_split
 
         result = test_split(
-            args.checkpoint, args.split, _decode_overrides(args), args.output, args.max_tokens, not args.no_pack
+            args.checkpoint, args.split, _decode_overrides(args), args.output, args.max_tokens, not args.no_pack,
+            quantize=args.quantize,
         )
         print(json.dumps(result) if args.json else "\n".join(result["lines"]))
         return 0
@@ -169,7 +181,7 @@ def _run(args: argparse.Namespace, overrides: list[tuple[str, Any]]) -> int:
 
         translate_files(
             args.checkpoint, args.input, args.output, _decode_overrides(args), args.max_tokens,
-            args.max_input_len, args.scores, not args.no_pack,
+            args.max_input_len, args.scores, not args.no_pack, quantize=args.quantize,
         )
         return 0
     if cmd == "score":
@@ -189,6 +201,12 @@ def _run(args: argparse.Namespace, overrides: list[tuple[str, Any]]) -> int:
         from nmt.train.average import average_command
 
         average_command(args.dir, args.checkpoints, args.last, args.best, args.output)
+        return 0
+    if cmd == "select":
+        from nmt.eval.select import DEFAULT_ALPHAS, format_record, select_final
+
+        record = select_final(args.dir, args.output, args.alphas or DEFAULT_ALPHAS, args.max_n, args.split, args.max_tokens)
+        print(format_record(record))
         return 0
     raise AssertionError(cmd)
 

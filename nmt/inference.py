@@ -17,6 +17,7 @@ from nmt.data.subwords import Vocab
 from nmt.decode import DecodeConfig, EnsembleModel, Hypothesis, translate_batch
 from nmt.experiment import ExperimentConfig
 from nmt.model.packed import pack_linears
+from nmt.model.quantize import quantize_linears
 from nmt.model.transformer import Transformer
 from nmt.train.checkpoint_io import load_checkpoint
 
@@ -33,11 +34,12 @@ class Loaded:
     path: Path
 
 
-def load_model(path: str | Path, pack: bool = True) -> Loaded:
+def load_model(path: str | Path, pack: bool = True, *, quantize: str | None = None) -> Loaded:
     """Load a checkpoint (``weights_only``) into an eval-mode Transformer with its subword models.
 
     ``pack``: run the linear layers on weights pre-packed for oneDNN (``nmt.model.packed``; CPU,
-    1.2-2.4x faster GEMMs at decoding shapes, results equal up to float rounding). The model is then inference-only."""
+    1.2-2.4x faster GEMMs at decoding shapes, results equal up to float rounding). ``quantize="int8"``: run
+    them as dynamic int8 layers instead (``nmt.model.quantize``). Either way the model is then inference-only."""
     ckpt = load_checkpoint(path)
     cfg = ExperimentConfig.from_plain(ckpt["nmt"]["config"])
     v = ckpt["nmt"]["vocab"]
@@ -49,6 +51,8 @@ def load_model(path: str | Path, pack: bool = True) -> Loaded:
     state = {k[len("model."):]: t for k, t in ckpt["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(state)
     model.eval()
+    if quantize is not None:
+        quantize_linears(model, quantize)  # replaces every nn.Linear: nothing is left to pack
     if pack:
         pack_linears(model)
     return Loaded(model, vocab, cfg, Path(path))
@@ -130,9 +134,10 @@ def translate_files(
     max_input_len: int = 0,
     with_scores: bool = False,
     pack: bool = True,
+    quantize: str | None = None,
 ) -> None:
     """``nmt translate``: stdin/file in, detokenised hypotheses out (one per line, or n-best with scores)."""
-    models = [load_model(p, pack) for p in checkpoints]
+    models = [load_model(p, pack, quantize=quantize) for p in checkpoints]
     dcfg = decode_config(models[0].cfg.decode, overrides)
     if input_path is not None:
         from nmt.data.text import read_lines
@@ -166,11 +171,12 @@ def test_split(
     output: str | None,
     max_tokens: int = 4000,
     pack: bool = True,
+    quantize: str | None = None,
 ) -> dict[str, Any]:
     """``nmt test``: translate a split of the checkpoint's corpus, score BLEU/chrF with sacrebleu."""
     from nmt.data.datamodule import NMTDataModule
 
-    loaded = load_model(checkpoint, pack)
+    loaded = load_model(checkpoint, pack, quantize=quantize)
     out = Path(output) if output else Path(checkpoint).with_suffix(f".{split}.hyp")
     return score_split(loaded, NMTDataModule(loaded.cfg.data), split, overrides, out, max_tokens)
 
