@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from nmt.config import ConfigError, describe, parse_override_value
 from nmt.runtime import tune_allocator
 
-COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average", "select", "ablate")
+COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average", "select", "export", "ablate")
 
 
 NO_PACK_HELP = "keep the linear layers' plain weights (default on CPU: pre-packed for oneDNN, nmt.model.packed)"
@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="valid", help="split to choose on (default: valid)")
     p.add_argument("--max_tokens", type=int, default=4000, help="source tokens per decoding batch")
 
+    p = sub.add_parser("export", help="write a checkpoint as a CTranslate2 model directory (pip install '.[export]')")
+    p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt)")
+    p.add_argument("--format", choices=["ctranslate2"], default="ctranslate2", help="target engine")
+    p.add_argument("--output", "-o", required=True, help="model directory to write")
+    p.add_argument("--quantization", choices=["int8", "int8_float32", "int16", "float16"],
+                   help="store the weights quantized (default: float32)")
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty output directory")
+
     p = _config_parser(sub, "ablate", "run an ablation study (configs/ablation/*.yaml)")
     p.add_argument("--only", nargs="+", help="run only these settings (by label)")
     p.add_argument("--report_only", action="store_true", help="do not train; rebuild table and plot")
@@ -201,6 +209,12 @@ def _run(args: argparse.Namespace, overrides: list[tuple[str, Any]]) -> int:
         from nmt.train.average import average_command
 
         average_command(args.dir, args.checkpoints, args.last, args.best, args.output)
+        return 0
+    if cmd == "export":
+        from nmt.export.ctranslate2 import export_ctranslate2
+
+        record = export_ctranslate2(args.checkpoint, args.output, args.quantization, args.force)
+        print(f"exported {args.checkpoint} ({record['quantization']}) -> {args.output}")
         return 0
     if cmd == "select":
         from nmt.eval.select import DEFAULT_ALPHAS, format_record, select_final
