@@ -13,8 +13,9 @@ projections, the convolutions' in/out and kernel projections), as are the feed-f
 the output projection; parameters used directly (u, v, lightweight convolution kernels, embeddings)
 stay float32. The model becomes inference-only, like ``nmt.model.packed``.
 
-PyTorch 2.13 marks the quantized tensor types behind ``torch.ao`` as deprecated (their successor is
-the separate ``torchao`` package); the warning they print at conversion is silenced here.
+PyTorch 2.13 marks ``torch.ao.quantization`` and its quantized tensor types as deprecated (their
+successor is the separate ``torchao`` package, whose CPU int8 path is not in this environment); the
+warnings they print at conversion are silenced here.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def quantize_linears(model: nn.Module, mode: str = "int8", engine: str | None = 
     n = sum(type(m) is nn.Linear for m in model.modules())
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*quantize_per_(tensor|channel).*deprecated")
+        warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated", category=DeprecationWarning)
         torch.ao.quantization.quantize_dynamic(
             model, {nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
         )

@@ -94,6 +94,14 @@ def test_decode_forces_32_tokens(capsys, beam):
 
 
 @needs_workload
+def test_decode_in_int8(capsys):
+    record = bench_decode.main(TINY + ["--beam", "2", "--batches", "1", "--quantize", "int8"])
+    assert one_json_line(capsys) == record
+    assert record["quantize"] == "int8" and record["int8_linears"] > 0 and record["packed_linears"] == 0
+    assert record["params"] == C.build_model(_namespace(TINY), C.load_vocab(C.PEERS_DIR)).num_parameters()
+
+
+@needs_workload
 def test_decode_flops_scale_the_decoder_with_the_beam():
     vocab = C.load_vocab(C.PEERS_DIR)
     model = C.build_model(_namespace(TINY), vocab)
@@ -143,6 +151,8 @@ def test_kernels_micro_benchmarks_print_their_records(capsys):
     attention = [r for r in records if r["group"] == "attention"]
     assert len(attention) == 8 and all(r["sdpa_ms"] > 0 and r["explicit_ms"] > 0 for r in attention)
     assert {r["rows"] for r in records if r["group"] == "gemm"} == {32, 160, 2048}
+    assert "int8 x86" in {r["kernel"] for r in records if r["group"] == "gemm"}
+    assert torch.backends.quantized.engine == "x86"  # the engine the int8 rows switched is restored
 
 
 @pytest.mark.skipif(not packing_available(), reason="no oneDNN linear in this build")
