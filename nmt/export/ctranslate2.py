@@ -161,8 +161,11 @@ def _ffn(spec: Any, layer: nn.Module) -> None:
     _linear(spec.linear_1, layer.ffn.fc2.weight, layer.ffn.fc2.bias)
 
 
-def build_spec(model: nn.Module, src_pieces: list[str], tgt_pieces: list[str], specials: dict[str, str]) -> Any:
-    """The ``ctranslate2.specs.TransformerSpec`` of ``model`` (checked by ``check_exportable``)."""
+def build_spec(
+    model: nn.Module, src_pieces: list[str], tgt_pieces: list[str], specials: dict[str, str], add_source_eos: bool = True
+) -> Any:
+    """The ``ctranslate2.specs.TransformerSpec`` of ``model`` (checked by ``check_exportable``);
+    ``add_source_eos``: CTranslate2 appends </s> to every source (False: the caller passes it)."""
     from ctranslate2.specs import common_spec, transformer_spec
 
     uses_bias = check_exportable(model)
@@ -204,7 +207,7 @@ def build_spec(model: nn.Module, src_pieces: list[str], tgt_pieces: list[str], s
     for key, value in specials.items():
         setattr(spec.config, key, value)
     spec.config.decoder_start_token = specials["bos_token"]
-    spec.config.add_source_eos = True  # our sources end with </s>
+    spec.config.add_source_eos = add_source_eos  # our sources end with </s>
     spec.register_source_vocabulary(src_pieces)
     spec.register_target_vocabulary(tgt_pieces)
     return spec

@@ -179,6 +179,9 @@ def test_sitting_table_takes_medians_and_ratios_of_medians(tmp_path, capsys):
         {"name": "variant_b5:1000", "rep": 1, "result": {"sent_per_s": 4.0}},
         {"name": "variant_train:1111", "rep": 1, "result": {"sec_per_step": 2.5, "tgt_tok_per_s": 8.0, "params": 6}},
         {"name": "variant_b5:1111", "rep": 1, "result": {"sent_per_s": 3.0}},
+        {"name": "ct2_int8_b5", "rep": 1, "result": {"sent_per_s": 10.0, "peak_rss_mib": 200.0}},
+        {"name": "nmt_b5_int8", "rep": 1, "result": {"sent_per_s": 12.0, "peak_rss_mib": 300.0}},
+        {"name": "nmt_b5_int8", "rep": 2, "result": {"sent_per_s": 8.0, "peak_rss_mib": 320.0}},
     ]
     raw = tmp_path / "sitting.jsonl"
     raw.write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -187,8 +190,25 @@ def test_sitting_table_takes_medians_and_ratios_of_medians(tmp_path, capsys):
     assert "| training target tok/s, ours / HF | **1.20x** | >= 1.0x |" in text
     assert "| peak RSS ours / HF: training | 0.90 | <= 1.0 |" in text
     assert "| `1111` | 2.50 | 1.25x | 8.0 | 3.00 | 0.75x | 6 |" in text
+    assert "| ours (`1000`, `--quantize int8`) | beam 5 | 2 |  |  | 10.00 (8.00-12.00) | 310 (300-320) |" in text
+    assert "| beam 5 sentences/s, ours int8 / CTranslate2 int8 | **1.00x** | >= 1.0x |" in text
+    assert "| peak RSS MiB, beam 5: ours int8 / CTranslate2 int8 | 310 / 200 | reported |" in text
     with pytest.raises(SystemExit, match="missing.jsonl: no such file"):
         sitting_table.main([str(tmp_path / "missing.jsonl")])
     raw.write_text("not json\n")
     with pytest.raises(SystemExit, match="sitting.jsonl:1: not a JSON line"):
         sitting_table.main([str(raw)])
+
+
+@needs_workload
+def test_export_writes_the_benchmark_model_where_decode_ct2_reads_it(capsys, tmp_path):
+    ct2 = pytest.importorskip("ctranslate2")
+    import bench_export
+
+    record = bench_export.main(TINY + ["--out", str(tmp_path)])
+    assert one_json_line(capsys) == record
+    for q in ("float32", "int8"):
+        assert record["dirs"][q] == str(tmp_path / f"ct2_{q}")
+        tr = ct2.Translator(record["dirs"][q], device="cpu", compute_type=q)
+        out = tr.translate_batch([["▁a", "</s>"]], beam_size=1, min_decoding_length=4, max_decoding_length=4)
+        assert len(out[0].hypotheses[0]) == 4
