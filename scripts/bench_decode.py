@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
         "flops_method": "encoder once + beam x decoder, Transformer.flops (forward) over real source lengths",
         "length_penalty": "alpha 0 (forced length 32: any penalty leaves the ranking unchanged)",
         **model_info, "packed_linears": packed, "quantize": args.quantize, "int8_linears": quantized,
-        "quantized_engine": torch.backends.quantized.engine if args.quantize else None, "matmul_peak": peak, "profiled": args.profile,
+        "quantized_engine": torch.backends.quantized.engine if args.quantize else None,
+        "matmul_peak": peak, "profiled": args.profile,
         "load_s": round(load_s, 2), "peak_rss_mib": C.peak_rss_mib(), "breakdown_s": breakdown, **C.env_info(),
     }
     C.emit(record)
