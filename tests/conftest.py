@@ -75,3 +75,21 @@ def make_experiment(reverse_root, tmp_path) -> Callable[..., ExperimentConfig]:
         return tiny_experiment(reverse_root, tmp_path / name, **sections)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(reverse_root, tmp_path_factory) -> Path:
+    """A tiny model trained on the copy task until it copies nearly every sentence (validation BLEU
+    ~95 at step 300), with its 3 best checkpoints by validation BLEU and last.ckpt under
+    ``<run>/checkpoints``; shared by the int8, export and model-selection tests (trained once)."""
+    from nmt.train.fit import fit
+
+    out = tmp_path_factory.mktemp("trained_tiny") / "run"
+    cfg = tiny_experiment(
+        reverse_root, out, data={"corpus": "copy", "batch": {"max_tokens": 1200}},
+        model={"d_model": 64, "n_heads": 4, "d_ff": 128, "encoder_layers": 2, "decoder_layers": 2},
+        optim={"lr": 5e-3, "warmup_steps": 50},
+        train={"max_steps": 300, "val_every_steps": 75, "save_top_k": 3, "heatmap_sentences": 0, "log_every_steps": 100},
+    )
+    fit(cfg, enable_progress_bar=False)
+    return out

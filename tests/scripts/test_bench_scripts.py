@@ -212,3 +212,21 @@ def test_export_writes_the_benchmark_model_where_decode_ct2_reads_it(capsys, tmp
         tr = ct2.Translator(record["dirs"][q], device="cpu", compute_type=q)
         out = tr.translate_batch([["▁a", "</s>"]], beam_size=1, min_decoding_length=4, max_decoding_length=4)
         assert len(out[0].hypotheses[0]) == 4
+
+
+def test_deploy_translates_and_scores_an_exported_model(trained_tiny, reverse_root, tmp_path, capsys):
+    pytest.importorskip("ctranslate2")
+    import bench_deploy
+
+    from nmt.cli import main as nmt_main
+
+    assert nmt_main(["export", "--checkpoint", str(trained_tiny / "checkpoints" / "last.ckpt"), "-o", str(tmp_path / "m"),
+                     "--quantization", "int8"]) == 0
+    capsys.readouterr()
+    src, ref = reverse_root / "copy" / "test.src", reverse_root / "copy" / "test.tgt"
+    record = bench_deploy.main(["--model", str(tmp_path / "m"), "--compute_type", "int8", "--src", str(src),
+                                "--ref", str(ref), "--out", str(tmp_path / "hyp"), "--batch", "16"])
+    assert one_json_line(capsys) == record
+    assert record["sentences"] == 100 and record["exported"] == "int8" and record["beam"] == 2  # the checkpoint's beam
+    assert len((tmp_path / "hyp").read_text(encoding="utf-8").splitlines()) == 100
+    assert record["bleu"] > 80 and record["bleu_signature"].startswith("nrefs:1")
