@@ -19,10 +19,12 @@ from typing import Any, Sequence
 from nmt.config import ConfigError, describe, parse_override
 from nmt.runtime import tune_allocator
 
-COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average", "ablate", "analyze")
+COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average", "select", "export", "ablate",
+            "analyze")
 
 
 NO_PACK_HELP = "keep the linear layers' plain weights (default on CPU: pre-packed for oneDNN, nmt.model.packed)"
+QUANTIZE_HELP = "int8: run the linear layers as dynamic int8 (per-channel weight scales; nmt.model.quantize)"
 
 
 def _int_at_least(low: int):
@@ -127,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_tokens", type=_int_at_least(1), default=4000, help="source tokens per decoding batch")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
     p.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
+    p.add_argument("--quantize", choices=["int8"], help=QUANTIZE_HELP)
     _add_decode_options(p)
 
     p = sub.add_parser("translate", help="translate text (stdin or --input) with a checkpoint")
@@ -141,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk_lines", type=_int_at_least(1), default=1000,
                    help="input lines translated and written together (output is flushed after each chunk)")
     p.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
+    p.add_argument("--quantize", choices=["int8"], help=QUANTIZE_HELP)
     _add_decode_options(p)
 
     p = sub.add_parser("score", help="score hypotheses with sacrebleu (BLEU, chrF, TER)")
@@ -157,6 +161,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=_int_at_least(1), help="average the N latest (by step)")
     p.add_argument("--best", type=_int_at_least(1), help="average the N best (by validation BLEU)")
     p.add_argument("--output", "-o", required=True, help="averaged checkpoint path")
+
+    p = sub.add_parser("select", help="choose the final model on the validation set: best-N average and length penalty")
+    p.add_argument("--dir", required=True, help="checkpoint directory (run_dir/checkpoints)")
+    p.add_argument("--output", "-o", required=True, help="the chosen model (.ckpt; the choice goes to .json beside it)")
+    p.add_argument("--alphas", type=float, nargs="+", default=None, help="length penalties to try (default 0.6 0.8 1.0 1.2 1.5)")
+    p.add_argument("--max_n", type=_int_at_least(1), help="largest N to try (default: every kept checkpoint)")
+    p.add_argument("--split", default="valid", help="split to choose on (default: valid)")
+    p.add_argument("--max_tokens", type=_int_at_least(1), default=4000, help="source tokens per decoding batch")
+
+    p = sub.add_parser("export", help="write a checkpoint as a CTranslate2 model directory (pip install '.[export]')")
+    p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt)")
+    p.add_argument("--format", choices=["ctranslate2"], default="ctranslate2", help="target engine")
+    p.add_argument("--output", "-o", required=True, help="model directory to write")
+    p.add_argument("--quantization", choices=["int8", "int8_float32", "int16", "float16"],
+                   help="store the weights quantized (default: float32)")
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty output directory")
 
     p = _config_parser(sub, "ablate", "run an ablation study or campaign (configs/ablation/)")
     p.add_argument("--only", nargs="+", help="run only these settings (by label; a study file only)")
@@ -216,7 +236,8 @@ def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
         from nmt.inference import test_split
 
         result = test_split(
-            args.checkpoint, args.split, _decode_overrides(args), args.output, args.max_tokens, not args.no_pack
+            args.checkpoint, args.split, _decode_overrides(args), args.output, args.max_tokens, not args.no_pack,
+            quantize=args.quantize,
         )
         print(json.dumps(result) if args.json else "\n".join(result["lines"]))
         return 0
@@ -225,7 +246,7 @@ def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
 
         translate_files(
             args.checkpoint, args.input, args.output, _decode_overrides(args), args.max_tokens,
-            args.max_input_len, args.scores, not args.no_pack, chunk_lines=args.chunk_lines,
+            args.max_input_len, args.scores, not args.no_pack, chunk_lines=args.chunk_lines, quantize=args.quantize,
         )
         return 0
     if cmd == "score":
@@ -245,6 +266,18 @@ def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
         from nmt.train.average import average_command
 
         average_command(args.dir, args.checkpoints, args.last, args.best, args.output)
+        return 0
+    if cmd == "export":
+        from nmt.export.ctranslate2 import export_ctranslate2
+
+        record = export_ctranslate2(args.checkpoint, args.output, args.quantization, args.force)
+        print(f"exported {args.checkpoint} ({record['quantization']}) -> {args.output}")
+        return 0
+    if cmd == "select":
+        from nmt.eval.select import DEFAULT_ALPHAS, format_record, select_final
+
+        record = select_final(args.dir, args.output, args.alphas or DEFAULT_ALPHAS, args.max_n, args.split, args.max_tokens)
+        print(format_record(record))
         return 0
     if cmd == "analyze":
         from nmt.analyze.command import analyze

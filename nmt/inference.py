@@ -26,6 +26,7 @@ from nmt.data.subwords import Vocab
 from nmt.decode import DecodeConfig, EnsembleModel, Hypothesis, translate_batch
 from nmt.experiment import ExperimentConfig
 from nmt.model.packed import pack_linears
+from nmt.model.quantize import quantize_linears
 from nmt.model.transformer import Transformer
 
 log = logging.getLogger("nmt")
@@ -43,12 +44,13 @@ class Loaded:
     path: Path
 
 
-def load_model(path: str | Path, pack: bool = True) -> Loaded:
+def load_model(path: str | Path, pack: bool = True, *, quantize: str | None = None) -> Loaded:
     """Load a checkpoint (``nmt.checkpoint``, ``weights_only``) into an eval-mode Transformer with its
     subword models. A file that is not a valid checkpoint is a CheckpointError naming it.
 
     ``pack``: run the linear layers on weights pre-packed for oneDNN (``nmt.model.packed``; CPU,
-    1.2-2.4x faster GEMMs at decoding shapes, results equal up to float rounding). The model is then inference-only."""
+    1.2-2.4x faster GEMMs at decoding shapes, results equal up to float rounding). ``quantize="int8"``: run
+    them as dynamic int8 layers instead (``nmt.model.quantize``). Either way the model is then inference-only."""
     ckpt = Checkpoint.load(path)
     cfg = ExperimentConfig.from_plain(ckpt.config)
     vocab = ckpt.load_vocab()
@@ -60,6 +62,8 @@ def load_model(path: str | Path, pack: bool = True) -> Loaded:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: its weights do not fit the model of its config ({reason})") from None
     model.eval()
+    if quantize is not None:
+        quantize_linears(model, quantize)  # replaces every nn.Linear: nothing is left to pack
     if pack:
         pack_linears(model)
     return Loaded(model, vocab, cfg, Path(path))
@@ -201,12 +205,13 @@ def translate_files(
     with_scores: bool = False,
     pack: bool = True,
     chunk_lines: int = CHUNK_LINES,
+    quantize: str | None = None,
 ) -> None:
     """``nmt translate``: stdin/file in, detokenised hypotheses out (one per line, or with
     ``with_scores`` ``nbest`` lines per input carrying its index). Works as a pipe: output is
     written and flushed chunk by chunk in input order, so an error late in the input keeps the
     output of the lines before it."""
-    models = [load_model(p, pack) for p in checkpoints]
+    models = [load_model(p, pack, quantize=quantize) for p in checkpoints]
     dcfg = decode_config(models[0].cfg.decode, overrides)
     if input_path is not None:
         if not Path(input_path).is_file():
@@ -244,11 +249,12 @@ def test_split(
     output: str | None,
     max_tokens: int = 4000,
     pack: bool = True,
+    quantize: str | None = None,
 ) -> dict[str, Any]:
     """``nmt test``: translate a split of the checkpoint's corpus, score BLEU/chrF with sacrebleu."""
     from nmt.data.datamodule import NMTDataModule
 
-    loaded = load_model(checkpoint, pack)
+    loaded = load_model(checkpoint, pack, quantize=quantize)
     out = Path(output) if output else Path(checkpoint).with_suffix(f".{split}.hyp")
     return score_split(loaded, NMTDataModule(loaded.cfg.data), split, overrides, out, max_tokens)
 

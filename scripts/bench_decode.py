@@ -12,6 +12,7 @@ change the ranking (nor the work).
 
     python scripts/bench_decode.py --beam 5 --matmul_peak 168.7
     python scripts/bench_decode.py --beam 1 --spec 0110
+    python scripts/bench_decode.py --beam 5 --quantize int8             # int8 linear layers (nmt.model.quantize)
     python scripts/bench_decode.py --beam 5 --batches 4 --breakdown     # where the time goes
     python scripts/bench_decode.py --d_model 64 --d_ff 128 --heads 2 --layers 1 --batches 2   # smoke
 
@@ -37,6 +38,7 @@ from nmt.data.subwords import Vocab
 from nmt.decode.config import DecodeConfig
 from nmt.decode.translate import translate_batch
 from nmt.model.packed import pack_linears
+from nmt.model.quantize import ENGINES, quantize_linears
 from nmt.model.transformer import Transformer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -86,6 +88,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batches", type=int, default=N_SENT // BATCH, help="timed batches of 32 (16 = the workload)")
     ap.add_argument("--no_pack", action="store_true", help="keep nn.Linear (MKL) instead of the oneDNN-packed "
                     "linear layers that our inference uses (nmt.model.packed)")
+    ap.add_argument("--quantize", choices=["int8"], help="run the linear layers as dynamic int8 (what "
+                    "`nmt translate --quantize int8` does); the rest stays fp32")
+    ap.add_argument("--quantized_engine", choices=ENGINES, help="int8 kernel library (default: PyTorch's, x86)")
     ap.add_argument("--breakdown", action="store_true", help="time the model's parts (encoder, decoder sublayers, "
                     "output projection, reorder) over the timed batches: 'breakdown_s' in the JSON")
     args = ap.parse_args(argv)
@@ -98,9 +103,12 @@ def main(argv: list[str] | None = None) -> dict:
     batches = decode_batches(args.data, vocab, args.batches)
     t = time.perf_counter()
     model = C.build_model(args, vocab).eval()
+    model_info = C.model_record(args, model)  # before int8 layers, which hold no parameters, replace nn.Linear
+    quantized = quantize_linears(model, args.quantize, args.quantized_engine) if args.quantize else 0
     packed = 0 if args.no_pack else pack_linears(model)
     load_s = time.perf_counter() - t
-    C.log(f"model: {model.num_parameters():,} parameters, {packed} packed linear layers, built in {load_s:.2f} s")
+    C.log(f"model: {model_info['params']:,} parameters, {packed} packed / {quantized} int8 linear layers, "
+          f"built in {load_s:.2f} s")
     cfg = DecodeConfig(beam=args.beam, alpha=0.0, max_len_a=0.0, max_len_b=NEW_TOKENS, max_len=NEW_TOKENS,
                        min_len=NEW_TOKENS, nbest=1)
 
@@ -140,7 +148,9 @@ def main(argv: list[str] | None = None) -> dict:
         "model_tflop": round(flops / 1e12, 3), "mfu": C.mfu(flops, total, peak),
         "flops_method": "encoder once + beam x decoder, Transformer.flops (forward) over real source lengths",
         "length_penalty": "alpha 0 (forced length 32: any penalty leaves the ranking unchanged)",
-        **C.model_record(args, model), "packed_linears": packed, "matmul_peak": peak, "profiled": args.profile,
+        **model_info, "packed_linears": packed, "quantize": args.quantize, "int8_linears": quantized,
+        "quantized_engine": torch.backends.quantized.engine if args.quantize else None,
+        "matmul_peak": peak, "profiled": args.profile,
         "load_s": round(load_s, 2), "peak_rss_mib": C.peak_rss_mib(), "breakdown_s": breakdown, **C.env_info(),
     }
     C.emit(record)

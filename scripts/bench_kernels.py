@@ -5,7 +5,9 @@ Four groups, each line one JSON record (stdout), best of ``--repeats`` timings o
 - ``gemm``: the linear layers of one beam-5 decoding step of the base model (rows = 32 sentences or
   160 hypotheses; 512 -> 512, 512 -> 2048, 2048 -> 512, 512 -> 8000) in GFLOP/s, and the 2048^3
   matmul ceiling, each with PyTorch's default kernel (MKL) and with oneDNN-packed weights
-  (``nmt.model.packed``, what our inference uses);
+  (``nmt.model.packed``, what our inference uses), and with dynamic int8 weights
+  (``nmt.model.quantize``, ``--quantize int8``) on each quantized engine PyTorch has here (x86 picks
+  FBGEMM or oneDNN itself; fbgemm; onednn), activations quantized per call as in decoding;
 - ``train_gemm``: a training-sized linear layer, forward + backward, MKL (autograd) against oneDNN;
 - ``attention``: one decoding step's attention at the workload's shapes, SDPA against explicit
   matmul-softmax-matmul, with keys/values contiguous or in the strided (B, H, S, dh) view that
@@ -29,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from nmt.model.packed import PackedLinear, packing_available
+from nmt.model.quantize import quantize_linears
 
 D, FF, VOCAB, HEADS, LAYERS = 512, 2048, 8000, 8, 6
 
@@ -48,24 +51,43 @@ def best_ms(fn: Callable[[], object], calls: int, repeats: int) -> float:
 def gemm(calls: int, repeats: int) -> list[dict]:
     """Each call runs the shape through 6 distinct weights, as a decoding step runs 6 layers (so the
     weights are not all cache-resident): plain ``F.linear`` (MKL) and oneDNN-packed (``PackedLinear``)."""
-    out = []
+    out, engine_before = [], torch.backends.quantized.engine
     kernels: dict[str, Callable[[torch.nn.Linear], torch.nn.Module]] = {"mkl": lambda lin: lin}
     if packing_available():
         kernels["onednn packed"] = PackedLinear
+    for engine in ("x86", "fbgemm", "onednn"):
+        if engine in torch.backends.quantized.supported_engines:
+            kernels[f"int8 {engine}"] = lambda lin, _e=engine: _int8(lin, _e)
     for rows in (32, 160):
         for d_in, d_out in ((D, D), (D, FF), (FF, D), (D, VOCAB)):
             x = torch.randn(rows, d_in)
             for kernel, wrap in kernels.items():
+                _engine(kernel)
                 layers = [wrap(torch.nn.Linear(d_in, d_out, bias=d_out != VOCAB)) for _ in range(LAYERS)]
                 ms = best_ms(lambda: [f(x) for f in layers], max(1, calls // LAYERS), repeats) / LAYERS
                 out.append({"group": "gemm", "kernel": kernel, "rows": rows, "d_in": d_in, "d_out": d_out,
                             "ms": round(ms, 4), "gflops": round(2 * rows * d_in * d_out / ms / 1e6, 1)})
     for kernel, wrap in kernels.items():
+        _engine(kernel)
         a, lin = torch.randn(2048, 2048), wrap(torch.nn.Linear(2048, 2048, bias=False))
         ms = best_ms(lambda: lin(a), max(1, calls // 20), repeats)
         out.append({"group": "gemm", "kernel": kernel, "rows": 2048, "d_in": 2048, "d_out": 2048, "ms": ms,
                     "gflops": round(2 * 2048**3 / ms / 1e6, 1), "note": "matmul ceiling"})
+    torch.backends.quantized.engine = engine_before
     return out
+
+
+def _int8(lin: torch.nn.Linear, engine: str) -> torch.nn.Module:
+    """``lin`` as the dynamic int8 layer ``nmt.model.quantize`` makes, weights packed for ``engine``."""
+    box = torch.nn.Sequential(lin).eval()
+    quantize_linears(box, "int8", engine)
+    return box[0]
+
+
+def _engine(kernel: str) -> None:
+    """Select the quantized engine an "int8 <engine>" kernel runs on (its weights were packed for it)."""
+    if kernel.startswith("int8 "):
+        torch.backends.quantized.engine = kernel.split()[1]
 
 
 class OneDNNLinear(torch.autograd.Function):

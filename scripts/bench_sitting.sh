@@ -7,15 +7,18 @@
 #   REPEATS=1 VARIANTS=0 EPOCH=0 bash scripts/bench_sitting.sh   # one quick repeat (~16 min)
 #   TRAIN=0 VARIANTS=0 EPOCH=0 bash scripts/bench_sitting.sh      # decoding only, 3 repeats (~17 min)
 #
+#   TRAIN=0 VARIANTS=0 EPOCH=0 INT8=1 bash scripts/bench_sitting.sh   # decoding incl. int8 rows (~30 min)
+#
 # Knobs (environment): PEERS (peer benchmark dir), REPEATS (3), TRAIN (1: the training pair in each
-# repeat; 0: decoding only), VARIANTS (1: our other mechanisms, short runs, once), EPOCH (1: our
+# repeat; 0: decoding only), INT8 (1: our int8 decoder, `--quantize int8`, and our model exported to
+# CTranslate2, float32 and int8, in each repeat; 0: not), VARIANTS (1: our other mechanisms, short runs, once), EPOCH (1: our
 # end-to-end Multi30k epoch, once), OUT (where the raw JSON lines
 # and logs go; default $TMPDIR/sitting). Output: $OUT/sitting.jsonl, one line
 # {"name", "rep", "result"} per run, and at the end the tables of scripts/sitting_table.py on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS=$(realpath "${PEERS:-../shared/bench/peers}")
-REPEATS=${REPEATS:-3}; VARIANTS=${VARIANTS:-1}; EPOCH=${EPOCH:-1}; TRAIN=${TRAIN:-1}
+REPEATS=${REPEATS:-3}; VARIANTS=${VARIANTS:-1}; EPOCH=${EPOCH:-1}; TRAIN=${TRAIN:-1}; INT8=${INT8:-1}
 T=${TMPDIR:-/tmp}; OUT=${OUT:-$T/sitting}
 VENV=$T/peers-venv; P=$VENV/bin/python
 export PEERS_WORK=$T/peers-work PEERS_OUT=$T/peers-out
@@ -31,6 +34,8 @@ for q in float32 int8; do
         --model "$PEERS_WORK/hf_marian" --output_dir "$PEERS_WORK/ct2_$q" --quantization $q --force 2>>"$LOGS/convert.err"
 done
 (cd "$PEERS" && "$P" check_parity.py 2>"$LOGS/parity.err" | tail -n1)
+OURS_CT2=$T/ours-ct2  # our benchmark model through nmt.export.ctranslate2, read by the peers' decode_ct2.py
+[ "$INT8" = 1 ] && python scripts/bench_export.py --out "$OURS_CT2" 2>"$LOGS/export.err" | tail -n1
 
 record() {  # name rep json
     echo "{\"name\": \"$1\", \"rep\": $2, \"result\": ${3:-null}}" >> "$RAW"
@@ -38,6 +43,7 @@ record() {  # name rep json
 }
 peer() { local n=$1; shift; record "$n" "$rep" "$(cd "$PEERS" && "$P" "$@" 2>>"$LOGS/$n.err" | tail -n1)"; }
 ours() { local n=$1; shift; record "$n" "$rep" "$(python "$@" --matmul_peak "$PEAK" 2>>"$LOGS/$n.err" | tail -n1)"; }
+exported() { local n=$1; shift; record "$n" "$rep" "$(cd "$PEERS" && PEERS_WORK=$OURS_CT2 "$P" "$@" 2>>"$LOGS/$n.err" | tail -n1)"; }
 
 for rep in $(seq "$REPEATS"); do
     peer matmul_peak matmul_peak.py
@@ -49,6 +55,13 @@ for rep in $(seq "$REPEATS"); do
     ours nmt_b1         scripts/bench_decode.py --beam 1
     peer ct2_int8_b5    decode_ct2.py --compute_type int8 --beam 5
     peer ct2_int8_b1    decode_ct2.py --compute_type int8 --beam 1
+    if [ "$INT8" = 1 ]; then
+        ours nmt_b5_int8        scripts/bench_decode.py --beam 5 --quantize int8
+        ours nmt_b1_int8        scripts/bench_decode.py --beam 1 --quantize int8
+        exported ours_ct2_float32_b5 decode_ct2.py --compute_type float32 --beam 5
+        exported ours_ct2_int8_b5    decode_ct2.py --compute_type int8 --beam 5
+        exported ours_ct2_int8_b1    decode_ct2.py --compute_type int8 --beam 1
+    fi
     peer hf_b5          decode_hf.py --beam 5
     peer hf_b1          decode_hf.py --beam 1
     if [ "$TRAIN" = 1 ]; then

@@ -10,4 +10,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch first, pinned to the local CPU wheel, so that no dependency pulls a multi-GB CUDA build
 .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pip install -q -e '.[dev,export]'

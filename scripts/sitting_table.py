@@ -23,16 +23,25 @@ ROWS = [  # (name in the sitting, toolkit, measurement)
     ("ct2_int8_b5", "CTranslate2 int8", "beam 5"),
     ("nmt_b5", "ours (`1000`)", "beam 5"),
     ("nmt_b5_plain", "ours (`1000`, `--no_pack`: plain MKL weights)", "beam 5"),
+    ("nmt_b5_int8", "ours (`1000`, `--quantize int8`)", "beam 5"),
+    ("ours_ct2_float32_b5", "ours exported to CTranslate2, float32", "beam 5"),
+    ("ours_ct2_int8_b5", "ours exported to CTranslate2, int8", "beam 5"),
     ("hf_b1", "HF transformers", "greedy"),
     ("ct2_float32_b1", "CTranslate2 float32", "greedy"),
     ("ct2_int8_b1", "CTranslate2 int8", "greedy"),
     ("nmt_b1", "ours (`1000`)", "greedy"),
+    ("nmt_b1_int8", "ours (`1000`, `--quantize int8`)", "greedy"),
+    ("ours_ct2_int8_b1", "ours exported to CTranslate2, int8", "greedy"),
 ]
 RATIOS = [  # (label, ours, peer, key, target)
     ("training target tok/s, ours / HF", "nmt_train", "train_hf", "tgt_tok_per_s", ">= 1.0x"),
     ("beam 5 sentences/s, ours / CTranslate2 float32", "nmt_b5", "ct2_float32_b5", "sent_per_s", ">= 1.0x"),
     ("beam 5 sentences/s, ours / HF", "nmt_b5", "hf_b5", "sent_per_s", ">= 1.5x"),
     ("greedy sentences/s, ours / CTranslate2 float32", "nmt_b1", "ct2_float32_b1", "sent_per_s", ">= 0.8x"),
+    ("beam 5 sentences/s, ours int8 / CTranslate2 int8", "nmt_b5_int8", "ct2_int8_b5", "sent_per_s", ">= 1.0x"),
+    ("greedy sentences/s, ours int8 / CTranslate2 int8", "nmt_b1_int8", "ct2_int8_b1", "sent_per_s", ">= 1.0x"),
+    ("beam 5 sentences/s, our export in CTranslate2 int8 / the peers' CTranslate2 int8", "ours_ct2_int8_b5",
+     "ct2_int8_b5", "sent_per_s", "~1.0x (same engine, same size)"),
 ]
 
 
@@ -84,6 +93,10 @@ def main(argv: list[str] | None = None) -> str:
             out.append(f"| {label} | **{median(runs[ours], key) / median(runs[peer], key):.2f}x** | {target} |")
     rss = [(w, o, p) for w, o, p in (("training", "nmt_train", "train_hf"), ("beam 5", "nmt_b5", "hf_b5"),
                                     ("greedy", "nmt_b1", "hf_b1")) if runs.get(o) and runs.get(p)]
+    for what, o, p in (("beam 5", "nmt_b5_int8", "ct2_int8_b5"), ("greedy", "nmt_b1_int8", "ct2_int8_b1")):
+        if runs.get(o) and runs.get(p):
+            out.append(f"| peak RSS MiB, {what}: ours int8 / CTranslate2 int8 | {median(runs[o], 'peak_rss_mib'):,.0f} / "
+                       f"{median(runs[p], 'peak_rss_mib'):,.0f} | reported |")
     if rss:
         ratios = ", ".join(f"{median(runs[o], 'peak_rss_mib') / median(runs[p], 'peak_rss_mib'):.2f}" for _, o, p in rss)
         out.append(f"| peak RSS ours / HF: {', '.join(w for w, _, _ in rss)} | {ratios} | <= 1.0 |")

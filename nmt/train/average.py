@@ -11,7 +11,7 @@ import torch
 from nmt.checkpoint import Checkpoint
 
 
-def _candidates(directory: str) -> list[tuple[Path, Checkpoint]]:
+def candidates(directory: str) -> list[tuple[Path, Checkpoint]]:
     """The checkpoints of ``directory`` except last.ckpt, one per update (a step saved twice, as by a
     resumed run that validated it again, counts once: its newest file)."""
     d = Path(directory)
@@ -35,7 +35,7 @@ def select(directory: str, last: int | None, best: int | None) -> list[Path]:
     """Paths of the ``last`` latest (by step) or ``best`` (by validation BLEU) checkpoints."""
     if (last is None) == (best is None):
         raise ValueError("give exactly one of --last N or --best N")
-    cands = _candidates(directory)
+    cands = candidates(directory)
     n = last if last is not None else best
     if n is None or n < 1 or n > len(cands):
         raise ValueError(f"cannot average {n} checkpoints: {len(cands)} available in {directory}")

@@ -88,6 +88,14 @@ def test_decode_forces_32_tokens(capsys, beam):
 
 
 @needs_workload
+def test_decode_in_int8(capsys):
+    record = bench_decode.main(TINY + ["--beam", "2", "--batches", "1", "--quantize", "int8"])
+    assert one_json_line(capsys) == record
+    assert record["quantize"] == "int8" and record["int8_linears"] > 0 and record["packed_linears"] == 0
+    assert record["params"] == C.build_model(_namespace(TINY), C.load_vocab(C.PEERS_DIR)).num_parameters()
+
+
+@needs_workload
 def test_decode_flops_scale_the_decoder_with_the_beam():
     vocab = C.load_vocab(C.PEERS_DIR)
     model = C.build_model(_namespace(TINY), vocab)
@@ -137,6 +145,8 @@ def test_kernels_micro_benchmarks_print_their_records(capsys):
     attention = [r for r in records if r["group"] == "attention"]
     assert len(attention) == 8 and all(r["sdpa_ms"] > 0 and r["explicit_ms"] > 0 for r in attention)
     assert {r["rows"] for r in records if r["group"] == "gemm"} == {32, 160, 2048}
+    assert "int8 x86" in {r["kernel"] for r in records if r["group"] == "gemm"}
+    assert torch.backends.quantized.engine == "x86"  # the engine the int8 rows switched is restored
 
 
 @pytest.mark.skipif(not packing_available(), reason="no oneDNN linear in this build")
@@ -163,6 +173,9 @@ def test_sitting_table_takes_medians_and_ratios_of_medians(tmp_path, capsys):
         {"name": "variant_b5:1000", "rep": 1, "result": {"sent_per_s": 4.0}},
         {"name": "variant_train:1111", "rep": 1, "result": {"sec_per_step": 2.5, "tgt_tok_per_s": 8.0, "params": 6}},
         {"name": "variant_b5:1111", "rep": 1, "result": {"sent_per_s": 3.0}},
+        {"name": "ct2_int8_b5", "rep": 1, "result": {"sent_per_s": 10.0, "peak_rss_mib": 200.0}},
+        {"name": "nmt_b5_int8", "rep": 1, "result": {"sent_per_s": 12.0, "peak_rss_mib": 300.0}},
+        {"name": "nmt_b5_int8", "rep": 2, "result": {"sent_per_s": 8.0, "peak_rss_mib": 320.0}},
     ]
     raw = tmp_path / "sitting.jsonl"
     raw.write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -171,8 +184,46 @@ def test_sitting_table_takes_medians_and_ratios_of_medians(tmp_path, capsys):
     assert "| training target tok/s, ours / HF | **1.20x** | >= 1.0x |" in text
     assert "| peak RSS ours / HF: training | 0.90 | <= 1.0 |" in text
     assert "| `1111` | 2.50 | 1.25x | 8.0 | 3.00 | 0.75x | 6 |" in text
+    assert "| ours (`1000`, `--quantize int8`) | beam 5 | 2 |  |  | 10.00 (8.00-12.00) | 310 (300-320) |" in text
+    assert "| beam 5 sentences/s, ours int8 / CTranslate2 int8 | **1.00x** | >= 1.0x |" in text
+    assert "| peak RSS MiB, beam 5: ours int8 / CTranslate2 int8 | 310 / 200 | reported |" in text
     with pytest.raises(SystemExit, match="missing.jsonl: no such file"):
         sitting_table.main([str(tmp_path / "missing.jsonl")])
     raw.write_text("not json\n")
     with pytest.raises(SystemExit, match="sitting.jsonl:1: not a JSON line"):
         sitting_table.main([str(raw)])
+
+
+@needs_workload
+def test_export_writes_the_benchmark_model_where_decode_ct2_reads_it(capsys, tmp_path):
+    ct2 = pytest.importorskip("ctranslate2")
+    import bench_export
+
+    record = bench_export.main(TINY + ["--out", str(tmp_path)])
+    assert one_json_line(capsys) == record
+    for q in ("float32", "int8"):
+        assert record["dirs"][q] == str(tmp_path / f"ct2_{q}")
+        tr = ct2.Translator(record["dirs"][q], device="cpu", compute_type=q)
+        out = tr.translate_batch([["▁a", "</s>"]], beam_size=1, min_decoding_length=4, max_decoding_length=4)
+        assert len(out[0].hypotheses[0]) == 4
+
+
+def test_deploy_translates_and_scores_an_exported_model(trained_tiny, reverse_root, tmp_path, capsys):
+    pytest.importorskip("ctranslate2")
+    import bench_deploy
+
+    from nmt.cli import main as nmt_main
+
+    assert nmt_main(["export", "--checkpoint", str(trained_tiny / "checkpoints" / "last.ckpt"), "-o", str(tmp_path / "m"),
+                     "--quantization", "int8"]) == 0
+    capsys.readouterr()
+    src, ref = reverse_root / "copy" / "test.src", reverse_root / "copy" / "test.tgt"
+    record = bench_deploy.main(["--model", str(tmp_path / "m"), "--compute_type", "int8", "--src", str(src),
+                                "--ref", str(ref), "--out", str(tmp_path / "hyp"), "--batch", "16"])
+    assert one_json_line(capsys) == record
+    assert record["sentences"] == 100 and record["exported"] == "int8" and record["beam"] == 2  # the checkpoint's beam
+    from nmt.eval.score import score_files
+
+    assert len((tmp_path / "hyp").read_text(encoding="utf-8").splitlines()) == 100
+    assert record["bleu"] == score_files(tmp_path / "hyp", ref, ["bleu"])[0].score > 50  # the written output, scored
+    assert record["bleu_signature"].startswith("nrefs:1")

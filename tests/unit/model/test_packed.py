@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_transformer import MIXED, batch, seeded
+from helpers.model_toys import MIXED, batch, seeded
 from torch import nn
 
 from nmt.decode import DecodeConfig, translate_batch

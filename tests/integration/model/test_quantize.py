@@ -1,0 +1,80 @@
+"""Int8 decoding: every linear layer of every mechanism quantized, close to float32, same translations
+of a trained model on most sentences, also as an ensemble and through the command line."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers.model_toys import MIXED, batch, seeded
+from torch import nn
+
+from nmt import inference
+from nmt.cli import main
+from nmt.decode import DecodeConfig, translate_batch
+from nmt.model.quantize import quantize_linears, quantized_linear_type, set_engine
+
+
+@pytest.mark.parametrize("specs", MIXED, ids=lambda s: "|".join(str(v) for v in s.values()))
+def test_every_linear_becomes_int8_and_the_logits_stay_close(specs):
+    plain, q = seeded(**specs).eval(), seeded(**specs).eval()
+    n_linear = sum(type(m) is nn.Linear for m in plain.modules())
+    assert quantize_linears(q) == n_linear > 0
+    assert not any(type(m) is nn.Linear for m in q.modules())
+    assert sum(isinstance(m, quantized_linear_type()) for m in q.modules()) == n_linear
+    src, smask, tgt = batch()
+    with torch.inference_mode():
+        a, b = plain.logits(plain(src, smask, tgt)), q.logits(q(src, smask, tgt))
+        assert not torch.equal(a, b)  # int8 arithmetic happened
+        assert (a - b).abs().max() < 0.03 * a.abs().max()  # ... and stays within a few % of the logit scale
+        hyps = translate_batch(q, src, smask, DecodeConfig(beam=2, max_len=8), 1, 2, 0)
+    assert len(hyps) == src.size(0) and all(h[0].tokens for h in hyps)
+
+
+def test_weights_have_one_scale_per_output_channel():
+    model = seeded().eval()
+    quantize_linears(model)
+    w = model.output.weight()  # the (tied) output projection, now its own int8 copy
+    assert w.dtype == torch.qint8 and w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
+    assert w.q_per_channel_scales().shape == (model.output.out_features,)
+    assert not w.q_per_channel_zero_points().any()  # symmetric: zero point 0
+    assert model.tgt_embed.table.weight.dtype == torch.float32  # embeddings stay float
+
+
+def test_bad_requests_are_clear_errors():
+    with pytest.raises(ValueError, match="quantize must be one of int8"):
+        quantize_linears(seeded().eval(), "int4")
+    with pytest.raises(ValueError, match="eval"):
+        quantize_linears(seeded())
+    with pytest.raises(ValueError, match="not available"):
+        set_engine("tpu")
+
+
+def _agreement(a: list, b: list) -> float:
+    return sum(x[0].tokens == y[0].tokens for x, y in zip(a, b)) / len(a)
+
+
+def test_int8_and_float32_agree_on_most_sentences_of_a_trained_model(trained_tiny, reverse_root):
+    ckpts = sorted((trained_tiny / "checkpoints").glob("step*.ckpt"))[-2:]
+    lines = (reverse_root / "copy" / "test.src").read_text(encoding="utf-8").splitlines()
+    refs = (reverse_root / "copy" / "test.tgt").read_text(encoding="utf-8").splitlines()
+    dcfg = DecodeConfig(beam=4)
+    fp32 = inference.load_model(ckpts[-1])
+    int8 = inference.load_model(ckpts[-1], quantize="int8")
+    assert any(isinstance(m, quantized_linear_type()) for m in int8.model.modules())
+    a, b = inference.translate_lines(fp32, lines, dcfg), inference.translate_lines(int8, lines, dcfg)
+    correct = sum(fp32.vocab.decode_tgt(h[0].tokens) == r for h, r in zip(a, refs)) / len(refs)
+    assert correct >= 0.5, f"the float32 model solves only {correct:.0%}: agreement would say little"
+    assert _agreement(a, b) >= 0.9
+    ens32 = [inference.load_model(c) for c in ckpts]
+    ens8 = [inference.load_model(c, quantize="int8") for c in ckpts]
+    assert _agreement(inference.translate_lines(ens32, lines, dcfg), inference.translate_lines(ens8, lines, dcfg)) >= 0.9
+
+
+def test_cli_translates_in_int8(trained_tiny, reverse_root, tmp_path):
+    src = reverse_root / "copy" / "test.src"
+    out8, out32 = tmp_path / "int8.txt", tmp_path / "fp32.txt"
+    ckpt = str(trained_tiny / "checkpoints" / "last.ckpt")
+    assert main(["translate", "--checkpoint", ckpt, "-i", str(src), "-o", str(out8), "--quantize", "int8"]) == 0
+    assert main(["translate", "--checkpoint", ckpt, "-i", str(src), "-o", str(out32)]) == 0
+    a, b = out8.read_text(encoding="utf-8").splitlines(), out32.read_text(encoding="utf-8").splitlines()
+    assert len(a) == len(b) == 100 and sum(x == y for x, y in zip(a, b)) >= 90
