@@ -43,7 +43,7 @@ from nmt.modules.base import (
     softmax_flops,
     step_position,
 )
-from nmt.modules.deformable import estimated_target_length, linear_neighbours, sampling_grid
+from nmt.modules.deformable import cross_reference, linear_neighbours, sampling_grid, source_lengths
 from nmt.modules.options import BuildContext, MechanismOptions
 
 
@@ -93,20 +93,6 @@ def interpolate(src: Tensor, pos: Tensor, key_ok: Tensor | None, limit: Tensor |
     gathered = gathered.view(B, G, T, 2, K, c)  # (B, G, T, 2, K, c)
     samples = (coef.view(B, G, T, 2, K, 1) * gathered).sum(3)  # (B, G, T, K, c)
     return samples, idx, coef
-
-
-def cross_reference(q: Tensor, src_len: Tensor, ratio: float, dtype: torch.dtype) -> Tensor:
-    """r_q = q * S / T_hat for query positions ``q`` (T,) and source lengths (B,) -> (B, 1, T, 1)."""
-    scale = src_len.to(torch.float64) / estimated_target_length(src_len, ratio)  # (B,)
-    return (q.to(torch.float64)[None, :] * scale[:, None]).to(dtype)[:, None, :, None]
-
-
-def source_lengths(memory: Tensor, memory_padding_mask: Tensor | None) -> Tensor:
-    """True length of each memory row (B,)."""
-    B, S, _ = memory.shape
-    if memory_padding_mask is None:
-        return torch.full((B,), S, device=memory.device)
-    return (~memory_padding_mask).sum(1)
 
 
 class DeformConv(Mixer):

@@ -111,6 +111,20 @@ def estimated_target_length(src_len: Tensor, ratio: float) -> Tensor:
     return torch.clamp(torch.round(src_len.to(torch.float64) * ratio), min=1.0)
 
 
+def cross_reference(q: Tensor, src_len: Tensor, ratio: float, dtype: torch.dtype) -> Tensor:
+    """r_q = q * S / T_hat for query positions ``q`` (T,) and source lengths (B,) -> (B, 1, T, 1)."""
+    scale = src_len.to(torch.float64) / estimated_target_length(src_len, ratio)  # (B,)
+    return (q.to(torch.float64)[None, :] * scale[:, None]).to(dtype)[:, None, :, None]
+
+
+def source_lengths(memory: Tensor, memory_padding_mask: Tensor | None) -> Tensor:
+    """True length of each memory row (B,)."""
+    B, S, _ = memory.shape
+    if memory_padding_mask is None:
+        return torch.full((B,), S, device=memory.device)
+    return (~memory_padding_mask).sum(1)
+
+
 class Deformable(Mixer):
     """Per-head 1D deformable sampling with content-predicted offsets and point weights."""
 
@@ -177,18 +191,6 @@ class Deformable(Mixer):
         dense = coef.new_zeros(*idx.shape[:3], S)
         self.last_weights = dense.scatter_add_(3, idx, coef).detach()
 
-    @staticmethod
-    def _source_lengths(memory: Tensor, memory_padding_mask: Tensor | None) -> Tensor:
-        B, S, _ = memory.shape
-        if memory_padding_mask is None:
-            return torch.full((B,), S, device=memory.device)
-        return (~memory_padding_mask).sum(1)
-
-    def _cross_reference(self, q: Tensor, src_len: Tensor, dtype: torch.dtype) -> Tensor:
-        """r_q = q * S / T_hat for query positions ``q`` (T,): (B, 1, T, 1)."""
-        scale = src_len.to(torch.float64) / estimated_target_length(src_len, self.ratio)  # (B,)
-        return (q.to(torch.float64)[None, :] * scale[:, None]).to(dtype)[:, None, :, None]
-
     # ---- Mixer interface --------------------------------------------------------------------
     def forward(
         self,
@@ -206,7 +208,7 @@ class Deformable(Mixer):
                 raise ValueError("deformable cross role needs memory")
             v = self._values(memory, memory_padding_mask)
             key_pad = memory_padding_mask
-            ref = self._cross_reference(q, self._source_lengths(memory, memory_padding_mask), x.dtype)
+            ref = cross_reference(q, source_lengths(memory, memory_padding_mask), self.ratio, x.dtype)
         else:
             v = self._values(x, padding_mask)
             key_pad = padding_mask
@@ -249,9 +251,9 @@ class Deformable(Mixer):
                 state = {
                     "v": self._values(memory, memory_padding_mask),
                     "key_ok": key_ok,
-                    "src_len": self._source_lengths(memory, memory_padding_mask),
+                    "src_len": source_lengths(memory, memory_padding_mask),
                 }
-            ref = self._cross_reference(q, state["src_len"], x_t.dtype)  # (B, 1, 1, 1)
+            ref = cross_reference(q, state["src_len"], self.ratio, x_t.dtype)  # (B, 1, 1, 1)
             pos, w = self._points(x_t, ref)
             y, _, _ = self._read(state["v"], pos, w, state["key_ok"], None)
             return self._merge(y), {**state, "t": t + 1}

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.modules.base import Mixer, State, check_no_nan_rows, extend_cache, linear_flops, softmax_flops, step_position
-from nmt.modules.deform_conv import DeformConv, DeformConvOptions, cross_reference, source_lengths
-from nmt.modules.deformable import Deformable, DeformableOptions
+from nmt.modules.deform_conv import DeformConv, DeformConvOptions
+from nmt.modules.deformable import Deformable, DeformableOptions, cross_reference, source_lengths
 from nmt.modules.options import BuildContext, MechanismOptions
 from nmt.modules.spec import MixerSpec, SpecError
 
@@ -118,7 +118,7 @@ class JointDeformAttn(Mixer):
             if memory is None:
                 raise ValueError("0010&deform_attn cross role needs memory")
             src, key_pad = memory, memory_padding_mask
-            ref = d._cross_reference(q, d._source_lengths(memory, memory_padding_mask), x.dtype)
+            ref = cross_reference(q, source_lengths(memory, memory_padding_mask), d.ratio, x.dtype)
         else:
             src, key_pad = x, padding_mask
             ref = q.to(x.dtype)[None, None, :, None]  # (1, 1, T, 1)
@@ -164,9 +164,9 @@ class JointDeformAttn(Mixer):
                 key_ok = torch.ones(memory.shape[:2], dtype=torch.bool, device=memory.device)
                 if memory_padding_mask is not None:
                     key_ok = ~memory_padding_mask
-                src_len = d._source_lengths(memory, memory_padding_mask)
+                src_len = source_lengths(memory, memory_padding_mask)
                 state = {"v": v, "key_ok": key_ok, "src_len": src_len, "e3": e3}
-            ref = d._cross_reference(torch.tensor([t], device=x_t.device), state["src_len"], x_t.dtype)
+            ref = cross_reference(torch.tensor([t], device=x_t.device), state["src_len"], d.ratio, x_t.dtype)
             pos, w = d._points(x_t, ref)
             y, _, _ = d._read(state["v"], pos, w, state["key_ok"], None)
             return d._merge(y + state["e3"]), {**state, "t": t + 1}
