@@ -31,3 +31,8 @@ echo "== test_2016_flickr, final model (selected on val; beam 5, its alpha)"
 $NMT translate --checkpoint $RUN/final.ckpt --beam 5 \
   --input "$ROOT/multi30k/test_2016_flickr.en" --output $RUN/test_2016_flickr.final.hyp.de
 $NMT score --hyp $RUN/test_2016_flickr.final.hyp.de --ref "$ROOT/multi30k/test_2016_flickr.de" --metrics bleu chrf
+# The same final model decoded with int8 linear layers (dynamic activation scales, per-channel weights)
+echo "== test_2016_flickr, final model, int8 decoding"
+$NMT translate --checkpoint $RUN/final.ckpt --beam 5 --quantize int8 \
+  --input "$ROOT/multi30k/test_2016_flickr.en" --output $RUN/test_2016_flickr.final.int8.hyp.de
+$NMT score --hyp $RUN/test_2016_flickr.final.int8.hyp.de --ref "$ROOT/multi30k/test_2016_flickr.de" --metrics bleu chrf
