@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", required=True, help="checkpoint directory (run_dir/checkpoints)")
     p.add_argument("--output", "-o", required=True, help="the chosen model (.ckpt; the choice goes to .json beside it)")
     p.add_argument("--alphas", type=float, nargs="+", default=None, help="length penalties to try (default 0.6 0.8 1.0 1.2 1.5)")
+    p.add_argument("--alpha_max", type=float, default=3.0,
+                   help="when the best alpha is the largest tried, try 0.5 more up to this (default 3.0)")
     p.add_argument("--max_n", type=_int_at_least(1), help="largest N to try (default: every kept checkpoint)")
     p.add_argument("--split", default="valid", help="split to choose on (default: valid)")
     p.add_argument("--max_tokens", type=_int_at_least(1), default=4000, help="source tokens per decoding batch")
@@ -276,7 +278,8 @@ def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
     if cmd == "select":
         from nmt.eval.select import DEFAULT_ALPHAS, format_record, select_final
 
-        record = select_final(args.dir, args.output, args.alphas or DEFAULT_ALPHAS, args.max_n, args.split, args.max_tokens)
+        record = select_final(args.dir, args.output, args.alphas or DEFAULT_ALPHAS, args.max_n, args.split, args.max_tokens,
+                              alpha_max=args.alpha_max)
         print(format_record(record))
         return 0
     if cmd == "analyze":

@@ -7,7 +7,9 @@ settings (beam 5 in the shipped configs):
    N = 1 .. the number kept (``train.save_top_k``), scored with the configured length penalty;
    the best N wins (ties: the smaller N).
 2. alpha: the GNMT length penalty, scored for each value of a small grid on that average; the best
-   wins (ties: the configured alpha, then the smaller value).
+   wins (ties: the configured alpha, then the smaller value). When the best is the largest value
+   tried, the grid is extended upwards in steps of ``ALPHA_STEP`` until the score stops rising or
+   ``alpha_max`` is reached, so that the choice is not an artefact of the grid's edge.
 
 The chosen average is written as a checkpoint whose ``decode.alpha`` is the chosen value (so
 ``nmt translate`` / ``nmt test`` use it without flags), with a JSON record of every score beside it.
@@ -28,6 +30,8 @@ from nmt.train.average import average_checkpoints, candidates, select
 log = logging.getLogger("nmt")
 
 DEFAULT_ALPHAS = (0.6, 0.8, 1.0, 1.2, 1.5)
+ALPHA_STEP = 0.5  # extension step beyond the grid's largest value
+DEFAULT_ALPHA_MAX = 3.0
 
 
 def _val_bleu(path: Path, split: str, overrides: dict[str, Any], max_tokens: int, pack: bool) -> float:
@@ -55,6 +59,7 @@ def select_final(
     split: str = "valid",
     max_tokens: int = 4000,
     pack: bool = True,
+    alpha_max: float = DEFAULT_ALPHA_MAX,
 ) -> dict[str, Any]:
     """Choose N (best-N average) and alpha on ``split``, write the chosen model to ``output`` and the
     record to ``output`` with suffix ``.json``; return the record."""
@@ -79,6 +84,15 @@ def select_final(
             if float(a) not in by_alpha:
                 by_alpha[float(a)] = _val_bleu(path, split, {"alpha": float(a)}, max_tokens, pack)
                 log.info("alpha %.2f: %s BLEU %.2f", a, split, by_alpha[float(a)])
+        extended = []
+        def at_edge() -> bool:
+            return _best(by_alpha, [base_alpha, *sorted(by_alpha)]) == max(by_alpha)
+
+        while at_edge() and max(by_alpha) + ALPHA_STEP <= alpha_max:
+            a = round(max(by_alpha) + ALPHA_STEP, 6)  # the best is at the grid's edge: look one step further
+            by_alpha[a] = _val_bleu(path, split, {"alpha": a}, max_tokens, pack)
+            extended.append(a)
+            log.info("alpha %.2f (beyond the grid): %s BLEU %.2f", a, split, by_alpha[a])
     alpha = _best(by_alpha, [base_alpha, *sorted(by_alpha)])
     chosen.config = {**chosen.config, "decode": {**chosen.config.get("decode", {}), "alpha": alpha}}
     record = {
@@ -88,6 +102,7 @@ def select_final(
         "alpha": alpha,
         "bleu_by_n": {str(k): v for k, v in by_n.items()},
         "bleu_by_alpha": {f"{k:g}": v for k, v in sorted(by_alpha.items())},
+        "alphas_beyond_grid": extended,
         "bleu": by_alpha[alpha],
         "output": str(output),
     }

@@ -21,7 +21,8 @@ def test_select_takes_the_validation_maxima_and_writes_them(trained_tiny, tmp_pa
     original = NMTDataModule.sources
     monkeypatch.setattr(NMTDataModule, "sources", lambda self, split: read.append(split) or original(self, split))
     out = tmp_path / "final.ckpt"
-    assert main(["select", "--dir", str(ckpts), "--output", str(out), "--alphas", "0.0", "1.0", "2.0"]) == 0
+    assert main(["select", "--dir", str(ckpts), "--output", str(out), "--alphas", "0.0", "1.0", "2.0",
+                 "--alpha_max", "2.0"]) == 0
     assert set(read) == {"valid"}  # chosen on validation only
     record = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     by_n = {int(k): v for k, v in record["bleu_by_n"].items()}
@@ -39,6 +40,22 @@ def test_select_takes_the_validation_maxima_and_writes_them(trained_tiny, tmp_pa
     assert f"chosen: N={record['n']}" in capsys.readouterr().out
     assert main(["test", "--checkpoint", str(out), "--split", "valid", "--json"]) == 0  # uses its alpha
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["bleu"] == pytest.approx(record["bleu"])
+
+
+def test_a_best_alpha_at_the_grids_edge_extends_the_grid(trained_tiny, tmp_path, monkeypatch):
+    def fake_bleu(path, split, overrides, max_tokens, pack):  # rises up to alpha 2.5, then falls
+        a = overrides.get("alpha", 0.6)
+        return 30.0 - (a - 2.5) ** 2
+
+    monkeypatch.setattr(sel, "_val_bleu", fake_bleu)
+    ckpts = trained_tiny / "checkpoints"
+    record = sel.select_final(ckpts, tmp_path / "f.ckpt", alphas=[0.6, 1.0, 1.5])
+    assert record["alphas_beyond_grid"] == [2.0, 2.5, 3.0] and record["alpha"] == 2.5
+    assert set(record["bleu_by_alpha"]) == {"0.6", "1", "1.5", "2", "2.5", "3"}
+    capped = sel.select_final(ckpts, tmp_path / "g.ckpt", alphas=[0.6, 1.0, 1.5], alpha_max=2.0)
+    assert capped["alphas_beyond_grid"] == [2.0] and capped["alpha"] == 2.0
+    inside = sel.select_final(ckpts, tmp_path / "h.ckpt", alphas=[2.0, 2.5, 3.5])
+    assert inside["alphas_beyond_grid"] == [] and inside["alpha"] == 2.5
 
 
 def test_ties_go_to_the_preferred_key():
