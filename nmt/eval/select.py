@@ -84,7 +84,8 @@ def select_final(
             if float(a) not in by_alpha:
                 by_alpha[float(a)] = _val_bleu(path, split, {"alpha": float(a)}, max_tokens, pack)
                 log.info("alpha %.2f: %s BLEU %.2f", a, split, by_alpha[float(a)])
-        extended = []
+        extended: list[float] = []
+
         def at_edge() -> bool:
             return _best(by_alpha, [base_alpha, *sorted(by_alpha)]) == max(by_alpha)
 
