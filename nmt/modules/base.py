@@ -64,6 +64,17 @@ class Mixer(nn.Module):
         """
         raise NotImplementedError
 
+    def keys_of(
+        self, x: Tensor, padding_mask: Tensor | None, memory: Tensor | None, memory_padding_mask: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """The sequence ``forward`` mixes over and its padding: ``x`` for the self roles, ``memory``
+        (B, S, D) for cross (an error when it is missing)."""
+        if self.role != "cross":
+            return x, padding_mask
+        if memory is None:
+            raise ValueError(f"{type(self).__name__} ({self.role} role) needs memory (B, S, D)")
+        return memory, memory_padding_mask
+
     def step(
         self,
         x_t: Tensor,

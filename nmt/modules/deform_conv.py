@@ -43,7 +43,7 @@ from nmt.modules.base import (
     softmax_flops,
     step_position,
 )
-from nmt.modules.deformable import cross_reference, linear_neighbours, sampling_grid, source_lengths
+from nmt.modules.deformable import cross_reference, linear_neighbours, reference_points, sampling_grid, source_lengths
 from nmt.modules.options import BuildContext, MechanismOptions
 
 
@@ -156,15 +156,9 @@ class DeformConv(Mixer):
         memory_padding_mask: Tensor | None = None,
     ) -> Tensor:
         q = torch.arange(x.shape[1], device=x.device)
-        if self.role == "cross":
-            if memory is None:
-                raise ValueError("deform_conv cross role needs memory")
-            src, key_pad = self.source(memory, memory_padding_mask), memory_padding_mask
-            ref = cross_reference(q, source_lengths(memory, memory_padding_mask), self.opts.cross_ratio, x.dtype)
-        else:
-            src, key_pad = self.source(x, padding_mask), padding_mask
-            ref = q.to(x.dtype)[None, None, :, None]  # (1, 1, T, 1)
-        return self.conv(x, src, ref, None if key_pad is None else ~key_pad)
+        keys, key_pad = self.keys_of(x, padding_mask, memory, memory_padding_mask)
+        ref = reference_points(self.role, q, keys, key_pad, self.opts.cross_ratio, x.dtype)
+        return self.conv(x, self.source(keys, key_pad), ref, None if key_pad is None else ~key_pad)
 
     def step(
         self,

@@ -125,6 +125,14 @@ def source_lengths(memory: Tensor, memory_padding_mask: Tensor | None) -> Tensor
     return (~memory_padding_mask).sum(1)
 
 
+def reference_points(role: str, q: Tensor, keys: Tensor, key_pad: Tensor | None, ratio: float, dtype: torch.dtype) -> Tensor:
+    """Reference point of each query (T,) on the key axis -> (B or 1, 1, T, 1): the query's own
+    position for the self roles, ``cross_reference`` over the true source lengths for cross."""
+    if role == "cross":
+        return cross_reference(q, source_lengths(keys, key_pad), ratio, dtype)
+    return q.to(dtype)[None, None, :, None]  # (1, 1, T, 1)
+
+
 class Deformable(Mixer):
     """Per-head 1D deformable sampling with content-predicted offsets and point weights."""
 
@@ -203,16 +211,9 @@ class Deformable(Mixer):
         T = x.shape[1]
         q = torch.arange(T, device=x.device)
         limit = None
-        if self.role == "cross":
-            if memory is None:
-                raise ValueError("deformable cross role needs memory")
-            v = self._values(memory, memory_padding_mask)
-            key_pad = memory_padding_mask
-            ref = cross_reference(q, source_lengths(memory, memory_padding_mask), self.ratio, x.dtype)
-        else:
-            v = self._values(x, padding_mask)
-            key_pad = padding_mask
-            ref = q.to(x.dtype)[None, None, :, None]  # (1, 1, T, 1)
+        src, key_pad = self.keys_of(x, padding_mask, memory, memory_padding_mask)
+        v = self._values(src, key_pad)
+        ref = reference_points(self.role, q, src, key_pad, self.ratio, x.dtype)
         pos, w = self._points(x, ref)
         if self.role == "decoder":
             pos = torch.minimum(pos, ref)

@@ -157,12 +157,7 @@ class FactoredAttention(Mixer):
         memory_padding_mask: Tensor | None = None,
     ) -> Tensor:
         """``x`` (B, T, D) -> (B, T, D); keys are ``x`` (self roles) or ``memory`` (cross)."""
-        if self.role == "cross":
-            if memory is None:
-                raise ValueError("cross-attention needs memory (B, S, D)")
-            src, key_pad = memory, memory_padding_mask
-        else:
-            src, key_pad = x, padding_mask
+        src, key_pad = self.keys_of(x, padding_mask, memory, memory_padding_mask)
         k = self._heads(self.k_proj(src)) if self._needs_keys else None  # (B, H, S, dh)
         v = self._heads(self.v_proj(src))  # (B, H, S, dh)
         q_pos = torch.arange(x.size(1), device=x.device)  # (T,)

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from nmt.modules.base import Mixer, State, check_no_nan_rows, extend_cache, linear_flops, softmax_flops, step_position
 from nmt.modules.deform_conv import DeformConv, DeformConvOptions
-from nmt.modules.deformable import Deformable, DeformableOptions, cross_reference, source_lengths
+from nmt.modules.deformable import Deformable, DeformableOptions, cross_reference, reference_points, source_lengths
 from nmt.modules.options import BuildContext, MechanismOptions
 from nmt.modules.spec import MixerSpec, SpecError
 
@@ -114,14 +114,8 @@ class JointDeformAttn(Mixer):
         d = self.deform
         T = x.shape[1]
         q = torch.arange(T, device=x.device)
-        if self.role == "cross":
-            if memory is None:
-                raise ValueError("0010&deform_attn cross role needs memory")
-            src, key_pad = memory, memory_padding_mask
-            ref = cross_reference(q, source_lengths(memory, memory_padding_mask), d.ratio, x.dtype)
-        else:
-            src, key_pad = x, padding_mask
-            ref = q.to(x.dtype)[None, None, :, None]  # (1, 1, T, 1)
+        src, key_pad = self.keys_of(x, padding_mask, memory, memory_padding_mask)
+        ref = reference_points(self.role, q, src, key_pad, d.ratio, x.dtype)
         v = d._values(src, key_pad)  # (B, H, S, dh)
         pos, w = d._points(x, ref)  # (B, H, T, K)
         limit = None
@@ -214,14 +208,9 @@ class JointDeformConv(Mixer):
         c = self.conv
         T = x.shape[1]
         q = torch.arange(T, device=x.device)
-        if self.role == "cross":
-            if memory is None:
-                raise ValueError("0010&deform_conv cross role needs memory")
-            src, key_pad = c.source(memory, memory_padding_mask), memory_padding_mask
-            ref = cross_reference(q, source_lengths(memory, memory_padding_mask), c.opts.cross_ratio, x.dtype)
-        else:
-            src, key_pad = c.source(x, padding_mask), padding_mask
-            ref = q.to(x.dtype)[None, None, :, None]  # (1, 1, T, 1)
+        keys, key_pad = self.keys_of(x, padding_mask, memory, memory_padding_mask)
+        ref = reference_points(self.role, q, keys, key_pad, c.opts.cross_ratio, x.dtype)
+        src = c.source(keys, key_pad)
         y = c.conv(x, src, ref, None if key_pad is None else ~key_pad)  # (B, T, D)
         logits = self.saliency.logits(src.squeeze(1))
         return y + self._e3(logits, src, key_pad, self.role == "decoder", T)

@@ -172,12 +172,7 @@ class Salient(Mixer):
     ) -> Tensor:
         if self.role == "decoder":
             return self._decoder_forward(x, padding_mask)
-        if self.role == "cross":
-            if memory is None:
-                raise ValueError("salient cross role needs memory")
-            src, src_pad = memory, memory_padding_mask
-        else:
-            src, src_pad = x, padding_mask
+        src, src_pad = self.keys_of(x, padding_mask, memory, memory_padding_mask)
         idx, k_sel, v_sel, keep = self._select_source(src, src_pad)
         y, p = self._attend(self._queries(x), k_sel, v_sel, keep[:, :, None, :])
         if self.record_weights:
