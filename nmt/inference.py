@@ -50,7 +50,8 @@ def load_model(path: str | Path, pack: bool = True, *, quantize: str | None = No
 
     ``pack``: run the linear layers on weights pre-packed for oneDNN (``nmt.model.packed``; CPU,
     1.2-2.4x faster GEMMs at decoding shapes, results equal up to float rounding). ``quantize="int8"``: run
-    them as dynamic int8 layers instead (``nmt.model.quantize``). Either way the model is then inference-only."""
+    them as dynamic int8 layers instead (``nmt.model.quantize``). Either way the self-attention
+    projections are first merged (``Transformer.fuse_projections``) and the model is then inference-only."""
     ckpt = Checkpoint.load(path)
     cfg = ExperimentConfig.from_plain(ckpt.config)
     vocab = ckpt.load_vocab()
@@ -62,6 +63,8 @@ def load_model(path: str | Path, pack: bool = True, *, quantize: str | None = No
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: its weights do not fit the model of its config ({reason})") from None
     model.eval()
+    if pack or quantize is not None:  # inference-only either way
+        model.fuse_projections()
     if quantize is not None:
         quantize_linears(model, quantize)  # replaces every nn.Linear: nothing is left to pack
     if pack:

@@ -86,6 +86,7 @@ class Transformer(nn.Module):
             self.output.weight = tgt_table.weight
         else:
             nn.init.normal_(self.output.weight, std=d**-0.5)
+        self._built_parameters: int | None = None  # recorded by fuse_projections
 
     # ---- full-sequence computation (training, scoring) ----
     def encode(self, src: Tensor, src_padding_mask: Tensor) -> Tensor:
@@ -167,6 +168,16 @@ class Transformer(nn.Module):
             "layers": [{role: move(role, s) for role, s in ls.items()} for ls in state["layers"]],
         }
 
+    def fuse_projections(self) -> int:
+        """Inference only: let every mixer merge its linear layers that read the same input
+        (``Mixer.fuse_projections``; e.g. attention's query, key and value projections of the self
+        roles); return how many layers were merged away. Call before ``quantize_linears`` or
+        ``pack_linears``, which then convert the merged layers. ``num_parameters`` keeps reporting
+        the model as built (a merged layer stores a missing bias as zeros)."""
+        if self._built_parameters is None:
+            self._built_parameters = self.num_parameters()
+        return sum(m.fuse_projections() for ms in self.mixers().values() for m in ms if m is not None)
+
     # ---- analysis ----
     def mixers(self) -> dict[str, list[Mixer | None]]:
         """The mixer of every layer per role (None for removed sublayers)."""
@@ -191,6 +202,9 @@ class Transformer(nn.Module):
         return out
 
     def num_parameters(self) -> int:
-        """Trainable parameters (tied matrices counted once), also after ``pack_linears``."""
+        """Trainable parameters (tied matrices counted once), also after ``pack_linears`` and
+        ``fuse_projections``."""
+        if self._built_parameters is not None:
+            return self._built_parameters
         packed = sum(m.parameter_count() for m in self.modules() if isinstance(m, PackedLinear))
         return packed + sum(p.numel() for p in self.parameters() if p.requires_grad)

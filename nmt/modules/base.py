@@ -92,6 +92,12 @@ class Mixer(nn.Module):
         """
         raise NotImplementedError(f"{type(self).__name__} does not support incremental decoding")
 
+    def fuse_projections(self) -> int:
+        """Inference only: merge linear layers that read the same input into one layer (fewer,
+        larger products, same results up to float rounding); return how many layers were merged
+        away. The default merges nothing."""
+        return 0
+
     def flops(self, tgt_len: int, src_len: int | None = None) -> int:
         """Analytic forward FLOPs (multiply-add = 2) for one sequence of ``tgt_len`` queries over
         ``src_len`` keys (``src_len`` defaults to ``tgt_len`` for self roles)."""

@@ -116,6 +116,8 @@ class FactoredAttention(Mixer):
         self.v = nn.Parameter(torch.randn(n_heads, self.d_head) * 0.02) if self.e4 else None
         self.v_proj = nn.Linear(d_model, d_model)  # W'
         self.out_proj = nn.Linear(d_model, d_model)  # W
+        self.qkv_proj: nn.Linear | None = None  # U, V^C, W' as one layer after ``fuse_projections``
+        self._fused: tuple[str, ...] = ()  # which of "q", "k", "v" qkv_proj computes, in order
 
     def extra_repr(self) -> str:
         bias = ", qk_bias=True" if self.qk_bias else ""
@@ -145,6 +147,44 @@ class FactoredAttention(Mixer):
     def _needs_keys(self) -> bool:
         return self.e1 or self.e3
 
+    def fuse_projections(self) -> int:
+        """Inference only: for the self roles, merge the projections of the same input (U, V^C, W'
+        as far as they exist) into one linear layer ``qkv_proj`` with their stacked weights (a
+        missing bias stacked as zeros, which adds nothing); return how many layers were merged away."""
+        if self.role == "cross" or self.qkv_proj is not None:
+            return 0
+        parts = [(n, m) for n, m in (("q", self.q_proj), ("k", self.k_proj), ("v", self.v_proj)) if m is not None]
+        if len(parts) < 2:
+            return 0
+        D = self.d_model
+        w = self.v_proj.weight
+        fused = torch.nn.utils.skip_init(nn.Linear, D, D * len(parts), device=w.device, dtype=w.dtype)  # no RNG use
+        with torch.no_grad():
+            fused.weight.copy_(torch.cat([m.weight for _, m in parts]))
+            fused.bias.copy_(torch.cat([m.bias if m.bias is not None else torch.zeros_like(m.weight[:, 0])
+                                        for _, m in parts]))
+        self.qkv_proj, self._fused = fused, tuple(n for n, _ in parts)
+        self.q_proj = self.k_proj = self.v_proj = None
+        return len(parts) - 1
+
+    def _queries(self, x: Tensor) -> Tensor | None:
+        """Query heads (B, H, T, dh) of ``x`` when a term needs them (E1, E2), else None."""
+        return self._heads(self.q_proj(x)) if (self.e1 or self.e2) else None
+
+    def _keys_values(self, src: Tensor) -> tuple[Tensor | None, Tensor]:
+        """Key heads (if E1 or E3 needs them, else None) and value heads of ``src``: (B, H, S, dh) each."""
+        k = self._heads(self.k_proj(src)) if self._needs_keys else None
+        return k, self._heads(self.v_proj(src))
+
+    def _self_projections(self, x: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor]:
+        """Queries, keys and values of ``x`` for self-attention (as ``_queries``, ``_keys_values``)."""
+        if self.qkv_proj is None:
+            return self._queries(x), *self._keys_values(x)
+        heads = dict(zip(self._fused, (self._heads(c) for c in self.qkv_proj(x).split(self.d_model, -1))))
+        q = heads["q"] if (self.e1 or self.e2) else None
+        k = heads["k"] if self._needs_keys else None
+        return q, k, heads["v"]
+
     # ----------------------------------------------------------------------------------------------
     # Public interface
 
@@ -158,10 +198,12 @@ class FactoredAttention(Mixer):
     ) -> Tensor:
         """``x`` (B, T, D) -> (B, T, D); keys are ``x`` (self roles) or ``memory`` (cross)."""
         src, key_pad = self.keys_of(x, padding_mask, memory, memory_padding_mask)
-        k = self._heads(self.k_proj(src)) if self._needs_keys else None  # (B, H, S, dh)
-        v = self._heads(self.v_proj(src))  # (B, H, S, dh)
+        if self.role == "cross":
+            q, (k, v) = self._queries(x), self._keys_values(src)  # (B, H, T or S, dh)
+        else:
+            q, k, v = self._self_projections(x)  # (B, H, T, dh)
         q_pos = torch.arange(x.size(1), device=x.device)  # (T,)
-        return self._mix(x, q_pos, k, v, key_pad, state=None)
+        return self._mix(x, q, q_pos, k, v, key_pad, state=None)
 
     def step(
         self,
@@ -184,24 +226,26 @@ class FactoredAttention(Mixer):
         t = step_position(state)
         state = dict(state)
         if self.role == "decoder":
+            q, k_t, v_t = self._self_projections(x_t)  # (B, H, 1, dh)
             k = None
-            if self._needs_keys:
-                state["k"], k = extend_cache(state.get("k"), self._heads(self.k_proj(x_t)))  # (B, H, t+1, dh)
-            state["v"], v = extend_cache(state.get("v"), self._heads(self.v_proj(x_t)))  # (B, H, t+1, dh)
+            if k_t is not None:
+                state["k"], k = extend_cache(state.get("k"), k_t)  # (B, H, t+1, dh)
+            state["v"], v = extend_cache(state.get("v"), v_t)  # (B, H, t+1, dh)
         else:
             if "v" not in state:
                 if memory is None:
                     raise ValueError("cross-attention needs memory on the first decoding step")
+                k, v = self._keys_values(memory)  # (B, H, S, dh)
                 # contiguous once: every later step reads them (strided, each read is ~4x slower)
-                if self._needs_keys:
-                    state["k"] = self._heads(self.k_proj(memory)).contiguous()
-                state["v"] = self._heads(self.v_proj(memory)).contiguous()
+                if k is not None:
+                    state["k"] = k.contiguous()
+                state["v"] = v.contiguous()
                 if memory_padding_mask is not None:
                     state["memory_padding_mask"] = memory_padding_mask
-            k, v = state.get("k"), state["v"]
+            q, k, v = self._queries(x_t), state.get("k"), state["v"]
         key_pad = state.get("memory_padding_mask")
         q_pos = torch.full((x_t.size(1),), t, device=x_t.device)  # (n,)
-        y = self._mix(x_t, q_pos, k, v, key_pad, state=state)
+        y = self._mix(x_t, q, q_pos, k, v, key_pad, state=state)
         state["t"] = t + 1
         return y, state
 
@@ -333,8 +377,10 @@ class FactoredAttention(Mixer):
             raise ValueError("cross-attention needs memory (B, S, D)")
         B, T, _ = x.shape
         S = src.size(1)
-        q = self._heads(self.q_proj(x)) if (self.e1 or self.e2) else None  # (B, H, T, dh)
-        k = self._heads(self.k_proj(src)) if self._needs_keys else None  # (B, H, S, dh)
+        if self.role == "cross":
+            q, k = self._queries(x), (self._heads(self.k_proj(src)) if self._needs_keys else None)  # (B, H, T or S, dh)
+        else:
+            q, k, _ = self._self_projections(x)  # (B, H, T, dh)
         q_pos = torch.arange(T, device=x.device)
         centre = self.centres(q_pos, key_pad, S)  # (Bc, T)
         allowed, causal = rel.allowed_pairs(self.role, self.window, centre, q_pos, S, key_pad)
@@ -363,18 +409,20 @@ class FactoredAttention(Mixer):
     def _mix(
         self,
         x: Tensor,
+        q: Tensor | None,
         q_pos: Tensor,
         k: Tensor | None,
         v: Tensor,
         key_pad: Tensor | None,
         state: State | None,
     ) -> Tensor:
-        """Attention of queries ``x`` (B, T, D) at positions ``q_pos`` over projected keys/values."""
+        """Attention of queries ``x`` (B, T, D) (query heads ``q``) at positions ``q_pos`` over
+        projected keys/values; ``state`` is the decoding state (None: whole sequences)."""
         B, T, _ = x.shape
         S = v.size(2)
-        q = self._heads(self.q_proj(x)) if (self.e1 or self.e2) else None  # (B, H, T, dh)
-        centre = self.centres(q_pos, key_pad, S)  # (Bc, T)
-        allowed, causal = rel.allowed_pairs(self.role, self.window, centre, q_pos, S, key_pad)
+        centre = None  # (Bc, T): only relative terms and windows use the reference points
+        if self.e2 or self.e4 or self.window is not None:
+            centre = self.centres(q_pos, key_pad, S)
 
         bias = None  # scaled, broadcastable to (B, H, T, S)
         if self.e2 or self.e4:
@@ -390,12 +438,49 @@ class FactoredAttention(Mixer):
         if self.e1:
             qc = q + self.u[:, None] if self.e3 else q  # (B, H, T, dh)
 
-        fused = state is None  # whole sequences; decoding steps are too small for the fused kernel
-        ctx, row_ok = self._attend(qc, k, v, bias, allowed, causal, T, fused)  # (B, H, T or 1, dh)
+        # whole sequences take the fused kernel; decoding steps are too small for it
+        fused = state is None and qc is not None and not self.record_weights
+        allowed, causal, row_ok = self._allowed(centre, q_pos, S, key_pad, state, fused and bias is None)
+        ctx = self._attend(qc, k, v, bias, allowed, causal, row_ok, T, fused)  # (B, H, T or 1, dh)
         y = self.out_proj(ctx.transpose(1, 2).flatten(2))  # (B, T or 1, D)
         if row_ok is not None:
             y = y * row_ok[:, 0]  # queries with no valid key read nothing
         return y.expand(B, T, self.d_model)
+
+    def _allowed(
+        self,
+        centre: Tensor | None,
+        q_pos: Tensor,
+        S: int,
+        key_pad: Tensor | None,
+        state: State | None,
+        keep_causal: bool,
+    ) -> tuple[Tensor | None, bool, Tensor | None]:
+        """The pairs a query may attend: (allowed (Bm, 1, T, S) bool or None = all; whether plain
+        causality is left to the fused kernel, only when ``keep_causal``; the queries that have an
+        allowed key (Bm, 1, T, 1), None when all have one). A query without any is given all keys
+        so that the softmax stays finite; the caller zeroes its output.
+
+        Cross-attention without a window allows the same keys at every decoding step: they are
+        computed on the first step and kept in ``state`` ("allowed", "rows_with_keys")."""
+        steady = state is not None and self.role == "cross" and self.window is None
+        if steady and "allowed" in state:
+            return state["allowed"], False, state["rows_with_keys"]
+        allowed, causal = rel.allowed_pairs(self.role, self.window, centre, q_pos, S, key_pad)
+        if causal and not keep_causal:
+            T = q_pos.numel()
+            allowed = torch.ones(T, S, dtype=torch.bool, device=q_pos.device).tril()[None, None]
+            causal = False
+        row_ok = None
+        if allowed is not None:
+            row_ok = allowed.any(-1, keepdim=True)  # (Bm, 1, T, 1)
+            if bool(row_ok.all()):
+                row_ok = None
+            else:
+                allowed = allowed | ~row_ok
+        if steady:
+            state["allowed"], state["rows_with_keys"] = allowed, row_ok
+        return allowed, causal, row_ok
 
     def _attend(
         self,
@@ -405,40 +490,29 @@ class FactoredAttention(Mixer):
         bias: Tensor | None,
         allowed: Tensor | None,
         causal: bool,
+        row_ok: Tensor | None,
         T: int,
         fused: bool,
-    ) -> tuple[Tensor, Tensor | None]:
-        """Softmax-weighted values -> ((B, H, T or 1, dh), rows-with-a-key mask or None).
+    ) -> Tensor:
+        """Softmax-weighted values (B, H, T or 1, dh) of T queries under ``allowed`` (``_allowed``).
 
-        With E1 and ``fused``, one ``scaled_dot_product_attention`` call (E2-E4 and masks as an
-        additive bias); otherwise explicit logits, softmax and weighted sum. Decoding steps take
-        the explicit path: for a few queries SDPA's CPU kernel is 1.4-3x slower than it
-        (docs/benchmarks.md)."""
+        ``fused``: one ``scaled_dot_product_attention`` call (E2-E4 and masks as an additive
+        bias); otherwise explicit logits, softmax and weighted sum. Decoding steps take the
+        explicit path: for a few queries SDPA's CPU kernel is slower than it (docs/benchmarks.md)."""
         B, H, S, _ = v.shape
-        fast = fused and qc is not None and not self.record_weights
-        if causal and not (fast and bias is None):
-            allowed = torch.ones(T, S, dtype=torch.bool, device=v.device).tril()[None, None]
-            causal = False
-        row_ok = None
-        if allowed is not None:
-            row_ok = allowed.any(-1, keepdim=True)  # (Bm, 1, T, 1)
-            if bool(row_ok.all()):
-                row_ok = None
-            else:  # unmask empty rows so softmax stays finite; their output is zeroed by the caller
-                allowed = allowed | ~row_ok
         p = self.dropout if self.training else 0.0
-
-        if fast:
+        if fused:
             mask = allowed
             if bias is not None:
                 mask = bias if allowed is None else torch.where(allowed, bias, float("-inf"))
-            return F.scaled_dot_product_attention(
-                qc, k, v, attn_mask=mask, dropout_p=p, is_causal=causal
-            ), row_ok
+            return F.scaled_dot_product_attention(qc, k, v, attn_mask=mask, dropout_p=p, is_causal=causal)
 
-        logits = bias if bias is not None else v.new_zeros(1, 1, 1, S)  # no term: uniform weights
         if qc is not None:
-            logits = (qc @ k.transpose(-1, -2)) * self.scale + logits  # (B, H, T, S)
+            logits = (qc @ k.transpose(-1, -2)) * self.scale  # (B, H, T, S)
+            if bias is not None:
+                logits = logits + bias
+        else:  # no content term: the bias alone, or uniform weights
+            logits = bias if bias is not None else v.new_zeros(1, 1, 1, S)
         if allowed is not None:
             logits = torch.where(allowed, logits, float("-inf"))
         probs = logits.softmax(-1)  # (B or 1, H, T or 1, S)
@@ -448,7 +522,7 @@ class FactoredAttention(Mixer):
             self.last_weights = probs.detach().expand(B, H, T, S)
         if p > 0:
             probs = F.dropout(probs.expand(B, H, T, S), p)
-        return probs @ v, row_ok
+        return probs @ v
 
     def _heads(self, x: Tensor) -> Tensor:
         """(B, N, D) -> (B, H, N, dh)."""

@@ -43,21 +43,24 @@ def offset_range(role: str, window: int | None, centre_max: int, src_len: int) -
 
 
 def allowed_pairs(
-    role: str, window: int | None, centre: Tensor, q_pos: Tensor, S: int, key_pad: Tensor | None
+    role: str, window: int | None, centre: Tensor | None, q_pos: Tensor, S: int, key_pad: Tensor | None
 ) -> tuple[Tensor | None, bool]:
     """Bool (B or 1, 1, T, S) of allowed pairs, or None; plus whether plain causality remains
-    (to be applied by the caller, e.g. SDPA's ``is_causal``)."""
+    (to be applied by the caller, e.g. SDPA's ``is_causal``). ``centre`` (Bc, T) is needed only
+    with a window."""
     causal = role == "decoder" and q_pos.numel() > 1
-    k_pos = torch.arange(S, device=centre.device)
     parts = []
     if key_pad is not None:
         parts.append(~key_pad[:, None, None, :])  # (B, 1, 1, S)
     if window is not None:
-        offsets = k_pos - centre[..., None]  # (Bc, T, S)
+        if centre is None:
+            raise ValueError("allowed_pairs: a window needs the queries' reference points (centre)")
+        offsets = torch.arange(S, device=centre.device) - centre[..., None]  # (Bc, T, S)
         parts.append((offsets.abs() <= window)[:, None])  # (Bc, 1, T, S)
     if not parts:
         return None, causal
     if causal:
+        k_pos = torch.arange(S, device=q_pos.device)
         parts.append((k_pos[None, :] <= q_pos[:, None])[None, None])  # (1, 1, T, S)
     allowed = parts[0]
     for p in parts[1:]:

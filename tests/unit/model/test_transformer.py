@@ -26,6 +26,21 @@ def test_incremental_decoding_equals_teacher_forcing(specs):
     torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("specs", MIXED, ids=lambda s: "|".join(str(v) for v in s.values()))
+def test_merged_projections_translate_the_same(specs):
+    plain, merged = seeded(**specs).eval(), seeded(**specs).eval()
+    n = merged.fuse_projections()
+    factored = [m for role in ("encoder", "decoder") for m in merged.mixers()[role] if m is not None]
+    assert n == sum(len(m._fused) - 1 for m in factored if getattr(m, "qkv_proj", None) is not None)
+    assert merged.num_parameters() == plain.num_parameters()
+    src, smask, tgt = batch()
+    cfg = DecodeConfig(beam=3, nbest=2, max_len_a=0.0, max_len_b=6)
+    with torch.inference_mode():
+        torch.testing.assert_close(merged.logits(merged(src, smask, tgt)), plain.logits(plain(src, smask, tgt)))
+        out = [translate_batch(m, src, smask, cfg, 1, 2, PAD) for m in (plain, merged)]
+    assert [[h.tokens for h in nb] for nb in out[1]] == [[h.tokens for h in nb] for nb in out[0]]
+
+
 def test_reorder_state_selects_rows():
     model = seeded(decoder_self="1111", cross="0110").eval()
     src, smask, tgt = batch()

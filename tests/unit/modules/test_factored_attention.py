@@ -1,6 +1,7 @@
 """Factored attention (E1-E4): naive references, parameters, causality, step == forward, offsets,
 windows, gradients, FLOPs and spec errors."""
 
+import copy
 import math
 from fractions import Fraction
 from itertools import product
@@ -284,9 +285,9 @@ def test_step_equals_forward(mask, role, kw):
         torch.testing.assert_close(steps, full, atol=1e-10, rtol=1e-8)
 
 
-@pytest.mark.parametrize("role", ["decoder", "cross"])
-def test_step_survives_beam_reordering(role):
-    att = make("1111", role, window=3)
+@pytest.mark.parametrize("role,kw", [("decoder", {"window": 3}), ("cross", {"window": 3}), ("cross", {})])
+def test_step_survives_beam_reordering(role, kw):
+    att = make("1111", role, **kw)
     x, memory = inputs(T=6, S=5, B=3)
     key_pad = pad_mask([5, 3, 4], 5) if role == "cross" else None
     index = torch.tensor([2, 2, 0])
@@ -298,6 +299,54 @@ def test_step_survives_beam_reordering(role):
         None if key_pad is None else key_pad.index_select(0, index),
     )
     torch.testing.assert_close(steps, full, atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize("mask", ["1000", "0110", "1111"])
+def test_cross_steps_without_window_find_the_allowed_keys_once(mask, monkeypatch):
+    calls = []
+    real = fa.rel.allowed_pairs
+    monkeypatch.setattr(fa.rel, "allowed_pairs", lambda *a: calls.append(a) or real(*a))
+    att = make(mask, "cross")
+    x, memory = inputs(T=6, S=5)
+    key_pad = pad_mask([5, 3], 5)
+    steps = decode(att, x, memory, key_pad)
+    assert len(calls) == 1  # the first step; the padding is the same at every later one
+    torch.testing.assert_close(steps, att(x, memory=memory, memory_padding_mask=key_pad), atol=1e-10, rtol=1e-8)
+
+
+SELF_CASES = [("encoder", {}), ("encoder", {"qk_bias": True}), ("decoder", {}), ("decoder", {"window": 2})]
+
+
+@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize("role,kw", SELF_CASES)
+def test_merged_self_projections_compute_the_same(mask, role, kw):
+    att = make(mask, role, **kw)
+    merged = copy.deepcopy(att)
+    parts = sum(m is not None for m in (att.q_proj, att.k_proj, att.v_proj))
+    rng = torch.get_rng_state()
+    assert merged.fuse_projections() == (parts - 1 if parts > 1 else 0)
+    assert torch.equal(torch.get_rng_state(), rng)  # merging draws no random numbers
+    assert merged.fuse_projections() == 0  # once
+    if parts > 1:
+        assert merged.q_proj is None and merged.k_proj is None and merged.v_proj is None
+    x, _ = inputs(T=6)
+    key_pad = pad_mask([6, 4], 6)
+    for terms in [None, *(["0110", "0000"] if mask == "1111" else [])]:  # also a subset of the terms
+        att.use_terms(terms)
+        merged.use_terms(terms)
+        torch.testing.assert_close(merged(x, padding_mask=key_pad), att(x, padding_mask=key_pad), atol=1e-12, rtol=0)
+        (a, ok_a), (b, ok_b) = att.term_logits(x, padding_mask=key_pad), merged.term_logits(x, padding_mask=key_pad)
+        assert a.keys() == b.keys() and torch.equal(ok_a, ok_b)
+        for name in a:
+            torch.testing.assert_close(b[name], a[name], atol=1e-12, rtol=0)
+        if role == "decoder":
+            torch.testing.assert_close(decode(merged, x), decode(att, x), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("mask", ["1000", "1111"])
+def test_cross_attention_merges_nothing(mask):
+    att = make(mask, "cross")
+    assert att.fuse_projections() == 0 and att.qkv_proj is None and att.v_proj is not None
 
 
 def test_encoder_has_no_step():
