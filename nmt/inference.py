@@ -28,6 +28,7 @@ from nmt.experiment import ExperimentConfig
 from nmt.model.packed import pack_linears
 from nmt.model.quantize import quantize_linears
 from nmt.model.transformer import Transformer
+from nmt.runtime import release_free_memory
 
 log = logging.getLogger("nmt")
 
@@ -69,6 +70,8 @@ def load_model(path: str | Path, pack: bool = True, *, quantize: str | None = No
         quantize_linears(model, quantize)  # replaces every nn.Linear: nothing is left to pack
     if pack:
         pack_linears(model)
+    if pack or quantize is not None:
+        release_free_memory()  # the replaced float weights
     return Loaded(model, vocab, cfg, Path(path))
 
 

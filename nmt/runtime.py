@@ -9,6 +9,10 @@ preloaded for PyTorch CPU inference, do; ``tune_allocator`` gets the same from g
 and is trimmed only when 2 GB lie free at its top. The process keeps its peak memory until it
 ends; the peak itself does not grow (base model training: ~5.1 GB either way). Set
 ``NMT_MALLOC_TUNING=0`` to leave the allocator alone.
+
+Preparing a model for inference (merging, packing or int8 conversion of its linear layers) frees
+the float weights it replaces; ``release_free_memory`` hands such freed memory back to the kernel
+once (``malloc_trim``), so that it does not stay in the process for the whole run.
 """
 
 from __future__ import annotations
@@ -39,3 +43,17 @@ def tune_allocator() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     settings = ((M_MMAP_MAX, 0), (M_TOP_PAD, TOP_PAD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return all(mallopt(param, value) == 1 for param, value in settings)
+
+
+def release_free_memory() -> bool:
+    """Return the allocator's free memory to the kernel now (glibc ``malloc_trim``); False where
+    that is not available. Meant for one-off moments such as the end of model loading."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    trim(0)
+    return True

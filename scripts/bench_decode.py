@@ -40,6 +40,7 @@ from nmt.decode.translate import translate_batch
 from nmt.model.packed import pack_linears
 from nmt.model.quantize import ENGINES, quantize_linears
 from nmt.model.transformer import Transformer
+from nmt.runtime import release_free_memory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_common as C  # noqa: E402
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     fused = 0 if (args.no_pack and not args.quantize) else model.fuse_projections()
     quantized = quantize_linears(model, args.quantize, args.quantized_engine) if args.quantize else 0
     packed = 0 if args.no_pack else pack_linears(model)
+    release_free_memory()  # the replaced float weights, as nmt.inference.load_model does
     load_s = time.perf_counter() - t
     C.log(f"model: {model_info['params']:,} parameters, {packed} packed / {quantized} int8 linear layers "
           f"({fused} merged away), "

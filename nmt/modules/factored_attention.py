@@ -23,6 +23,9 @@ as the explicit option ``proj_bias`` (``qk_bias=True`` here), never by default. 
 terms constant over keys (cancelled by the softmax); W' and W keep their biases, which act after
 the weights are formed.
 
+Inference: ``fuse_projections`` merges the self roles' U, V^C and W' (those that exist) into one
+layer ``qkv_proj`` with the stacked weights, so that one product serves all three.
+
 Test-time term removal: ``use_terms(mask)`` computes a subset of the constructed terms with the
 same parameters ("0000": uniform weights over the allowed keys); ``term_logits`` returns each
 enabled term's scaled logits separately. Both serve analysis of trained models.
@@ -159,10 +162,14 @@ class FactoredAttention(Mixer):
         D = self.d_model
         w = self.v_proj.weight
         fused = torch.nn.utils.skip_init(nn.Linear, D, D * len(parts), device=w.device, dtype=w.dtype)  # no RNG use
-        with torch.no_grad():
-            fused.weight.copy_(torch.cat([m.weight for _, m in parts]))
-            fused.bias.copy_(torch.cat([m.bias if m.bias is not None else torch.zeros_like(m.weight[:, 0])
-                                        for _, m in parts]))
+        with torch.no_grad():  # part by part, without a concatenated temporary
+            for i, (_, m) in enumerate(parts):
+                rows = slice(i * D, (i + 1) * D)
+                fused.weight[rows].copy_(m.weight)
+                if m.bias is None:
+                    fused.bias[rows].zero_()
+                else:
+                    fused.bias[rows].copy_(m.bias)
         self.qkv_proj, self._fused = fused, tuple(n for n, _ in parts)
         self.q_proj = self.k_proj = self.v_proj = None
         return len(parts) - 1

@@ -7,7 +7,7 @@ import platform
 
 import pytest
 
-from nmt.runtime import tune_allocator
+from nmt.runtime import release_free_memory, tune_allocator
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
@@ -42,3 +42,24 @@ def test_freed_blocks_are_reused_instead_of_faulted_in_again(monkeypatch):
     faults, pages = _minor_faults_of_a_growing_cache()
     # untuned glibc returns most blocks to the kernel and faults them in again (~95 % of the pages)
     assert faults < pages // 20
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc only")
+def test_release_free_memory_hands_freed_blocks_back_to_the_kernel():
+    assert tune_allocator() is True  # freed memory now stays in the process
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(2**20) for _ in range(96)]  # 96 MiB, like the float weights int8 conversion frees
+    for b in blocks:
+        ctypes.memset(b, 1, 2**20)
+    for b in blocks:
+        libc.free(b)
+    kept = _resident_mib()
+    assert release_free_memory() is True
+    assert _resident_mib() < kept - 64
