@@ -23,7 +23,8 @@ COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average
             "analyze")
 
 
-NO_PACK_HELP = "keep the linear layers' plain weights (default on CPU: pre-packed for oneDNN, nmt.model.packed)"
+NO_PACK_HELP = ("keep the linear layers' plain, separate weights (default on CPU: self-attention projections merged "
+                "and pre-packed for oneDNN, nmt.model.packed)")
 QUANTIZE_HELP = "int8: run the linear layers as dynamic int8 (per-channel weight scales; nmt.model.quantize)"
 
 

@@ -13,6 +13,7 @@ change the ranking (nor the work).
     python scripts/bench_decode.py --beam 5 --matmul_peak 168.7
     python scripts/bench_decode.py --beam 1 --spec 0110
     python scripts/bench_decode.py --beam 5 --quantize int8             # int8 linear layers (nmt.model.quantize)
+    python scripts/bench_decode.py --beam 1 --quantize int8 --no_merge  # ... with separate q/k/v projections
     python scripts/bench_decode.py --beam 5 --batches 4 --breakdown     # where the time goes
     python scripts/bench_decode.py --d_model 64 --d_ff 128 --heads 2 --layers 1 --batches 2   # smoke
 
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
                     "linear layers that our inference uses (nmt.model.packed)")
     ap.add_argument("--quantize", choices=["int8"], help="run the linear layers as dynamic int8 (what "
                     "`nmt translate --quantize int8` does); the rest stays fp32")
+    ap.add_argument("--no_merge", action="store_true", help="keep the self-attention projections separate "
+                    "(nmt translate merges them: Transformer.fuse_projections)")
     ap.add_argument("--quantized_engine", choices=ENGINES, help="int8 kernel library (default: PyTorch's, x86)")
     ap.add_argument("--breakdown", action="store_true", help="time the model's parts (encoder, decoder sublayers, "
                     "output projection, reorder) over the timed batches: 'breakdown_s' in the JSON")
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     t = time.perf_counter()
     model = C.build_model(args, vocab).eval()
     model_info = C.model_record(args, model)  # before int8 layers, which hold no parameters, replace nn.Linear
-    fused = 0 if (args.no_pack and not args.quantize) else model.fuse_projections()
+    fused = 0 if args.no_merge or (args.no_pack and not args.quantize) else model.fuse_projections()
     quantized = quantize_linears(model, args.quantize, args.quantized_engine) if args.quantize else 0
     packed = 0 if args.no_pack else pack_linears(model)
     release_free_memory()  # the replaced float weights, as nmt.inference.load_model does

@@ -30,6 +30,26 @@ def test_every_linear_becomes_int8_and_the_logits_stay_close(specs):
     assert len(hyps) == src.size(0) and all(h[0].tokens for h in hyps)
 
 
+@pytest.mark.parametrize("specs", MIXED[:2], ids=lambda s: "|".join(str(v) for v in s.values()))
+def test_merged_projections_are_bit_identical_in_int8(specs):
+    plain, merged = seeded(**specs).eval(), seeded(**specs).eval()
+    assert merged.fuse_projections() > 0
+    quantize_linears(plain), quantize_linears(merged)
+    src, smask, tgt = batch()
+    with torch.inference_mode():  # the same activation scale and per-channel weight scales: the same integers
+        assert torch.equal(merged.logits(merged(src, smask, tgt)), plain.logits(plain(src, smask, tgt)))
+
+
+def test_loading_for_inference_merges_the_self_attention_projections(trained_tiny):
+    ckpt = trained_tiny / "checkpoints" / "last.ckpt"
+    plain = inference.load_model(ckpt, pack=False).model
+    for loaded in (inference.load_model(ckpt).model, inference.load_model(ckpt, pack=False, quantize="int8").model):
+        assert loaded.num_parameters() == plain.num_parameters()
+        for layer in [*loaded.encoder, *loaded.decoder]:
+            assert layer.self_mixer.qkv_proj is not None and layer.self_mixer.q_proj is None
+    assert all(layer.self_mixer.qkv_proj is None for layer in plain.encoder)
+
+
 def test_weights_have_one_scale_per_output_channel():
     model = seeded().eval()
     quantize_linears(model)
