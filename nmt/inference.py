@@ -63,6 +63,7 @@ def load_model(path: str | Path, pack: bool = True, *, quantize: str | None = No
     except RuntimeError as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: its weights do not fit the model of its config ({reason})") from None
+    del ckpt  # its copy of the weights: freed before the conversions below allocate theirs
     model.eval()
     if pack or quantize is not None:  # inference-only either way
         model.fuse_projections()
