@@ -226,7 +226,7 @@ class FactoredAttention(Mixer):
         State: "t"; "k"/"v" projected keys/values: the prefix for the decoder (``TimeCache``,
         (B, H, t, dh)), the memory for cross (tensors (B, H, S, dh), computed on the first step);
         "r" projected R rows (B, H, L, dh) for the offsets seen so far (E2/E4);
-        "memory_padding_mask" (cross).
+        "memory_padding_mask", and "allowed" / "rows_with_keys" without a window (cross, ``_allowed``).
         """
         if self.role == "encoder":
             raise RuntimeError("encoder self-attention is not decoded incrementally")
