@@ -64,16 +64,29 @@ def load_model(path: str | Path, pack: bool = True, *, quantize: str | None = No
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: its weights do not fit the model of its config ({reason})") from None
     del ckpt  # its copy of the weights: freed before the conversions below allocate theirs
-    model.eval()
-    if pack or quantize is not None:  # inference-only either way
-        model.fuse_projections()
-    if quantize is not None:
-        quantize_linears(model, quantize)  # replaces every nn.Linear: nothing is left to pack
-    if pack:
-        pack_linears(model)
-    if pack or quantize is not None:
-        release_free_memory()  # the replaced float weights
+    prepare_for_inference(model.eval(), pack, quantize)
     return Loaded(model, vocab, cfg, Path(path))
+
+
+def prepare_for_inference(
+    model: Transformer, pack: bool = True, quantize: str | None = None, *, merge: bool = True, engine: str | None = None
+) -> dict[str, int]:
+    """Make an eval-mode ``model`` inference-only and fast, in place: merge the projections that read
+    the same input (``merge``, ``Transformer.fuse_projections``), run the linear layers in int8
+    (``quantize``, on ``engine``) or on oneDNN-packed weights (``pack``), and hand the replaced float
+    weights back to the kernel. Nothing changes when neither ``pack`` nor ``quantize`` is asked for.
+    Returns how many layers were merged away, converted to int8 and packed."""
+    done = {"merged": 0, "int8": 0, "packed": 0}
+    if not pack and quantize is None:
+        return done
+    if merge:
+        done["merged"] = model.fuse_projections()
+    if quantize is not None:
+        done["int8"] = quantize_linears(model, quantize, engine)  # every nn.Linear: nothing is left to pack
+    if pack:
+        done["packed"] = pack_linears(model)
+    release_free_memory()
+    return done
 
 
 def decode_config(base: DecodeConfig, overrides: dict[str, Any]) -> DecodeConfig:

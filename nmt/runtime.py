@@ -28,18 +28,25 @@ TOP_PAD = 64 * 1024 * 1024
 TRIM_THRESHOLD = 2**31 - 1  # the largest value mallopt's int takes
 
 
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc on Linux, else None."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def tune_allocator() -> bool:
     """Make glibc keep freed memory for reuse. Returns whether it was applied: False off
     Linux/glibc or with ``NMT_MALLOC_TUNING=0``."""
-    if os.environ.get("NMT_MALLOC_TUNING", "1") == "0" or platform.system() != "Linux":
+    if os.environ.get("NMT_MALLOC_TUNING", "1") == "0":
         return False
-    if platform.libc_ver()[0] != "glibc":
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "mallopt"):
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     settings = ((M_MMAP_MAX, 0), (M_TOP_PAD, TOP_PAD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return all(mallopt(param, value) == 1 for param, value in settings)
@@ -48,12 +55,10 @@ def tune_allocator() -> bool:
 def release_free_memory() -> bool:
     """Return the allocator's free memory to the kernel now (glibc ``malloc_trim``); False where
     that is not available. Meant for one-off moments such as the end of model loading."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "malloc_trim"):
         return False
-    try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return False
+    trim = libc.malloc_trim
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     trim(0)
     return True

@@ -38,10 +38,9 @@ from nmt.data.batch import pad_rows
 from nmt.data.subwords import Vocab
 from nmt.decode.config import DecodeConfig
 from nmt.decode.translate import translate_batch
-from nmt.model.packed import pack_linears
-from nmt.model.quantize import ENGINES, quantize_linears
+from nmt.inference import prepare_for_inference
+from nmt.model.quantize import ENGINES
 from nmt.model.transformer import Transformer
-from nmt.runtime import release_free_memory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_common as C  # noqa: E402
@@ -108,14 +107,11 @@ def main(argv: list[str] | None = None) -> dict:
     t = time.perf_counter()
     model = C.build_model(args, vocab).eval()
     model_info = C.model_record(args, model)  # before int8 layers, which hold no parameters, replace nn.Linear
-    fused = 0 if args.no_merge or (args.no_pack and not args.quantize) else model.fuse_projections()
-    quantized = quantize_linears(model, args.quantize, args.quantized_engine) if args.quantize else 0
-    packed = 0 if args.no_pack else pack_linears(model)
-    release_free_memory()  # the replaced float weights, as nmt.inference.load_model does
+    done = prepare_for_inference(model, not args.no_pack, args.quantize, merge=not args.no_merge,
+                                 engine=args.quantized_engine)  # as nmt.inference.load_model does
     load_s = time.perf_counter() - t
-    C.log(f"model: {model_info['params']:,} parameters, {packed} packed / {quantized} int8 linear layers "
-          f"({fused} merged away), "
-          f"built in {load_s:.2f} s")
+    C.log(f"model: {model_info['params']:,} parameters, {done['packed']} packed / {done['int8']} int8 linear layers "
+          f"({done['merged']} merged away), built in {load_s:.2f} s")
     cfg = DecodeConfig(beam=args.beam, alpha=0.0, max_len_a=0.0, max_len_b=NEW_TOKENS, max_len=NEW_TOKENS,
                        min_len=NEW_TOKENS, nbest=1)
 
@@ -155,7 +151,8 @@ def main(argv: list[str] | None = None) -> dict:
         "model_tflop": round(flops / 1e12, 3), "mfu": C.mfu(flops, total, peak),
         "flops_method": "encoder once + beam x decoder, Transformer.flops (forward) over real source lengths",
         "length_penalty": "alpha 0 (forced length 32: any penalty leaves the ranking unchanged)",
-        **model_info, "packed_linears": packed, "merged_linears": fused, "quantize": args.quantize, "int8_linears": quantized,
+        **model_info, "packed_linears": done["packed"], "merged_linears": done["merged"], "quantize": args.quantize,
+        "int8_linears": done["int8"],
         "quantized_engine": torch.backends.quantized.engine if args.quantize else None,
         "matmul_peak": peak, "profiled": args.profile,
         "load_s": round(load_s, 2), "peak_rss_mib": C.peak_rss_mib(), "breakdown_s": breakdown, **C.env_info(),
