@@ -52,8 +52,12 @@ def greedy_search(
             lprobs[:, bos] = -float("inf")
         if t < min_len:
             lprobs[:, eos] = -float("inf")
-        tok = lprobs.argmax(dim=-1) if pick is None else pick(lprobs)  # (n,)
-        logprob = logprob + lprobs.gather(1, tok.unsqueeze(1)).squeeze(1)
+        if pick is None:
+            best, tok = lprobs.max(dim=-1)  # (n,) each: one pass, where argmax + gather take two
+        else:
+            tok = pick(lprobs)  # (n,)
+            best = lprobs.gather(1, tok.unsqueeze(1)).squeeze(1)
+        logprob = logprob + best
         history = torch.cat([history, tok.unsqueeze(1)], dim=1)
         done = (tok == eos) | (limits == t + 1)  # (n,)
         if not bool(done.any()):

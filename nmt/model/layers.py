@@ -21,7 +21,8 @@ class FeedForward(nn.Module):
         self.drop = nn.Dropout(activation_dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.drop(self.act(self.fc1(x))))  # (B, T, D)
+        h = self.act(self.fc1(x))  # (B, T, F)
+        return self.fc2(self.drop(h) if self.training else h)  # (B, T, D)
 
     def flops(self, n: int) -> int:
         d, f = self.fc1.in_features, self.fc1.out_features
@@ -39,16 +40,20 @@ class Residual(nn.Module):
 
     def forward(self, x: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
         if self.pre_norm:
-            return x + self.drop(fn(self.norm(x)))
-        return self.norm(x + self.drop(fn(x)))
+            return x + self._dropped(fn(self.norm(x)))
+        return self.norm(x + self._dropped(fn(x)))
 
     def step(self, x: Tensor, fn: Callable[[Tensor], tuple[Tensor, Any]]) -> tuple[Tensor, Any]:
         """Like ``forward`` for a sublayer that also returns a new decoding state."""
         if self.pre_norm:
             y, state = fn(self.norm(x))
-            return x + self.drop(y), state
+            return x + self._dropped(y), state
         y, state = fn(x)
-        return self.norm(x + self.drop(y)), state
+        return self.norm(x + self._dropped(y)), state
+
+    def _dropped(self, y: Tensor) -> Tensor:
+        """Dropout when training; in eval mode ``y`` itself, without the call (decoding runs it per step)."""
+        return self.drop(y) if self.training else y
 
 
 class EncoderLayer(nn.Module):

@@ -29,9 +29,22 @@ QUANTIZE_MODES = ("int8",)
 ENGINES = ("x86", "fbgemm", "onednn", "qnnpack")
 
 
+class Int8Linear(torch.ao.nn.quantized.dynamic.Linear):
+    """PyTorch's dynamic int8 linear layer, called through its kernel directly: the same kernel,
+    weights and results, without the generic layer's per-call checks (about 5-10 us per call, a few
+    per cent of a greedy decoding step on a 2-vCPU machine)."""
+
+    _kernel = torch.ops.quantized.linear_dynamic.default
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:  # the kernel reads and writes float32
+            return super().forward(x)
+        return self._kernel(x, self._packed_params._packed_params, True)  # reduce_range, as the layer's own forward
+
+
 def quantized_linear_type() -> type[nn.Module]:
     """The module class that replaces ``nn.Linear`` in a quantized model."""
-    return torch.ao.nn.quantized.dynamic.Linear
+    return Int8Linear
 
 
 def set_engine(engine: str | None) -> str:
@@ -62,6 +75,10 @@ def quantize_linears(model: nn.Module, mode: str = "int8", engine: str | None = 
         warnings.filterwarnings("ignore", message=".*quantize_per_(tensor|channel).*deprecated")
         warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated", category=DeprecationWarning)
         torch.ao.quantization.quantize_dynamic(
-            model, {nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
+            model,
+            {nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
+            dtype=torch.qint8,
+            mapping={nn.Linear: Int8Linear},
+            inplace=True,
         )
     return n

@@ -21,7 +21,6 @@ flags) are shared by the whole batch. A fresh state is an empty dict: ``step`` f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -109,35 +108,84 @@ class Mixer(nn.Module):
         return 0
 
 
-@dataclass(frozen=True)
-class TimeCache:
-    """Per-row keys or values grown along time, ``data`` (M, H, t, dh), with a pending row selection.
+class _Storage:
+    """Memory shared by the caches grown from one another: ``data`` (M, H, capacity, dh), how many
+    time steps of it some cache has written (``filled``), and ``version``, raised whenever rows of
+    the written steps are rewritten in place."""
 
-    A beam reorder only records which rows survive (``select``); the next ``append`` copies the
-    selected prefix and the new column into one fresh tensor. Each decoding step therefore copies
-    the prefix once, where a ``torch.cat`` plus a reorder ``index_select`` copy it twice.
+    __slots__ = ("data", "filled", "version")
+
+    def __init__(self, data: Tensor, filled: int) -> None:
+        self.data, self.filled, self.version = data, filled, 0
+
+
+class TimeCache:
+    """Per-row keys or values grown along time, (N, H, t, dh), in storage with room to grow, and a
+    pending row selection (a beam reorder: ``select`` only records which rows survive).
+
+    ``append`` works in place when this cache is its storage's latest (nothing was appended to
+    the storage after it) and there is room: it copies only the rows a pending selection changes
+    (in beam search most hypotheses keep their own row) and writes the new step; greedy decoding
+    copies nothing. Otherwise it copies the (selected) prefix and the new step into fresh storage
+    with room for ``SPARE`` more steps. A cache whose rows were rewritten in place by a later
+    ``append`` is stale: reading or growing it raises, so a decoder can never read another
+    hypothesis's prefix by mistake. Decoders step from their latest state, as search does.
     """
 
-    data: Tensor  # (M, H, t, dh)
-    rows: Tensor | None = None  # (N,) rows of ``data`` in order; None = all of them
+    __slots__ = ("_storage", "length", "rows", "_version")
+    SPARE = 16  # time steps of room given to fresh storage
+
+    def __init__(self, data: Tensor, rows: Tensor | None = None) -> None:
+        """A cache holding ``data`` (M, H, t, dh), of which rows ``rows`` (N,) in order (None: all)."""
+        self._storage = _Storage(data, data.size(2))
+        self.length, self.rows, self._version = data.size(2), rows, 0
+
+    @classmethod
+    def _view(cls, storage: _Storage, length: int, rows: Tensor | None = None) -> TimeCache:
+        cache = cls.__new__(cls)
+        cache._storage, cache.length, cache.rows, cache._version = storage, length, rows, storage.version
+        return cache
+
+    @property
+    def data(self) -> Tensor:
+        """The stored steps of every stored row, (M, H, t, dh) (a view when there is spare room)."""
+        if self._version != self._storage.version:
+            raise RuntimeError(
+                "stale decoder cache: a later decoding step reordered its rows in place; "
+                "step from the latest state (the one the last step returned)"
+            )
+        return self._storage.data[:, :, : self.length]
 
     def select(self, index: Tensor) -> TimeCache:
         """The cache of rows ``index`` (N',) of this one; nothing is copied."""
-        return TimeCache(self.data, index if self.rows is None else self.rows.index_select(0, index))
+        cache = TimeCache._view(self._storage, self.length, index if self.rows is None else self.rows.index_select(0, index))
+        cache._version = self._version
+        return cache
 
     def append(self, new: Tensor) -> TimeCache:
         """``new`` (N, H, 1, dh) added after the (selected) rows' last step -> (N, H, t+1, dh)."""
-        if torch.is_grad_enabled() and (self.data.requires_grad or new.requires_grad):  # out= is not differentiable
+        prefix = self.data  # (M, H, t, dh); raises if stale
+        if torch.is_grad_enabled() and (prefix.requires_grad or new.requires_grad):  # out= is not differentiable
             return TimeCache(torch.cat([self.tensor(), new], dim=2))
-        N, H, _, dh = new.shape
-        t = self.data.size(2)
-        out = new.new_empty(N, H, t + 1, dh)  # (N, H, t+1, dh)
+        store, t = self._storage, self.length
+        M, N = prefix.size(0), new.size(0)
+        if store.filled == t and t < store.data.size(2) and (self.rows is None or self.rows.numel() == M == N):
+            if self.rows is not None:
+                moved = (self.rows != torch.arange(M, device=self.rows.device)).nonzero().squeeze(1)  # (m,)
+                if moved.numel():
+                    prefix.index_copy_(0, moved, prefix.index_select(0, self.rows.index_select(0, moved)))
+                    store.version += 1  # every other cache of this storage is now stale
+            store.data[:, :, t : t + 1].copy_(new)
+            store.filled = t + 1
+            return TimeCache._view(store, t + 1)
+        _, H, _, dh = new.shape
+        out = new.new_empty(N, H, t + 1 + self.SPARE, dh)  # (N, H, room, dh)
         if self.rows is None:
-            out[:, :, :t].copy_(self.data)
+            out[:, :, :t].copy_(prefix)
         else:
-            torch.index_select(self.data, 0, self.rows, out=out[:, :, :t])
-        out[:, :, t:].copy_(new)
-        return TimeCache(out)
+            torch.index_select(prefix, 0, self.rows, out=out[:, :, :t])
+        out[:, :, t : t + 1].copy_(new)
+        return TimeCache._view(_Storage(out, t + 1), t + 1)
 
     def tensor(self) -> Tensor:
         """The cache as a tensor (N, H, t, dh) (copies only when rows are pending)."""
