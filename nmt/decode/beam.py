@@ -3,8 +3,8 @@
 All ``B * beam`` hypotheses advance together, one ``model.step`` per time step on the last token
 only (the model keeps its own incremental state). The first step runs once per sentence (its
 ``beam`` hypotheses would all be the same ``<s>``); the state is expanded to ``beam`` rows per
-sentence after it. Per step the work is one log-softmax over
-(B*beam, V) and one top-k over the flattened (B, beam*V) scores; Python only touches the few
+sentence after it. Per step the work is one log-softmax over (B*beam, V) and one top-k over the
+flattened (B, beam*V) scores (by blocks, ``nmt.decode.topk``); Python only touches the few
 hypotheses that end at that step. Sentences that are done leave the batch (the same
 ``reorder_state`` call that follows the beam back-pointers drops their rows), so later steps
 compute only live sentences.
@@ -33,6 +33,7 @@ from torch import Tensor
 
 from nmt.decode.hypothesis import Hypothesis, length_penalty
 from nmt.decode.protocol import Seq2Seq
+from nmt.decode.topk import topk_rows
 
 
 def beam_search(
@@ -80,7 +81,7 @@ def beam_search(
             lprobs[:, eos] = -inf
         b = live.numel()
         cand = (scores.unsqueeze(2) + lprobs.view(b, -1, V)).view(b, K * V)  # (b, K*V)
-        top_scores, top_idx = cand.topk(min(2 * K, K * V), dim=-1)  # (b, 2K)
+        top_scores, top_idx = topk_rows(cand, min(2 * K, K * V))  # (b, 2K)
         top_src = top_idx // V  # (b, 2K) which hypothesis of the sentence
         top_tok = top_idx % V  # (b, 2K)
         finite = top_scores > -inf
