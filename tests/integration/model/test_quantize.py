@@ -30,6 +30,18 @@ def test_every_linear_becomes_int8_and_the_logits_stay_close(specs):
     assert len(hyps) == src.size(0) and all(h[0].tokens for h in hyps)
 
 
+def test_the_int8_layer_computes_exactly_what_pytorchs_dynamic_linear_computes():
+    torch.manual_seed(0)
+    ours = nn.Sequential(nn.Linear(48, 40), nn.Linear(40, 24, bias=False)).eval()
+    quantize_linears(ours)
+    x = torch.randn(5, 3, 48)
+    with torch.inference_mode():
+        for layer in ours:
+            generic = torch.ao.nn.quantized.dynamic.Linear.forward(layer, x)  # the layer's own forward
+            assert type(layer) is quantized_linear_type() and torch.equal(layer(x), generic)
+            x = generic
+
+
 @pytest.mark.parametrize("specs", MIXED[:2], ids=lambda s: "|".join(str(v) for v in s.values()))
 def test_merged_projections_are_bit_identical_in_int8(specs):
     plain, merged = seeded(**specs).eval(), seeded(**specs).eval()
