@@ -216,7 +216,8 @@ def step_stats(times: Sequence[float]) -> dict:
 
 @contextmanager
 def profiled(enabled: bool, rows: int) -> Iterator[None]:
-    """Run the block under torch.profiler (CPU) when ``enabled``; print the top operators by self time."""
+    """Run the block under torch.profiler (CPU) when ``enabled``; print the top operators by self time
+    and how many operator calls the block made from Python (views included, nested calls not)."""
     if not enabled:
         yield
         return
@@ -226,6 +227,8 @@ def profiled(enabled: bool, rows: int) -> Iterator[None]:
         yield
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
     print(table, file=sys.stderr, flush=True)
+    calls = sum(e.cpu_parent is None for e in prof.events())
+    log(f"operator calls made from Python: {calls:,}")
 
 
 @contextmanager

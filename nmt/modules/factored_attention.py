@@ -449,7 +449,8 @@ class FactoredAttention(Mixer):
         # whole sequences take the fused kernel; decoding steps are too small for it
         fused = state is None and qc is not None and not self.record_weights
         allowed, causal, row_ok = self._allowed(centre, q_pos, S, key_pad, state, fused and bias is None)
-        if state is not None and qc is not None and bias is None and row_ok is None and not causal:
+        lean = state is not None and not self.training and qc is not None and bias is None and row_ok is None
+        if lean and not causal:
             ctx = self._attend_step(qc, k, v, allowed, state)  # (B, H, T, dh)
         else:
             ctx = self._attend(qc, k, v, bias, allowed, causal, row_ok, T, fused)  # (B, H, T or 1, dh)
@@ -536,8 +537,8 @@ class FactoredAttention(Mixer):
         return probs @ v
 
     def _attend_step(self, qc: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, state: State) -> Tensor:
-        """``_attend``'s explicit path for a decoding step with a content term and nothing else
-        (no relative bias, every query with a key), in fewer operations: three batched products
+        """``_attend``'s explicit path for an inference decoding step with a content term and
+        nothing else (no relative bias, every query with a key, no dropout), in fewer operations: three batched products
         over (B*H) heads, the scale and the masked keys folded into the first. Softmax-weighted
         values (B, H, T, dh). The additive form of ``allowed`` (0 or -inf, (B, H, 1 or T, S)) is
         kept in ``state`` when ``allowed`` is itself kept there (cross-attention)."""

@@ -285,6 +285,31 @@ def test_step_equals_forward(mask, role, kw):
         torch.testing.assert_close(steps, full, atol=1e-10, rtol=1e-8)
 
 
+@pytest.mark.parametrize("mask", ["1000", "1010", "1111", "0010"])
+@pytest.mark.parametrize("role", ["decoder", "cross"])
+def test_decoding_steps_record_the_weights_forward_records(mask, role):
+    att = make(mask, role)
+    att.record_weights = True
+    x, memory = inputs(T=4, S=5)
+    key_pad = pad_mask([5, 3], 5) if role == "cross" else None
+    att(x, memory=memory, memory_padding_mask=key_pad)
+    full = att.last_weights  # (B, H, T, S)
+    state = {}
+    for t in range(x.size(1)):
+        _, state = att.step(x[:, t : t + 1], state, memory=memory, memory_padding_mask=key_pad)
+        S = full.size(-1) if role == "cross" else t + 1
+        torch.testing.assert_close(att.last_weights[:, :, 0], full[:, :, t, :S], atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize("mask", ["1000", "1010"])
+def test_a_cross_step_with_several_queries_per_sentence_equals_forward(mask):
+    att = make(mask, "cross")
+    x, memory = inputs(T=3, S=5)  # 3 queries (beam hypotheses) per sentence at one step
+    key_pad = pad_mask([5, 2], 5)
+    y, _ = att.step(x, {}, memory=memory, memory_padding_mask=key_pad)
+    torch.testing.assert_close(y, att(x, memory=memory, memory_padding_mask=key_pad), atol=1e-10, rtol=1e-8)
+
+
 @pytest.mark.parametrize("role,kw", [("decoder", {"window": 3}), ("cross", {"window": 3}), ("cross", {})])
 def test_step_survives_beam_reordering(role, kw):
     att = make("1111", role, **kw)
