@@ -13,10 +13,14 @@ Four groups, each line one JSON record (stdout), best of ``--repeats`` timings o
   matmul-softmax-matmul, with keys/values contiguous or in the strided (B, H, S, dh) view that
   splitting heads produces;
 - ``adamw``: one AdamW update over the base model's parameter shapes (48.3 M): PyTorch's default
-  for-each implementation, the for-loop one and the fused kernel.
+  for-each implementation, the for-loop one and the fused kernel;
+- ``search``: one decoding step's search over the 8,000-word output for 32 sentences: beam 5's
+  selection of the 10 best of 5 x 8,000 candidates per sentence with ``torch.topk`` and by blocks
+  (``nmt.decode.topk``), greedy search's ``argmax`` + ``gather`` against one ``max``.
 
     python scripts/bench_kernels.py                 # all groups, 2 threads
     python scripts/bench_kernels.py --only attention
+    python scripts/bench_kernels.py --only search
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from nmt.decode.topk import topk_rows
 from nmt.model.packed import PackedLinear, packing_available
 from nmt.model.quantize import quantize_linears
 
@@ -174,9 +179,23 @@ def adamw(calls: int, repeats: int) -> list[dict]:
     return out
 
 
+def search(calls: int, repeats: int) -> list[dict]:
+    g = torch.Generator().manual_seed(0)
+    cand = torch.randn(32, 5 * VOCAB, generator=g)  # (sentences, beam x V) candidate scores
+    lprobs = torch.randn(32, VOCAB, generator=g).log_softmax(-1)  # (rows, V) greedy
+    return [
+        {"group": "search", "case": "beam 5: 10 best of (32, 40000)",
+         "torch_topk_ms": best_ms(lambda: cand.topk(10, dim=1), calls, repeats),
+         "blocks_ms": best_ms(lambda: topk_rows(cand, 10), calls, repeats)},
+        {"group": "search", "case": "greedy: best of (32, 8000) and its score",
+         "argmax_gather_ms": best_ms(lambda: lprobs.gather(1, lprobs.argmax(-1, keepdim=True)), calls, repeats),
+         "max_ms": best_ms(lambda: lprobs.max(dim=-1), calls, repeats)},
+    ]
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     """Parse ``argv``, run the chosen groups and print one JSON line per measurement."""
-    groups = {"gemm": gemm, "train_gemm": train_gemm, "attention": attention, "adamw": adamw}
+    groups = {"gemm": gemm, "train_gemm": train_gemm, "attention": attention, "adamw": adamw, "search": search}
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=sorted(groups), action="append", help="run only these groups")
     ap.add_argument("--threads", type=int, default=2)

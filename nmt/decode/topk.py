@@ -1,11 +1,11 @@
 """The k largest entries per row of a wide score matrix, by blocks.
 
 Beam search picks the ``2 * beam`` best of ``beam * V`` candidates per sentence at every step.
-``torch.topk`` on CPU runs a selection over every entry (about 2 ms for (32, 40000) on a 2-vCPU
-Xeon, several per cent of a beam-5 step); a maximum per block is a vectorised reduction ten times
-cheaper. An entry among the k largest of its row lies in one of the k blocks with the largest
+``torch.topk`` on CPU runs a selection over every entry; a maximum per block is a vectorised
+reduction, and an entry among the k largest of its row lies in one of the k blocks with the largest
 maxima (any other block's maximum is exceeded by k block maxima, hence by k entries), so the
-selection only has to look at those k blocks.
+selection only has to look at those k blocks: 0.5-0.7 ms instead of 1.6-1.9 ms for (32, 40000) on
+a 2-vCPU Xeon (``scripts/bench_kernels.py --only search``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def topk_rows(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     size = block_size(W, k)
     if size is None:
         return scores.topk(k, dim=1)
-    blocks = scores.view(N, W // size, size)  # (N, nb, size)
+    blocks = scores.reshape(N, W // size, size)  # (N, nb, size)
     best = blocks.amax(dim=2).topk(k, dim=1).indices  # (N, k) blocks holding the k largest
     inside = blocks.gather(1, best.unsqueeze(2).expand(N, k, size))  # (N, k, size)
     values, pos = inside.view(N, k * size).topk(k, dim=1)  # (N, k)

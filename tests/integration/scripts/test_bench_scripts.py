@@ -138,14 +138,16 @@ def test_timed_calls_restores_what_it_shadowed():
 
 
 def test_kernels_micro_benchmarks_print_their_records(capsys):
-    records = bench_kernels.main(["--only", "attention", "--only", "gemm", "--calls", "1", "--repeats", "1",
-                                  "--threads", "1"])
+    records = bench_kernels.main(["--only", "attention", "--only", "gemm", "--only", "search", "--calls", "1",
+                                  "--repeats", "1", "--threads", "1"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines == [{**r, "threads": 1, "torch": lines[0]["torch"]} for r in records]
     attention = [r for r in records if r["group"] == "attention"]
     assert len(attention) == 8 and all(r["sdpa_ms"] > 0 and r["explicit_ms"] > 0 for r in attention)
     assert {r["rows"] for r in records if r["group"] == "gemm"} == {32, 160, 2048}
     assert "int8 x86" in {r["kernel"] for r in records if r["group"] == "gemm"}
+    search = [r for r in records if r["group"] == "search"]
+    assert len(search) == 2 and all(v > 0 for r in search for k, v in r.items() if k.endswith("_ms"))
     assert torch.backends.quantized.engine == "x86"  # the engine the int8 rows switched is restored
 
 
