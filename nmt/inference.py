@@ -5,6 +5,7 @@ the weights)."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import queue
 import sys
@@ -81,10 +82,12 @@ def prepare_for_inference(
         return done
     if merge:
         done["merged"] = model.fuse_projections()
+        gc.collect()  # free the separate layers before the conversions allocate (see below)
     if quantize is not None:
         done["int8"] = quantize_linears(model, quantize, engine)  # every nn.Linear: nothing is left to pack
     if pack:
         done["packed"] = pack_linears(model)
+    gc.collect()  # the replaced float layers are kept alive by reference cycles until the collector runs
     release_free_memory()
     return done
 
