@@ -124,9 +124,9 @@ class TimeCache:
     pending row selection (a beam reorder: ``select`` only records which rows survive).
 
     ``append`` works in place when this cache is its storage's latest (nothing was appended to
-    the storage after it) and there is room: it copies only the rows a pending selection changes
-    (in beam search most hypotheses keep their own row) and writes the new step; greedy decoding
-    copies nothing. Otherwise it copies the (selected) prefix and the new step into fresh storage
+    the storage after it) and there is room: it applies a pending selection of the same number of
+    rows in place (on the CPU copying only the rows it changes: in beam search most hypotheses keep
+    their own row) and writes the new step; greedy decoding copies nothing. Otherwise it copies the (selected) prefix and the new step into fresh storage
     with room for ``SPARE`` more steps. A cache whose rows were rewritten in place by a later
     ``append`` is stale: reading or growing it raises, so a decoder can never read another
     hypothesis's prefix by mistake. Decoders step from their latest state, as search does.
@@ -170,11 +170,8 @@ class TimeCache:
         store, t = self._storage, self.length
         M, N = prefix.size(0), new.size(0)
         if store.filled == t and t < store.data.size(2) and (self.rows is None or self.rows.numel() == M == N):
-            if self.rows is not None:
-                moved = (self.rows != torch.arange(M, device=self.rows.device)).nonzero().squeeze(1)  # (m,)
-                if moved.numel():
-                    prefix.index_copy_(0, moved, prefix.index_select(0, self.rows.index_select(0, moved)))
-                    store.version += 1  # every other cache of this storage is now stale
+            if self.rows is not None and _reorder_in_place(prefix, self.rows):
+                store.version += 1  # every other cache of this storage is now stale
             store.data[:, :, t : t + 1].copy_(new)
             store.filled = t + 1
             return TimeCache._view(store, t + 1)
@@ -190,6 +187,23 @@ class TimeCache:
     def tensor(self) -> Tensor:
         """The cache as a tensor (N, H, t, dh) (copies only when rows are pending)."""
         return self.data if self.rows is None else self.data.index_select(0, self.rows)
+
+
+SPARSE_REORDER_DEVICES = ("cpu",)  # where finding the moved rows (a host sync on accelerators) pays
+
+
+def _reorder_in_place(prefix: Tensor, rows: Tensor) -> bool:
+    """Make row i of ``prefix`` (M, H, t, dh) hold what row ``rows[i]`` held; return whether
+    anything may have changed. On the CPU only the moved rows are copied; elsewhere every row is
+    gathered, which needs no host synchronisation."""
+    if prefix.device.type not in SPARSE_REORDER_DEVICES:
+        prefix.copy_(prefix.index_select(0, rows))
+        return True
+    moved = (rows != torch.arange(rows.numel(), device=rows.device)).nonzero().squeeze(1)  # (m,)
+    if moved.numel() == 0:
+        return False
+    prefix.index_copy_(0, moved, prefix.index_select(0, rows.index_select(0, moved)))
+    return True
 
 
 def extend_cache(cache: TimeCache | None, new: Tensor) -> tuple[TimeCache, Tensor]:

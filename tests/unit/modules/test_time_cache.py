@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nmt.modules import base
 from nmt.modules.base import TimeCache, extend_cache, reorder_state
 
 
@@ -38,7 +39,10 @@ def _random_walk(seed: int, steps: int = 40) -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_any_sequence_of_appends_and_selections_matches_cat_and_index_select(seed):
+@pytest.mark.parametrize("sparse", [True, False], ids=["moved rows only", "every row (accelerators)"])
+def test_any_sequence_of_appends_and_selections_matches_cat_and_index_select(seed, sparse, monkeypatch):
+    if not sparse:
+        monkeypatch.setattr(base, "SPARSE_REORDER_DEVICES", ())
     _random_walk(seed)
 
 
