@@ -126,8 +126,9 @@ class TimeCache:
     ``append`` works in place when this cache is its storage's latest (nothing was appended to
     the storage after it) and there is room: it applies a pending selection of the same number of
     rows in place (on the CPU copying only the rows it changes: in beam search most hypotheses keep
-    their own row) and writes the new step; greedy decoding copies nothing. Otherwise it copies the (selected) prefix and the new step into fresh storage
-    with room for ``SPARE`` more steps. A cache whose rows were rewritten in place by a later
+    their own row) and writes the new step; greedy decoding copies nothing. Otherwise it copies
+    the (selected) prefix and the new step into fresh storage with room for ``SPARE`` more steps.
+    A cache whose rows were rewritten in place by a later
     ``append`` is stale: reading or growing it raises, so a decoder can never read another
     hypothesis's prefix by mistake. Decoders step from their latest state, as search does.
     """
