@@ -82,7 +82,6 @@ def prepare_for_inference(
         return done
     if merge:
         done["merged"] = model.fuse_projections()
-        gc.collect()  # free the separate layers before the conversions allocate (see below)
     if quantize is not None:
         done["int8"] = quantize_linears(model, quantize, engine)  # every nn.Linear: nothing is left to pack
     if pack:

@@ -1,6 +1,6 @@
 """Micro-benchmarks behind the decoding and training choices in docs/benchmarks.md (CPU, fp32).
 
-Four groups, each line one JSON record (stdout), best of ``--repeats`` timings of ``--calls`` calls:
+Five groups, each line one JSON record (stdout), best of ``--repeats`` timings of ``--calls`` calls:
 
 - ``gemm``: the linear layers of one beam-5 decoding step of the base model (rows = 32 sentences or
   160 hypotheses; 512 -> 512, 512 -> 2048, 2048 -> 512, 512 -> 8000) in GFLOP/s, and the 2048^3

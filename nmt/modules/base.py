@@ -128,23 +128,23 @@ class TimeCache:
     rows in place (on the CPU copying only the rows it changes: in beam search most hypotheses keep
     their own row) and writes the new step; greedy decoding copies nothing. Otherwise it copies
     the (selected) prefix and the new step into fresh storage with room for ``SPARE`` more steps.
-    A cache whose rows were rewritten in place by a later
-    ``append`` is stale: reading or growing it raises, so a decoder can never read another
-    hypothesis's prefix by mistake. Decoders step from their latest state, as search does.
+    A cache whose rows were rewritten in place by a later ``append`` is stale: reading or growing
+    it raises, so a decoder can never read another hypothesis's prefix by mistake. Decoders step
+    from their latest state, as search does.
     """
 
     __slots__ = ("_storage", "length", "rows", "_version")
     SPARE = 16  # time steps of room given to fresh storage
 
-    def __init__(self, data: Tensor, rows: Tensor | None = None) -> None:
-        """A cache holding ``data`` (M, H, t, dh), of which rows ``rows`` (N,) in order (None: all)."""
+    def __init__(self, data: Tensor) -> None:
+        """A cache holding ``data`` (M, H, t, dh), every row."""
         self._storage = _Storage(data, data.size(2))
-        self.length, self.rows, self._version = data.size(2), rows, 0
+        self.length, self.rows, self._version = data.size(2), None, 0
 
     @classmethod
-    def _view(cls, storage: _Storage, length: int, rows: Tensor | None = None) -> TimeCache:
+    def _view(cls, storage: _Storage, length: int, rows: Tensor | None, version: int) -> TimeCache:
         cache = cls.__new__(cls)
-        cache._storage, cache.length, cache.rows, cache._version = storage, length, rows, storage.version
+        cache._storage, cache.length, cache.rows, cache._version = storage, length, rows, version
         return cache
 
     @property
@@ -159,9 +159,8 @@ class TimeCache:
 
     def select(self, index: Tensor) -> TimeCache:
         """The cache of rows ``index`` (N',) of this one; nothing is copied."""
-        cache = TimeCache._view(self._storage, self.length, index if self.rows is None else self.rows.index_select(0, index))
-        cache._version = self._version
-        return cache
+        rows = index if self.rows is None else self.rows.index_select(0, index)
+        return TimeCache._view(self._storage, self.length, rows, self._version)
 
     def append(self, new: Tensor) -> TimeCache:
         """``new`` (N, H, 1, dh) added after the (selected) rows' last step -> (N, H, t+1, dh)."""
@@ -175,7 +174,7 @@ class TimeCache:
                 store.version += 1  # every other cache of this storage is now stale
             store.data[:, :, t : t + 1].copy_(new)
             store.filled = t + 1
-            return TimeCache._view(store, t + 1)
+            return TimeCache._view(store, t + 1, None, store.version)
         _, H, _, dh = new.shape
         out = new.new_empty(N, H, t + 1 + self.SPARE, dh)  # (N, H, room, dh)
         if self.rows is None:
@@ -183,7 +182,7 @@ class TimeCache:
         else:
             torch.index_select(prefix, 0, self.rows, out=out[:, :, :t])
         out[:, :, t : t + 1].copy_(new)
-        return TimeCache._view(_Storage(out, t + 1), t + 1)
+        return TimeCache._view(_Storage(out, t + 1), t + 1, None, 0)
 
     def tensor(self) -> Tensor:
         """The cache as a tensor (N, H, t, dh) (copies only when rows are pending)."""

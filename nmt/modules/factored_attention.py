@@ -449,8 +449,8 @@ class FactoredAttention(Mixer):
         # whole sequences take the fused kernel; decoding steps are too small for it
         fused = state is None and qc is not None and not self.record_weights
         allowed, causal, row_ok = self._allowed(centre, q_pos, S, key_pad, state, fused and bias is None)
-        lean = state is not None and not self.training and qc is not None and bias is None and row_ok is None
-        if lean and not causal:
+        lean = state is not None and not self.training and qc is not None and bias is None
+        if lean and row_ok is None and not causal:
             ctx = self._attend_step(qc, k, v, allowed, state)  # (B, H, T, dh)
         else:
             ctx = self._attend(qc, k, v, bias, allowed, causal, row_ok, T, fused)  # (B, H, T or 1, dh)
@@ -538,10 +538,10 @@ class FactoredAttention(Mixer):
 
     def _attend_step(self, qc: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, state: State) -> Tensor:
         """``_attend``'s explicit path for an inference decoding step with a content term and
-        nothing else (no relative bias, every query with a key, no dropout), in fewer operations: three batched products
-        over (B*H) heads, the scale and the masked keys folded into the first. Softmax-weighted
-        values (B, H, T, dh). The additive form of ``allowed`` (0 or -inf, (B, H, 1 or T, S)) is
-        kept in ``state`` when ``allowed`` is itself kept there (cross-attention)."""
+        nothing else (no relative bias, every query with a key, no dropout), in fewer operations:
+        three batched products over (B*H) heads, the scale and the masked keys folded into the
+        first. Softmax-weighted values (B, H, T, dh). The additive form of ``allowed`` (0 or -inf,
+        (B, H, 1 or T, S)) is kept in ``state`` when ``allowed`` is itself kept there (cross)."""
         B, H, T, dh = qc.shape
         S = v.size(2)
         q = qc.reshape(B * H, T, dh)  # a view when T = 1
@@ -549,11 +549,12 @@ class FactoredAttention(Mixer):
         if allowed is None:
             logits = torch.bmm(q, keys).mul_(self.scale)  # (B*H, T, S)
         else:
-            additive = state.get("additive") if state.get("allowed") is allowed else None
+            kept = state.get("allowed") is allowed
+            additive = state.get("additive") if kept else None
             if additive is None:
                 additive = torch.zeros(allowed.shape, dtype=qc.dtype, device=qc.device).masked_fill_(~allowed, float("-inf"))
                 additive = additive.expand(B, H, -1, S).contiguous()  # (B, H, 1 or T, S)
-                if state.get("allowed") is allowed:
+                if kept:
                     state["additive"] = additive
             logits = torch.baddbmm(additive.view(B * H, -1, S), q, keys, alpha=self.scale)  # (B*H, T, S)
         probs = logits.softmax(-1)
