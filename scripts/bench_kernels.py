@@ -16,7 +16,8 @@ Five groups, each line one JSON record (stdout), best of ``--repeats`` timings o
   for-each implementation, the for-loop one and the fused kernel;
 - ``search``: one decoding step's search over the 8,000-word output for 32 sentences: beam 5's
   selection of the 10 best of 5 x 8,000 candidates per sentence with ``torch.topk`` and by blocks
-  (``nmt.decode.topk``), greedy search's ``argmax`` + ``gather`` against one ``max``.
+  (``nmt.decode.topk``), greedy search's best entry by ``argmax`` + ``gather``, by one ``max`` and
+  by blocks.
 
     python scripts/bench_kernels.py                 # all groups, 2 threads
     python scripts/bench_kernels.py --only attention
@@ -189,7 +190,8 @@ def search(calls: int, repeats: int) -> list[dict]:
          "blocks_ms": best_ms(lambda: topk_rows(cand, 10), calls, repeats)},
         {"group": "search", "case": "greedy: best of (32, 8000) and its score",
          "argmax_gather_ms": best_ms(lambda: lprobs.gather(1, lprobs.argmax(-1, keepdim=True)), calls, repeats),
-         "max_ms": best_ms(lambda: lprobs.max(dim=-1), calls, repeats)},
+         "max_ms": best_ms(lambda: lprobs.max(dim=-1), calls, repeats),
+         "blocks_ms": best_ms(lambda: topk_rows(lprobs, 1), calls, repeats)},
     ]
 
 

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from nmt.decode.hypothesis import Hypothesis, length_penalty
 from nmt.decode.protocol import Seq2Seq
+from nmt.decode.topk import topk_rows
 
 # Chooses the next token per row from masked model log-probs (N, V) -> (N,) long.
 TokenPicker = Callable[[Tensor], Tensor]
@@ -53,7 +54,7 @@ def greedy_search(
         if t < min_len:
             lprobs[:, eos] = -float("inf")
         if pick is None:
-            best, tok = lprobs.max(dim=-1)  # (n,) each: one pass, where argmax + gather take two
+            best, tok = (x.squeeze(1) for x in topk_rows(lprobs, 1))  # (n,) each: by blocks, as beam search
         else:
             tok = pick(lprobs)  # (n,)
             best = lprobs.gather(1, tok.unsqueeze(1)).squeeze(1)

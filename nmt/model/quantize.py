@@ -7,6 +7,12 @@ channel (symmetric), each activation is quantized per call with a scale taken fr
 layer norm, embeddings and the search stay float32. Nothing here is hand-written: the kernels are
 FBGEMM's or oneDNN's, chosen by ``torch.backends.quantized.engine`` (``engine`` below).
 
+The default engine is oneDNN on CPUs with AMX int8 tiles (its kernels use them: 1.5-1.6x FBGEMM's
+speed on an encoder's (1184, 512) inputs, and 1.12x for beam 5 decoding overall, on a 2-vCPU Xeon;
+docs/benchmarks.md) and PyTorch's own choice elsewhere ("x86": FBGEMM). Activations are quantized to
+7 bits (``reduce_range``, as PyTorch's layer does: the AVX2 kernels' 16-bit intermediate sums
+saturate with 8) except on oneDNN with AMX, whose int8 products accumulate in 32 bits directly.
+
 This covers every mechanism and combination of ``nmt.modules``: their projections are ``nn.Linear``
 (factored attention's q/k/v/r/out, deformable's value/offsets/weights/out, salient attention's
 projections, the convolutions' in/out and kernel projections), as are the feed-forward layers and
@@ -20,31 +26,55 @@ warnings they print at conversion are silenced here.
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from nmt.model.layers import FeedForward
 
 QUANTIZE_MODES = ("int8",)
 ENGINES = ("x86", "fbgemm", "onednn", "qnnpack")
 
 
-_LINEAR_DYNAMIC = torch.ops.quantized.linear_dynamic.default
-# The operator's C++ entry point, without the Python-side argument checks of ``OpOverload.__call__``
-# (private in PyTorch 2.13: where it is missing, the public overload is called instead).
-_LINEAR_DYNAMIC_KERNEL = getattr(_LINEAR_DYNAMIC, "_op", _LINEAR_DYNAMIC)
+def _dispatcher_call(op: torch._ops.OpOverload) -> Callable[..., torch.Tensor]:
+    """``op`` (``quantized::linear_dynamic`` or its ReLU variant) called through the dispatcher
+    directly (``x, packed, reduce_range``).
+
+    The operator's Python entry points check every argument for ``__torch_function__``; on the
+    packed weights (a ``torch.ScriptObject``) that lookup fails by throwing a C++ exception, about
+    10 us per call on a 2-vCPU Xeon, several per cent of a greedy decoding step (37 calls). The
+    boxed dispatcher call takes the same kernel without that check (private in PyTorch 2.13: where
+    it is missing, the public overload is called instead)."""
+    call_boxed = getattr(torch._C, "_dispatch_call_boxed", None)
+    handle = getattr(op, "_handle", None)
+    if call_boxed is None or handle is None:
+        return op
+    return functools.partial(call_boxed, handle)
+
+
+_LINEAR = _dispatcher_call(torch.ops.quantized.linear_dynamic.default)
+_LINEAR_RELU = _dispatcher_call(torch.ops.quantized.linear_relu_dynamic.default)
 
 
 class Int8Linear(torch.ao.nn.quantized.dynamic.Linear):
-    """PyTorch's dynamic int8 linear layer, called through its kernel directly: the same kernel,
-    weights and results, without the generic layer's and the operator's per-call Python checks
-    (about 10 us per call on a 2-vCPU Xeon, several per cent of a greedy decoding step, which
-    calls 37 of them)."""
+    """PyTorch's dynamic int8 linear layer, called through the dispatcher directly (the same kernel,
+    weights and results, without the generic layer's and the operator's per-call Python checks).
 
-    _kernel = staticmethod(_LINEAR_DYNAMIC_KERNEL)
+    ``reduce_range``: activations quantized to 7 bits, as the layer's own forward does, or to 8
+    where the kernel accumulates in 32 bits (``full_range_activations``). ``relu``: the kernel also
+    applies the ReLU that follows the layer (``fuse_relus``); a layer runs one kernel or the other
+    for its whole life (oneDNN keeps one prepared computation per packed weight and input shape,
+    built by the first call, whichever kernel it came from)."""
+
+    reduce_range: bool = True
+    relu: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._kernel(x, self._packed_params._packed_params, True)  # reduce_range, as the layer's own forward
+        kernel = _LINEAR_RELU if self.relu else _LINEAR
+        return kernel(x, self._packed_params._packed_params, self.reduce_range)
 
 
 def quantized_linear_type() -> type[nn.Module]:
@@ -52,16 +82,48 @@ def quantized_linear_type() -> type[nn.Module]:
     return Int8Linear
 
 
-def set_engine(engine: str | None) -> str:
-    """Select the int8 kernel library (``None``: keep PyTorch's default, "x86" on x86 CPUs); return it."""
-    if engine is not None:
-        if engine not in ENGINES or engine not in torch.backends.quantized.supported_engines:
-            raise ValueError(
-                f"quantized engine {engine!r} is not available; this PyTorch build has "
-                f"{', '.join(e for e in torch.backends.quantized.supported_engines if e != 'none')}"
-            )
-        torch.backends.quantized.engine = engine
+@functools.cache
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The feature flags the (Linux) kernel reports for this CPU; empty where it reports none."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def has_amx_int8(flags: frozenset[str] | None = None) -> bool:
+    """Whether the CPU has AMX int8 tiles (the kernel's ``amx_int8`` flag)."""
+    return "amx_int8" in (cpu_flags() if flags is None else flags)
+
+
+def default_engine(flags: frozenset[str] | None = None) -> str:
+    """The int8 kernel library used when none is asked for: oneDNN where the CPU has AMX int8 and this
+    PyTorch build has oneDNN, otherwise PyTorch's own default ("x86" on x86 CPUs)."""
+    if has_amx_int8(flags) and "onednn" in torch.backends.quantized.supported_engines:
+        return "onednn"
     return torch.backends.quantized.engine
+
+
+def full_range_activations(engine: str, flags: frozenset[str] | None = None) -> bool:
+    """Whether int8 layers packed for ``engine`` quantize activations to 8 bits instead of 7: only on
+    oneDNN with AMX int8, whose products accumulate in 32 bits (no 16-bit saturation to guard)."""
+    return engine == "onednn" and has_amx_int8(flags)
+
+
+def set_engine(engine: str | None) -> str:
+    """Select the int8 kernel library (``None``: ``default_engine()``); return it."""
+    engine = default_engine() if engine is None else engine
+    if engine not in ENGINES or engine not in torch.backends.quantized.supported_engines:
+        raise ValueError(
+            f"quantized engine {engine!r} is not available; this PyTorch build has "
+            f"{', '.join(e for e in torch.backends.quantized.supported_engines if e != 'none')}"
+        )
+    torch.backends.quantized.engine = engine
+    return engine
 
 
 def quantize_linears(model: nn.Module, mode: str = "int8", engine: str | None = None) -> int:
@@ -74,7 +136,7 @@ def quantize_linears(model: nn.Module, mode: str = "int8", engine: str | None = 
     devices = {p.device.type for p in model.parameters()}
     if devices - {"cpu"}:
         raise ValueError(f"int8 decoding runs on CPU; the model is on {', '.join(sorted(devices))}")
-    set_engine(engine)  # weights are packed for the engine selected now; it must stay selected
+    engine = set_engine(engine)  # weights are packed for the engine selected now
     n = sum(type(m) is nn.Linear for m in model.modules())
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*quantize_per_(tensor|channel).*deprecated")
@@ -86,4 +148,21 @@ def quantize_linears(model: nn.Module, mode: str = "int8", engine: str | None = 
             mapping={nn.Linear: Int8Linear},
             inplace=True,
         )
+    reduce_range = not full_range_activations(engine)
+    for m in model.modules():
+        if isinstance(m, Int8Linear):
+            m.reduce_range = reduce_range
+    fuse_relus(model)
+    return n
+
+
+def fuse_relus(model: nn.Module) -> int:
+    """Let the int8 first layer of every ReLU feed-forward block apply the ReLU itself (one kernel
+    call instead of two, the same numbers); return how many blocks changed. Called on freshly
+    converted layers only (``Int8Linear.relu``)."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, FeedForward) and type(m.act) is nn.ReLU and type(m.fc1) is Int8Linear and not m.fc1.relu:
+            m.fc1.relu, m.act = True, nn.Identity()
+            n += 1
     return n

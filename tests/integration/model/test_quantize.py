@@ -11,7 +11,9 @@ from torch import nn
 from nmt import inference
 from nmt.cli import main
 from nmt.decode import DecodeConfig, translate_batch
-from nmt.model.quantize import quantize_linears, quantized_linear_type, set_engine
+from nmt.model import quantize
+from nmt.model.layers import FeedForward
+from nmt.model.quantize import full_range_activations, quantize_linears, quantized_linear_type, set_engine
 
 
 @pytest.mark.parametrize("specs", MIXED, ids=lambda s: "|".join(str(v) for v in s.values()))
@@ -30,16 +32,48 @@ def test_every_linear_becomes_int8_and_the_logits_stay_close(specs):
     assert len(hyps) == src.size(0) and all(h[0].tokens for h in hyps)
 
 
-def test_the_int8_layer_computes_exactly_what_pytorchs_dynamic_linear_computes():
+ENGINES_HERE = [e for e in ("x86", "onednn") if e in torch.backends.quantized.supported_engines]
+
+
+@pytest.mark.parametrize("engine", ENGINES_HERE)
+def test_the_int8_layer_computes_exactly_what_pytorchs_dynamic_linear_computes(engine):
     torch.manual_seed(0)
     ours = nn.Sequential(nn.Linear(48, 40), nn.Linear(40, 24, bias=False)).eval()
-    quantize_linears(ours)
+    quantize_linears(ours, engine=engine)
     x = torch.randn(5, 3, 48)
     with torch.inference_mode():
         for layer in ours:
-            generic = torch.ao.nn.quantized.dynamic.Linear.forward(layer, x)  # the layer's own forward
-            assert type(layer) is quantized_linear_type() and torch.equal(layer(x), generic)
-            x = generic
+            assert type(layer) is quantized_linear_type()
+            assert layer.reduce_range is not full_range_activations(engine)
+            public = torch.ops.quantized.linear_dynamic(x, layer._packed_params._packed_params, layer.reduce_range)
+            assert torch.equal(layer(x), public)
+            if layer.reduce_range:  # the layer's own forward always quantizes to 7 bits
+                assert torch.equal(public, torch.ao.nn.quantized.dynamic.Linear.forward(layer, x))
+            x = public
+
+
+def test_the_engine_and_activation_range_follow_the_cpu(monkeypatch, tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512_vnni amx_tile amx_int8\nbugs\t: none\n", encoding="utf-8")
+    amx = quantize.cpu_flags.__wrapped__(str(info))
+    assert {"avx512_vnni", "amx_int8"} <= amx and "none" not in amx
+    assert quantize.cpu_flags.__wrapped__(str(tmp_path / "missing")) == frozenset()
+    plain = frozenset({"avx2", "avx512_vnni"})
+    assert quantize.has_amx_int8(amx) and not quantize.has_amx_int8(plain)
+    assert quantize.default_engine(plain) == torch.backends.quantized.engine  # PyTorch's own choice kept
+    if "onednn" in torch.backends.quantized.supported_engines:
+        assert quantize.default_engine(amx) == "onednn"
+    assert full_range_activations("onednn", amx)
+    assert not full_range_activations("onednn", plain) and not full_range_activations("x86", amx)
+    for flags in (amx, plain):  # what quantize_linears applies
+        monkeypatch.setattr(quantize, "cpu_flags", lambda flags=flags: flags)
+        for engine in ENGINES_HERE:
+            layer = nn.Sequential(nn.Linear(8, 8)).eval()
+            quantize_linears(layer, engine=engine)
+            assert layer[0].reduce_range is not (engine == "onednn" and flags is amx)
+            assert torch.backends.quantized.engine == engine
+        quantize_linears(nn.Sequential(nn.Linear(8, 8)).eval())
+        assert torch.backends.quantized.engine == quantize.default_engine(flags)
 
 
 @pytest.mark.parametrize("specs", MIXED[:2], ids=lambda s: "|".join(str(v) for v in s.values()))
@@ -50,6 +84,24 @@ def test_merged_projections_are_bit_identical_in_int8(specs):
     src, smask, tgt = batch()
     with torch.inference_mode():  # the same activation scale and per-channel weight scales: the same integers
         assert torch.equal(merged.logits(merged(src, smask, tgt)), plain.logits(plain(src, smask, tgt)))
+
+
+@pytest.mark.parametrize("engine", ENGINES_HERE)
+def test_relu_feed_forward_blocks_apply_their_relu_in_the_int8_kernel(engine):
+    fused, separate = seeded().eval(), seeded().eval()
+    quantize_linears(fused, engine=engine)
+    ffns = [m for m in fused.modules() if isinstance(m, FeedForward)]
+    assert ffns and all(f.fc1.relu and type(f.act) is nn.Identity and not f.fc2.relu for f in ffns)
+    quantize_linears(separate, engine=engine)  # the reference: the same conversion, the ReLU left separate
+    for f in (m for m in separate.modules() if isinstance(m, FeedForward)):
+        f.fc1.relu, f.act = False, nn.ReLU()  # before any call, so no kernel has prepared for the fused form
+    assert quantize.fuse_relus(fused) == 0  # nothing left to fuse
+    src, smask, tgt = batch()
+    with torch.inference_mode():  # the same integers, ReLU applied to the same floats
+        assert torch.equal(fused.logits(fused(src, smask, tgt)), separate.logits(separate(src, smask, tgt)))
+    gelu = nn.Sequential(FeedForward(8, 16, "gelu", 0.0)).eval()
+    quantize_linears(gelu, engine=engine)
+    assert not gelu[0].fc1.relu and type(gelu[0].act) is nn.GELU
 
 
 def test_loading_for_inference_merges_the_self_attention_projections(trained_tiny):
