@@ -65,6 +65,7 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
                    help="run the timed part under torch.profiler and print the top operators to stderr "
                         "(timings are then inflated by the profiler)")
     p.add_argument("--profile_rows", type=int, default=25, help="operators listed by --profile")
+    p.add_argument("--profile_shapes", action="store_true", help="--profile lists operators per input shape")
 
 
 def log(msg: str) -> None:
@@ -215,17 +216,19 @@ def step_stats(times: Sequence[float]) -> dict:
 
 
 @contextmanager
-def profiled(enabled: bool, rows: int) -> Iterator[None]:
+def profiled(enabled: bool, rows: int, shapes: bool = False) -> Iterator[None]:
     """Run the block under torch.profiler (CPU) when ``enabled``; print the top operators by self time
-    and how many operator calls the block made from Python (views included, nested calls not)."""
+    (one row per operator and input shapes when ``shapes``) and how many operator calls the block
+    made from Python (views included, nested calls not)."""
     if not enabled:
         yield
         return
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=shapes) as prof:
         yield
-    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    averages = prof.key_averages(group_by_input_shape=shapes)
+    table = averages.table(sort_by="self_cpu_time_total", row_limit=rows, max_shapes_column_width=60)
     print(table, file=sys.stderr, flush=True)
     calls = sum(e.cpu_parent is None for e in prof.events())
     log(f"operator calls made from Python: {calls:,}")

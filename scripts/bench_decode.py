@@ -15,6 +15,7 @@ change the ranking (nor the work).
     python scripts/bench_decode.py --beam 5 --quantize int8             # int8 linear layers (nmt.model.quantize)
     python scripts/bench_decode.py --beam 1 --quantize int8 --no_merge  # ... with separate q/k/v projections
     python scripts/bench_decode.py --beam 5 --batches 4 --breakdown     # where the time goes
+    python scripts/bench_decode.py --beam 1 --batches 2 --profile --profile_shapes   # per operator and shape
     python scripts/bench_decode.py --d_model 64 --d_ff 128 --heads 2 --layers 1 --batches 2   # smoke
 
 Prints exactly one JSON line (stdout); diagnostics go to stderr. Model FLOPs for MFU (an estimate):
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
     run(*batches[0])  # warm-up
     C.log(f"warm-up batch: {time.perf_counter() - t:.2f} s")
     lat, n_new = [], 0
-    with C.profiled(args.profile, args.profile_rows), C.timed_calls(breakdown_targets(model) if args.breakdown else []) as parts:
+    profile = C.profiled(args.profile, args.profile_rows, args.profile_shapes)
+    with profile, C.timed_calls(breakdown_targets(model) if args.breakdown else []) as parts:
         t0 = time.perf_counter()
         for k, (src, mask) in enumerate(batches):
             t = time.perf_counter()

@@ -1,9 +1,10 @@
 """Micro-benchmarks behind the decoding and training choices in docs/benchmarks.md (CPU, fp32).
 
-Five groups, each line one JSON record (stdout), best of ``--repeats`` timings of ``--calls`` calls:
+Six groups, each line one JSON record (stdout), best of ``--repeats`` timings of ``--calls`` calls:
 
-- ``gemm``: the linear layers of one beam-5 decoding step of the base model (rows = 32 sentences or
-  160 hypotheses; 512 -> 512, 512 -> 2048, 2048 -> 512, 512 -> 8000) in GFLOP/s, and the 2048^3
+- ``gemm``: the linear layers of one decoding step of the base model (rows = 32 sentences or 160
+  hypotheses; 512 -> 512, 512 -> 2048, 2048 -> 512, 512 -> 8000) and of the encoder over a batch
+  (1,056 rows: 32 sentences of 33 pieces; the first three shapes) in GFLOP/s, and the 2048^3
   matmul ceiling, each with PyTorch's default kernel (MKL) and with oneDNN-packed weights
   (``nmt.model.packed``, what our inference uses), and with dynamic int8 weights
   (``nmt.model.quantize``, ``--quantize int8``) on each quantized engine PyTorch has here (x86 picks
@@ -17,7 +18,9 @@ Five groups, each line one JSON record (stdout), best of ``--repeats`` timings o
 - ``search``: one decoding step's search over the 8,000-word output for 32 sentences: beam 5's
   selection of the 10 best of 5 x 8,000 candidates per sentence with ``torch.topk`` and by blocks
   (``nmt.decode.topk``), greedy search's best entry by ``argmax`` + ``gather``, by one ``max`` and
-  by blocks.
+  by blocks;
+- ``int8_call``: the fixed cost of calling one tiny int8 layer: PyTorch's operator, ``torch.ao``'s
+  layer and ``nmt.model.quantize.Int8Linear`` (which skips the operator's per-argument checks).
 
     python scripts/bench_kernels.py                 # all groups, 2 threads
     python scripts/bench_kernels.py --only attention
@@ -40,6 +43,7 @@ from nmt.model.packed import PackedLinear, packing_available
 from nmt.model.quantize import quantize_linears
 
 D, FF, VOCAB, HEADS, LAYERS = 512, 2048, 8000, 8, 6
+ENCODER_ROWS = 1056  # a batch of 32 sentences of 33 pieces, as the encoder runs it
 
 
 def best_ms(fn: Callable[[], object], calls: int, repeats: int) -> float:
@@ -64,8 +68,10 @@ def gemm(calls: int, repeats: int) -> list[dict]:
     for engine in ("x86", "fbgemm", "onednn"):
         if engine in torch.backends.quantized.supported_engines:
             kernels[f"int8 {engine}"] = lambda lin, _e=engine: _int8(lin, _e)
-    for rows in (32, 160):
+    for rows in (32, 160, ENCODER_ROWS):
         for d_in, d_out in ((D, D), (D, FF), (FF, D), (D, VOCAB)):
+            if rows == ENCODER_ROWS and d_out == VOCAB:
+                continue  # the output layer runs per decoding step only
             x = torch.randn(rows, d_in)
             for kernel, wrap in kernels.items():
                 _engine(kernel)
@@ -79,6 +85,25 @@ def gemm(calls: int, repeats: int) -> list[dict]:
         ms = best_ms(lambda: lin(a), max(1, calls // 20), repeats)
         out.append({"group": "gemm", "kernel": kernel, "rows": 2048, "d_in": 2048, "d_out": 2048, "ms": ms,
                     "gflops": round(2 * 2048**3 / ms / 1e6, 1), "note": "matmul ceiling"})
+    torch.backends.quantized.engine = engine_before
+    return out
+
+
+def int8_call(calls: int, repeats: int) -> list[dict]:
+    """The fixed cost of one int8 layer call: a tiny (2, 8) x (8, 8) product through PyTorch's public
+    operator, through ``torch.ao``'s layer and through ``nmt.model.quantize.Int8Linear``, per engine."""
+    out, engine_before = [], torch.backends.quantized.engine
+    for engine in ("x86", "onednn"):
+        if engine not in torch.backends.quantized.supported_engines:
+            continue
+        layer, x = _int8(torch.nn.Linear(8, 8), engine), torch.randn(2, 8)
+        packed, op = layer._packed_params._packed_params, torch.ops.quantized.linear_dynamic.default
+        generic = torch.ao.nn.quantized.dynamic.Linear.forward
+        with torch.inference_mode():
+            out.append({"group": "int8_call", "engine": engine,
+                        "operator_us": round(best_ms(lambda: op(x, packed, True), calls, repeats) * 1e3, 2),
+                        "torch_ao_layer_us": round(best_ms(lambda: generic(layer, x), calls, repeats) * 1e3, 2),
+                        "int8linear_us": round(best_ms(lambda: layer(x), calls, repeats) * 1e3, 2)})
     torch.backends.quantized.engine = engine_before
     return out
 
@@ -197,7 +222,8 @@ def search(calls: int, repeats: int) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     """Parse ``argv``, run the chosen groups and print one JSON line per measurement."""
-    groups = {"gemm": gemm, "train_gemm": train_gemm, "attention": attention, "adamw": adamw, "search": search}
+    groups = {"gemm": gemm, "train_gemm": train_gemm, "attention": attention, "adamw": adamw, "search": search,
+              "int8_call": int8_call}
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=sorted(groups), action="append", help="run only these groups")
     ap.add_argument("--threads", type=int, default=2)

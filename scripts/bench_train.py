@@ -128,7 +128,7 @@ def run_fixed(args: argparse.Namespace, trainer: Trainer, batches: list[Batch], 
         C.log(f"warm-up step {k}: {time.perf_counter() - t:.2f} s, loss {losses[-1]:.3f}")
     warm = time.perf_counter() - t_all
     timed = batches[args.warmup:]
-    with C.profiled(args.profile, args.profile_rows):
+    with C.profiled(args.profile, args.profile_rows, args.profile_shapes):
         for k, batch in enumerate(timed):
             t = time.perf_counter()
             losses.append(trainer.step(batch))
@@ -167,7 +167,7 @@ def run_epoch(args: argparse.Namespace, trainer: Trainer, peak: dict | None) -> 
         if limit <= args.warmup:
             raise ValueError(f"--max_steps {args.max_steps} leaves no timed step after --warmup {args.warmup}")
         times, losses, tgt, src, flops, padded = [], [], 0, 0, 0, 0
-        with C.profiled(args.profile, args.profile_rows):
+        with C.profiled(args.profile, args.profile_rows, args.profile_shapes):
             it = iter(dm.train_dataloader())
             for k in range(limit):
                 if k == args.warmup:

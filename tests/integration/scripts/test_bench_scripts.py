@@ -1,4 +1,5 @@
-"""Smoke tests of scripts/bench_train.py and scripts/bench_decode.py on a tiny model over the peers' workload."""
+"""Smoke tests of the benchmark scripts (bench_train, bench_decode, bench_engines, bench_kernels, ...) on a tiny
+model over the peers' workload."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 
 import bench_common as C
 import bench_decode
+import bench_engines
 import bench_kernels
 import bench_train
 import pytest
@@ -96,6 +98,29 @@ def test_decode_in_int8(capsys):
 
 
 @needs_workload
+def test_engines_compares_two_int8_engines_on_the_same_batches(capsys):
+    engines = [e for e in ("x86", "onednn") if e in torch.backends.quantized.supported_engines]
+    before = torch.backends.quantized.engine
+    args = TINY + ["--beam", "2", "--batches", "2", "--rounds", "1", "--a", engines[0], "--b", engines[-1]]
+    record = bench_engines.main(args)
+    assert one_json_line(capsys) == record
+    assert record["sentences"] == 64 and record["a_sent_per_s"] > 0 and record["b_sent_per_s"] > 0
+    assert 0 <= record["identical_sentences"] <= 1
+    if len(engines) == 1:  # one engine against itself: the same kernels, the same translations
+        assert record["identical_sentences"] == 1
+    torch.backends.quantized.engine = before
+
+
+@needs_workload
+def test_decode_profile_lists_operators_by_input_shape(capsys):
+    record = bench_decode.main(TINY + ["--beam", "1", "--batches", "1", "--quantize", "int8", "--profile",
+                                       "--profile_shapes", "--profile_rows", "5"])
+    out, err = capsys.readouterr()
+    assert json.loads(out) == record and record["profiled"]
+    assert "Input Shapes" in err and "quantized::linear" in err and "operator calls made from Python" in err
+
+
+@needs_workload
 def test_decode_flops_scale_the_decoder_with_the_beam():
     vocab = C.load_vocab(C.PEERS_DIR)
     model = C.build_model(_namespace(TINY), vocab)
@@ -139,16 +164,18 @@ def test_timed_calls_restores_what_it_shadowed():
 
 def test_kernels_micro_benchmarks_print_their_records(capsys):
     engine = torch.backends.quantized.engine
-    records = bench_kernels.main(["--only", "attention", "--only", "gemm", "--only", "search", "--calls", "1",
-                                  "--repeats", "1", "--threads", "1"])
+    records = bench_kernels.main(["--only", "attention", "--only", "gemm", "--only", "search", "--only", "int8_call",
+                                  "--calls", "1", "--repeats", "1", "--threads", "1"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines == [{**r, "threads": 1, "torch": lines[0]["torch"]} for r in records]
     attention = [r for r in records if r["group"] == "attention"]
     assert len(attention) == 8 and all(r["sdpa_ms"] > 0 and r["explicit_ms"] > 0 for r in attention)
-    assert {r["rows"] for r in records if r["group"] == "gemm"} == {32, 160, 2048}
+    assert {r["rows"] for r in records if r["group"] == "gemm"} == {32, 160, 1056, 2048}
     assert "int8 x86" in {r["kernel"] for r in records if r["group"] == "gemm"}
     search = [r for r in records if r["group"] == "search"]
     assert len(search) == 2 and all(v > 0 for r in search for k, v in r.items() if k.endswith("_ms"))
+    calls = [r for r in records if r["group"] == "int8_call"]
+    assert calls and all(v > 0 for r in calls for k, v in r.items() if k.endswith("_us"))
     assert torch.backends.quantized.engine == engine  # the engine the int8 rows switched is restored
 
 
