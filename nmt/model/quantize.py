@@ -10,8 +10,9 @@ FBGEMM's or oneDNN's, chosen by ``torch.backends.quantized.engine`` (``engine`` 
 The default engine is oneDNN on CPUs with AMX int8 tiles (its kernels use them: 1.3-2.9x FBGEMM's
 speed on an encoder batch's 1,056 rows, 1.12x for beam 5 decoding overall, the same for greedy,
 on a 2-vCPU Xeon; docs/benchmarks.md "The int8 kernels") and PyTorch's own choice elsewhere
-("x86": FBGEMM). Activations are quantized to 7 bits (``reduce_range``, as PyTorch's layer does: the AVX2 kernels' 16-bit intermediate sums
-saturate with 8) except on oneDNN with AMX, whose int8 products accumulate in 32 bits directly.
+("x86": FBGEMM). Activations are quantized to 7 bits (``reduce_range``, as PyTorch's layer does:
+the AVX2 kernels' 16-bit intermediate sums saturate with 8) except on oneDNN with AMX, whose int8
+products accumulate in 32 bits directly.
 
 This covers every mechanism and combination of ``nmt.modules``: their projections are ``nn.Linear``
 (factored attention's q/k/v/r/out, deformable's value/offsets/weights/out, salient attention's
