@@ -58,6 +58,12 @@ def decode_batches(data: Path, vocab: Vocab, n_batches: int) -> list[tuple[Tenso
     return [pad_rows(ids[b * BATCH : (b + 1) * BATCH], vocab.pad_id) for b in range(n_batches)]
 
 
+def workload_config(beam: int) -> DecodeConfig:
+    """The workload's search: ``beam``, one hypothesis, exactly ``NEW_TOKENS`` new tokens, alpha 0."""
+    return DecodeConfig(beam=beam, alpha=0.0, max_len_a=0.0, max_len_b=NEW_TOKENS, max_len=NEW_TOKENS,
+                        min_len=NEW_TOKENS, nbest=1)
+
+
 def decode_flops(model: Transformer, src_lengths: list[int], beam: int) -> int:
     """Estimated forward FLOPs of decoding: encoder once, decoder (32 tokens) once per hypothesis."""
     total = 0
@@ -113,8 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     load_s = time.perf_counter() - t
     C.log(f"model: {model_info['params']:,} parameters, {done['packed']} packed / {done['int8']} int8 linear layers "
           f"({done['merged']} merged away), built in {load_s:.2f} s")
-    cfg = DecodeConfig(beam=args.beam, alpha=0.0, max_len_a=0.0, max_len_b=NEW_TOKENS, max_len=NEW_TOKENS,
-                       min_len=NEW_TOKENS, nbest=1)
+    cfg = workload_config(args.beam)
 
     def run(src: Tensor, mask: Tensor) -> list:
         with torch.inference_mode():

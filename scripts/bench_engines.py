@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-from nmt.decode.config import DecodeConfig
 from nmt.decode.translate import translate_batch
 from nmt.inference import prepare_for_inference
 from nmt.model.quantize import ENGINES
@@ -52,8 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
         model = C.build_model(args, vocab).eval()  # seeded: the same weights on both sides
         prepare_for_inference(model, True, "int8", engine=engine)
         models[side] = model
-    cfg = DecodeConfig(beam=args.beam, alpha=0.0, max_len_a=0.0, max_len_b=D.NEW_TOKENS, max_len=D.NEW_TOKENS,
-                       min_len=D.NEW_TOKENS, nbest=1)
+    cfg = D.workload_config(args.beam)
 
     def run(side: str, src: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
         with torch.inference_mode():

@@ -160,10 +160,10 @@ def quantize_linears(model: nn.Module, mode: str = "int8", engine: str | None = 
 def fuse_relus(model: nn.Module) -> int:
     """Let the int8 first layer of every ReLU feed-forward block apply the ReLU itself (one kernel
     call instead of two, the same numbers); return how many blocks changed. Called on freshly
-    converted layers only (``Int8Linear.relu``)."""
+    converted layers only (``Int8Linear.relu``); a fused block has no ReLU module left."""
     n = 0
     for m in model.modules():
-        if isinstance(m, FeedForward) and type(m.act) is nn.ReLU and type(m.fc1) is Int8Linear and not m.fc1.relu:
+        if isinstance(m, FeedForward) and type(m.act) is nn.ReLU and type(m.fc1) is Int8Linear:
             m.fc1.relu, m.act = True, nn.Identity()
             n += 1
     return n
