@@ -109,9 +109,9 @@ class Mixer(nn.Module):
 
 
 class _Storage:
-    """Memory shared by the caches grown from one another: ``data`` (M, H, capacity, dh), how many
-    time steps of it some cache has written (``filled``), and ``version``, raised whenever rows of
-    the written steps are rewritten in place."""
+    """Memory shared by the caches grown from one another: ``data`` (capacity, M, H, dh), time-major
+    so that each step is one contiguous block, how many time steps of it some cache has written
+    (``filled``), and ``version``, raised whenever rows of the written steps are rewritten in place."""
 
     __slots__ = ("data", "filled", "version")
 
@@ -120,8 +120,8 @@ class _Storage:
 
 
 class TimeCache:
-    """Per-row keys or values grown along time, (N, H, t, dh), in storage with room to grow, and a
-    pending row selection (a beam reorder: ``select`` only records which rows survive).
+    """Per-row keys or values grown along time, (N, H, t, dh), in time-major storage with room to
+    grow, and a pending row selection (a beam reorder: ``select`` only records which rows survive).
 
     ``append`` works in place when this cache is its storage's latest (nothing was appended to
     the storage after it) and there is room: it applies a pending selection of the same number of
@@ -138,7 +138,7 @@ class TimeCache:
 
     def __init__(self, data: Tensor) -> None:
         """A cache holding ``data`` (M, H, t, dh), every row."""
-        self._storage = _Storage(data, data.size(2))
+        self._storage = _Storage(data.permute(2, 0, 1, 3).contiguous(), data.size(2))  # (t, M, H, dh)
         self.length, self.rows, self._version = data.size(2), None, 0
 
     @classmethod
@@ -149,13 +149,13 @@ class TimeCache:
 
     @property
     def data(self) -> Tensor:
-        """The stored steps of every stored row, (M, H, t, dh) (a view when there is spare room)."""
+        """The stored steps of every stored row, (M, H, t, dh): a non-contiguous view of the storage."""
         if self._version != self._storage.version:
             raise RuntimeError(
                 "stale decoder cache: a later decoding step reordered its rows in place; "
                 "step from the latest state (the one the last step returned)"
             )
-        return self._storage.data[:, :, : self.length]
+        return self._storage.data[: self.length].permute(1, 2, 0, 3)  # a view of (t, M, H, dh)
 
     def select(self, index: Tensor) -> TimeCache:
         """The cache of rows ``index`` (N',) of this one; nothing is copied."""
@@ -169,19 +169,20 @@ class TimeCache:
             return TimeCache(torch.cat([self.tensor(), new], dim=2))
         store, t = self._storage, self.length
         M, N = prefix.size(0), new.size(0)
-        if store.filled == t and t < store.data.size(2) and (self.rows is None or self.rows.numel() == M == N):
-            if self.rows is not None and _reorder_in_place(prefix, self.rows):
+        if store.filled == t and t < store.data.size(0) and (self.rows is None or self.rows.numel() == M == N):
+            if self.rows is not None and _reorder_in_place(store.data[:t], self.rows):
                 store.version += 1  # every other cache of this storage is now stale
-            store.data[:, :, t : t + 1].copy_(new)
+            store.data[t].copy_(new[:, :, 0])
             store.filled = t + 1
             return TimeCache._view(store, t + 1, None, store.version)
         _, H, _, dh = new.shape
-        out = new.new_empty(N, H, t + 1 + self.SPARE, dh)  # (N, H, room, dh)
+        out = new.new_empty(t + 1 + self.SPARE, N, H, dh)  # (room, N, H, dh)
+        stored = store.data[:t]  # (t, M, H, dh)
         if self.rows is None:
-            out[:, :, :t].copy_(prefix)
+            out[:t].copy_(stored)
         else:
-            torch.index_select(prefix, 0, self.rows, out=out[:, :, :t])
-        out[:, :, t : t + 1].copy_(new)
+            torch.index_select(stored, 1, self.rows, out=out[:t])
+        out[t].copy_(new[:, :, 0])
         return TimeCache._view(_Storage(out, t + 1), t + 1, None, 0)
 
     def tensor(self) -> Tensor:
@@ -192,17 +193,17 @@ class TimeCache:
 SPARSE_REORDER_DEVICES = ("cpu",)  # where finding the moved rows (a host sync on accelerators) pays
 
 
-def _reorder_in_place(prefix: Tensor, rows: Tensor) -> bool:
-    """Make row i of ``prefix`` (M, H, t, dh) hold what row ``rows[i]`` held; return whether
+def _reorder_in_place(stored: Tensor, rows: Tensor) -> bool:
+    """Make row i of ``stored`` (t, M, H, dh) hold what row ``rows[i]`` held; return whether
     anything may have changed. On the CPU only the moved rows are copied; elsewhere every row is
     gathered, which needs no host synchronisation."""
-    if prefix.device.type not in SPARSE_REORDER_DEVICES:
-        prefix.copy_(prefix.index_select(0, rows))
+    if stored.device.type not in SPARSE_REORDER_DEVICES:
+        stored.copy_(stored.index_select(1, rows))
         return True
     moved = (rows != torch.arange(rows.numel(), device=rows.device)).nonzero().squeeze(1)  # (m,)
     if moved.numel() == 0:
         return False
-    prefix.index_copy_(0, moved, prefix.index_select(0, rows.index_select(0, moved)))
+    stored.index_copy_(1, moved, stored.index_select(1, rows.index_select(0, moved)))
     return True
 
 
