@@ -73,7 +73,7 @@ class Checkpoint:
         if not weights:
             raise CheckpointError(f"{p} is not a valid checkpoint: no '{PREFIX}*' parameters in its state_dict")
         subword = {k: bytes(v) for k, v in (nmt.get("subword") or {}).items()}
-        config = upgrade_biased_masks(nmt["config"], weights, p)
+        config = upgrade_norm_bias(upgrade_biased_masks(nmt["config"], weights, p), weights)
         return cls(weights, config, dict(nmt["vocab"]), subword, int(raw.get("global_step", 0)),
                    nmt.get("val_bleu"), nmt.get("averaged_from"), p)
 
@@ -138,6 +138,18 @@ def upgrade_biased_masks(config: dict[str, Any], weights: dict[str, torch.Tensor
     warnings.warn(f"{path}: trained with biased query/key projections under plain factor masks; loading "
                   f"{', '.join(sorted(set(changed)))} as the standard biased layer (proj_bias=1)", stacklevel=3)
     return {**config, "model": model}
+
+
+_NORM_BIAS = re.compile(r"(^|\.)(norm|encoder_norm|decoder_norm)\.bias$")
+
+
+def upgrade_norm_bias(config: dict[str, Any], weights: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The config with ``model.norm_bias: true`` when it does not say and the weights hold LayerNorm
+    biases: checkpoints from before LayerNorms became bias-free build the model they were trained as."""
+    model = config.get("model", {})
+    if "norm_bias" in model or not any(_NORM_BIAS.search(name) for name in weights):
+        return config
+    return {**config, "model": {**model, "norm_bias": True}}
 
 
 def nmt_entry(config: dict[str, Any], vocab: dict[str, Any], val_bleu: float | None,

@@ -13,10 +13,7 @@ to ``<results_dir>/verdicts.{md,json}``.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
 import statistics
 import time
 from dataclasses import dataclass
@@ -29,6 +26,7 @@ from nmt.ablate.study import StudyConfig, load_study
 from nmt.ablate.verdict import TESTS, Claim, ClaimPart, PartResult, decide_family
 from nmt.config import ConfigError, field, from_dict, load_yaml, to_dict
 from nmt.io import atomic_write_text
+from nmt.lock import holder, is_alive
 
 log = logging.getLogger("nmt")
 
@@ -145,15 +143,8 @@ def _run_state(study: StudyConfig, label: str, seed: int) -> str:
     if finished_record_path(study, label, seed) is not None:
         return "done"
     run_dir = study.run_dir(label, seed)
-    marker = run_dir / "RUNNING"
-    if marker.is_file():
-        try:
-            info = json.loads(marker.read_text(encoding="utf-8"))
-            if info.get("host") == socket.gethostname():
-                os.kill(int(info["pid"]), 0)
-                return "running"
-        except (OSError, ValueError, KeyError):
-            pass
+    if is_alive(holder(run_dir / "RUNNING")):
+        return "running"
     return "interrupted" if run_dir.is_dir() else "todo"
 
 
@@ -263,13 +254,28 @@ def run_campaign(campaign: Campaign) -> int:
     seed by seed across its studies, so that a campaign cut short has whole families and, in the
     family it stopped in, every setting with its first seeds. Before each study's turn, finished
     runs are copied to their not-yet-started twins (``nmt.ablate.twins``); the claims are decided
-    again after every seed of a family."""
+    again after every seed of a family.
+
+    Several processes may run the same campaign side by side (e.g. two one-thread streams on two
+    cores): each takes the next run that no other holds, and leaves a run alone while one of its
+    twins is being trained elsewhere (it is copied when that one finishes)."""
     from dataclasses import replace
 
     from nmt.ablate.runner import run_loaded
     from nmt.ablate.twins import share, twin_groups
 
     groups = twin_groups(campaign.studies())
+    twins_of: dict[tuple[str, str, int], list[tuple[StudyConfig, str, int]]] = {}
+    for g in groups:
+        for st, label, seed in g:
+            twins_of[(st.output_dir, label, seed)] = [m for m in g if m[0].output_dir != st.output_dir]
+
+    def busy(st: StudyConfig, label: str, seed: int) -> str | None:
+        for other, lab, sd in twins_of.get((st.output_dir, label, seed), []):
+            if _run_state(other, lab, sd) == "running":
+                return f"its twin {other.name}/{lab}/seed{sd} is training in another process"
+        return None
+
     failed = 0
     for name, studies in campaign.families.items():
         t0 = time.time()
@@ -279,9 +285,11 @@ def run_campaign(campaign: Campaign) -> int:
                     continue
                 for line in share(groups):
                     log.info("shared %s", line)
-                failed += run_loaded(replace(st, seeds=st.seeds[: i + 1])) != 0
+                failed += run_loaded(replace(st, seeds=st.seeds[: i + 1]), busy=busy) != 0
             write_verdicts(campaign)
         log.info("campaign %s: family %s done in %.0f s", campaign.config.name, name, time.time() - t0)
+    for line in share(groups):  # twins of runs another process finished meanwhile
+        log.info("shared %s", line)
     for st in campaign.studies():  # the results files of every study with all its seeds
         from nmt.ablate.report import write_report
 

@@ -58,6 +58,25 @@ def hypothesis_path(study: StudyConfig, rec: RunRecord) -> Path:
     return committed.with_suffix(".hyp") if committed is not None and not local.is_file() else local
 
 
+def blind_record_path(study: StudyConfig, label: str, seed: int, name: str) -> Path | None:
+    """The committed copy of a run's hypotheses of blind set ``name``: ``<label>/seed<k>.blind.<name>.hyp``."""
+    committed = record_path(study, label, seed)
+    return None if committed is None else committed.with_name(f"seed{seed}.blind.{name}.hyp")
+
+
+def blind_sources(study: StudyConfig, label: str, seed: int) -> dict[str, Path]:
+    """The source file of each of the study's blind sets for this run; FileNotFoundError names a missing one."""
+    data = study.experiment(label, seed).data
+    out = {}
+    for name in study.blind_sets:
+        path = Path(data.root) / study.blind_dir / f"{name}.{data.src_lang}"
+        if not path.is_file():
+            raise FileNotFoundError(f"{study.name}: blind set {name!r}: {path} not found (blind_sets, blind_dir, "
+                                    "--data.root)")
+        out[name] = path
+    return out
+
+
 def collect_records(study: StudyConfig) -> list[RunRecord]:
     """Records of the finished runs (settings x seeds of the study config), in study order."""
     records = []

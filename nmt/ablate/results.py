@@ -49,6 +49,12 @@ class RunRecord:
     val_curve: Optional[list[list[float]]] = field(None, help="[update, validation BLEU] after each validation")
     sublayer_ms: Optional[dict[str, float]] = field(
         None, help="forward ms of the varied sublayers (first layer, 32 sentences) per length {'30': .., '100': ..}")
+    blind_hypotheses: Optional[dict[str, str]] = field(
+        None, help="blind set name -> its hypotheses file, relative to the run directory (study blind_sets)")
+    code_versions: Optional[list[str]] = field(
+        None, help="code version (git commit, nmt.provenance) of each process that trained the run, in order")
+    train_seconds_total: Optional[float] = field(
+        None, help="training wall time summed over every process that trained the run (resumes included)")
 
     @property
     def total_flops(self) -> int:

@@ -5,8 +5,10 @@ file, so that an interrupted study picks up where it stopped:
 
 1. training: ``fit(cfg, "auto")`` (resumes from ``checkpoints/last.ckpt`` when it exists; stops at
    ``train.max_steps`` or earlier by early stopping on validation BLEU, ``train.patience``);
-   ``train_done.json`` (updates, training tokens/s, seconds, validation curve) marks the end; ``RUNNING`` (pid, host)
-   exists while a process works on the run;
+   ``train_done.json`` (updates, training tokens/s, seconds, validation curve) marks the end;
+   ``RUNNING`` (pid, host: a lock, ``nmt.lock``) exists while a process works on the run, so that
+   several ``nmt ablate`` processes on one study or campaign share its runs (each skips the runs
+   another one holds);
 2. testing the checkpoint the study's ``test_checkpoint`` rule picks on the validation set alone
    (``last``, ``best``, or ``best:N`` averaged) on the study split (hypotheses in ``<split>.hyp``);
 3. ``result.json`` (written atomically), copied with the hypotheses into ``records_dir`` when the
@@ -19,19 +21,27 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from nmt.ablate.measure import corpus_flops, sublayer_ms
-from nmt.ablate.report import finished_record_path, record_path, references_path, result_path, write_report
+from nmt.ablate.report import (
+    blind_record_path,
+    blind_sources,
+    finished_record_path,
+    record_path,
+    references_path,
+    result_path,
+    write_report,
+)
 from nmt.ablate.results import RunRecord, load_record, save_json_atomic
 from nmt.ablate.study import VARIED_FLOPS, StudyConfig, load_study
 from nmt.config import ConfigError, to_dict
 from nmt.experiment import ExperimentConfig
-from nmt.io import atomic_write_text, read_lines
+from nmt.io import atomic_write_text, lines_text, read_lines
+from nmt.lock import FileLock, LockHeld
+from nmt.provenance import code_version
 
 log = logging.getLogger("nmt")
 
@@ -43,6 +53,22 @@ def positions_used(cfg: ExperimentConfig) -> str:
         (enc, dec)]
 
 
+def _open_segment(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's training segments (one per process that trained it: code version, start, seconds)
+    with a new one opened for this process. A segment left open by a killed process is closed at
+    the time of its last checkpoint."""
+    path = run_dir / "segments.json"
+    segments: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    last = run_dir / "checkpoints" / "last.ckpt"
+    for seg in segments:
+        if seg.get("seconds") is None:
+            end = last.stat().st_mtime if last.is_file() else seg["started"]
+            seg["seconds"], seg["closed_at_last_checkpoint"] = max(0.0, end - seg["started"]), True
+    segments.append({"code": code_version(), "started": time.time(), "seconds": None})
+    save_json_atomic(path, segments)
+    return segments
+
+
 def _train(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
     """Train (or resume) one run; returns what ``train_done.json`` records."""
     from nmt.train.curve import ValidationCurve
@@ -50,12 +76,17 @@ def _train(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
     from nmt.train.throughput import ThroughputRecorder
 
     speed, curve = ThroughputRecorder(window=cfg.train.log_every_steps), ValidationCurve()
+    segments = _open_segment(run_dir)
     t0 = time.perf_counter()
     trainer = fit(cfg, "auto", enable_progress_bar=False, extra_callbacks=[speed, curve])
     if trainer.interrupted:
         raise KeyboardInterrupt(f"training of {run_dir} was interrupted")
+    segments[-1]["seconds"] = time.perf_counter() - t0
+    save_json_atomic(run_dir / "segments.json", segments)
     done = {"steps": int(trainer.global_step), "train_tokens_per_s": speed.median(),
-            "train_seconds": time.perf_counter() - t0, "val_curve": curve.points}
+            "train_seconds": segments[-1]["seconds"], "val_curve": curve.points,
+            "code_versions": list(dict.fromkeys(seg["code"] for seg in segments)),
+            "train_seconds_total": sum(seg["seconds"] for seg in segments)}
     save_json_atomic(run_dir / "train_done.json", done)
     return done
 
@@ -93,26 +124,26 @@ def select_checkpoint(study: StudyConfig, run_dir: Path) -> tuple[Path, float | 
     return out, None
 
 
-def _mark_running(run_dir: Path) -> Path:
-    marker = run_dir / "RUNNING"
-    save_json_atomic(marker, {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
-    return marker
+def run_lock(run_dir: Path) -> FileLock:
+    """The lock a process holds while it works on a run (the ``RUNNING`` file)."""
+    return FileLock(run_dir / "RUNNING", f"run {run_dir}")
 
 
 def run_one(study: StudyConfig, label: str, seed: int) -> RunRecord:
-    """Train, test and measure one run, or return its record if it is already finished."""
+    """Train, test and measure one run, or return its record if it is already finished.
+    ``LockHeld`` when another live process works on it."""
     run_dir = study.run_dir(label, seed)
     found = finished_record_path(study, label, seed)
     if found is not None:
         return load_record(found)
     cfg = study.experiment(label, seed)
+    blind_sources(study, label, seed)  # a missing blind set stops the run before training, not after
     t0 = time.perf_counter()
-    marker = _mark_running(run_dir)
-    try:
-        record = _train_and_test(study, label, seed, cfg, run_dir, t0)
-    finally:
-        marker.unlink(missing_ok=True)
-    return record
+    with run_lock(run_dir):
+        found = finished_record_path(study, label, seed)  # finished by another process meanwhile
+        if found is not None:
+            return load_record(found)
+        return _train_and_test(study, label, seed, cfg, run_dir, t0)
 
 
 def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentConfig, run_dir: Path,
@@ -137,6 +168,7 @@ def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentCo
     test = score_split(loaded, dm, study.split, {}, hyp_path, study.test_max_tokens)
     sources, references = dm.sources(study.split), dm.references(study.split)
     _store_references(study, references)
+    blind = _translate_blind(study, label, seed, loaded, run_dir)
     flops = corpus_flops(loaded.model, loaded.vocab, sources, references)
     setting = study.setting(label)
     record = RunRecord(
@@ -152,14 +184,34 @@ def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentCo
         hypotheses=hyp_path.name, checkpoint=str(ckpt.relative_to(run_dir)), val_bleu=val_bleu,
         wall_seconds=train_seconds + time.perf_counter() - t0, val_curve=done.get("val_curve"),
         sublayer_ms=sublayer_ms(loaded.model, VARIED_FLOPS[study.vary]),
+        blind_hypotheses={name: path.name for name, path in blind.items()} or None,
+        code_versions=done.get("code_versions"), train_seconds_total=done.get("train_seconds_total"),
     )
     save_json_atomic(result_path(study, label, seed), to_dict(record))
     committed = record_path(study, label, seed)
     if committed is not None:  # hypotheses first: a record in records_dir always has its hypotheses
         atomic_write_text(committed.with_suffix(".hyp"), hyp_path.read_text(encoding="utf-8"))
+        for name, path in blind.items():
+            atomic_write_text(blind_record_path(study, label, seed, name), path.read_text(encoding="utf-8"))
         save_json_atomic(committed, to_dict(record))
     log.info("%s seed %d: BLEU %.2f chrF %.2f (%s)", label, seed, record.bleu, record.chrf, run_dir / "result.json")
     return record
+
+
+def _translate_blind(study: StudyConfig, label: str, seed: int, loaded: Any, run_dir: Path) -> dict[str, Path]:
+    """Translate the study's blind sets with the tested model and the test's decoding settings;
+    returns set name -> hypotheses file in the run directory (``blind.<name>.hyp``)."""
+    from nmt.inference import decode_config, translate_lines
+
+    out = {}
+    dcfg = decode_config(loaded.cfg.decode, {})
+    for name, src in blind_sources(study, label, seed).items():
+        results = translate_lines(loaded, read_lines(src), dcfg, study.test_max_tokens)
+        hyps = [loaded.vocab.decode_tgt(r[0].tokens) for r in results]
+        out[name] = run_dir / f"blind.{name}.hyp"
+        atomic_write_text(out[name], lines_text(hyps))
+        log.info("%s seed %d: blind set %s translated (%d sentences)", label, seed, name, len(hyps))
+    return out
 
 
 def run_study(
@@ -175,8 +227,11 @@ def run_study(
 
 def run_loaded(
     study: StudyConfig, *, only: Sequence[str] | None = None, report_only: bool = False, config_path: str = "",
+    busy: Optional[Callable[[StudyConfig, str, int], Optional[str]]] = None,
 ) -> int:
-    """``run_study`` on an already loaded study."""
+    """``run_study`` on an already loaded study. A run that another process holds is skipped, and
+    so is one for which ``busy(study, label, seed)`` names a reason (e.g. its twin is training)."""
+    code_version()  # read now: the version of the code this process loaded
     labels = [s.label for s in study.settings]
     if only:
         unknown = [x for x in only if x not in labels]
@@ -194,8 +249,15 @@ def run_loaded(
                 if found is not None:
                     log.info("skip %s seed %d: finished (%s)", label, seed, found)
                     continue
+                reason = busy(study, label, seed) if busy is not None else None
+                if reason is not None:
+                    log.info("skip %s seed %d for now: %s", label, seed, reason)
+                    continue
                 try:
                     run_one(study, label, seed)
+                except LockHeld as e:
+                    log.info("skip %s seed %d: %s", label, seed, e)
+                    continue
                 except Exception:  # one failed run must not stop a two-hour study; it is reported
                     log.exception("run %s seed %d failed", label, seed)
                     failed.append(f"{label}/seed{seed}")

@@ -68,6 +68,10 @@ class StudyConfig:
         default_factory=list, help="extra pairs of setting labels [A, B] to test against each other (A vs B)")
     test_checkpoint: str = field(
         "last", help="checkpoint tested: last, best (highest validation BLEU) or best:N (average of the N best)")
+    blind_sets: list[str] = field(
+        default_factory=list, help="blind test sets each run also translates with its test checkpoint and beam: "
+        "<data.root>/<blind_dir>/<name>.<src_lang> (sources only; hypotheses committed beside the test's)")
+    blind_dir: str = field("blind/multi30k", help="folder of the blind test sources, relative to data.root")
     records_dir: Optional[str] = field(
         None, help="committed results folder: each finished run's record and hypotheses "
         "(<label>/seed<k>.json, .hyp) and the study's results.*; a run recorded there is finished")
@@ -101,6 +105,9 @@ class StudyConfig:
             raise ConfigError(f"seeds: {self.seeds} has duplicates")
         if self.test_max_tokens < 1:
             raise ConfigError(f"test_max_tokens must be positive, got {self.test_max_tokens}")
+        for i, name in enumerate(self.blind_sets):
+            if not LABEL_RE.match(name):
+                raise ConfigError(f"blind_sets[{i}]: {name!r} is not a valid set name (letters, digits and . _ + = , -)")
         if self.bootstrap_samples < 0:
             raise ConfigError(f"bootstrap_samples must be >= 0, got {self.bootstrap_samples}")
         self.best_n()  # validates test_checkpoint

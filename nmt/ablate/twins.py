@@ -15,7 +15,7 @@ import json
 import shutil
 from collections import defaultdict
 
-from nmt.ablate.report import finished_record_path, hypothesis_path, record_path, result_path
+from nmt.ablate.report import blind_record_path, finished_record_path, hypothesis_path, record_path, result_path
 from nmt.ablate.results import RunRecord, load_record, save_json_atomic
 from nmt.ablate.study import StudyConfig
 from nmt.config import to_dict
@@ -70,6 +70,12 @@ def share(groups: list[list[Member]]) -> list[str]:
             committed = record_path(study, label, seed)
             if committed is not None and src_hyp.is_file():
                 atomic_write_text(committed.with_suffix(".hyp"), src_hyp.read_text(encoding="utf-8"))
+                for name, file in (src_rec.blind_hypotheses or {}).items():
+                    local, kept = src_dir / file, blind_record_path(src_study, src_label, src_seed, name)
+                    found = local if local.is_file() else kept
+                    if found is not None and found.is_file():
+                        atomic_write_text(blind_record_path(study, label, seed, name),
+                                          found.read_text(encoding="utf-8"))
                 save_json_atomic(committed, rec)
             if dst.exists() or committed is not None:
                 done.append(f"{src_study.name}/{src_label}/seed{src_seed} -> {study.name}/{label}/seed{seed}")

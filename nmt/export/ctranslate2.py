@@ -91,7 +91,8 @@ def _linear(spec: Any, weight: Tensor, bias: Tensor | None) -> None:
 
 
 def _norm(spec: Any, norm: nn.LayerNorm) -> None:
-    spec.gamma, spec.beta = _np(norm.weight), _np(norm.bias)
+    beta = norm.bias if norm.bias is not None else torch.zeros_like(norm.weight)  # bias-free norms: beta = 0
+    spec.gamma, spec.beta = _np(norm.weight), _np(beta)
 
 
 def _projection(lin: nn.Linear | None, d: int) -> tuple[Tensor, Tensor]:

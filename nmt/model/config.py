@@ -32,6 +32,12 @@ class ModelConfig:
     activation_dropout: float = field(0.0, help="dropout after the FFN activation")
     activation: Literal["relu", "gelu"] = field("relu", help="FFN activation")
     norm: Literal["pre", "post"] = field("pre", help="pre-norm (default) or post-norm residual blocks")
+    norm_bias: bool = field(
+        False,
+        help="LayerNorms with a bias (beta). Off by default: a norm's output reaches the attention queries, "
+        "where beta acts as a query bias and adds E3/E4 terms that a factor mask excludes (docs/attention.md); "
+        "true gives the standard biased LayerNorm (checkpoints trained with it load as such)",
+    )
     absolute_positions: Literal["auto", "on", "off"] = field(
         "auto",
         help="add sinusoidal absolute positions to the embeddings; auto = on for a stack (encoder/decoder) "

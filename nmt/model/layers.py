@@ -30,11 +30,15 @@ class FeedForward(nn.Module):
 
 
 class Residual(nn.Module):
-    """A sublayer wrapped with dropout, a residual connection and LayerNorm (pre- or post-norm)."""
+    """A sublayer wrapped with dropout, a residual connection and LayerNorm (pre- or post-norm).
 
-    def __init__(self, d_model: int, dropout: float, pre_norm: bool) -> None:
+    The LayerNorm has no bias unless ``norm_bias``: its output reaches the next attention query
+    (directly in pre-norm, through the residual stream in post-norm), where a bias beta would be a
+    free query bias U beta, i.e. extra E3/E4 terms under any mask (docs/attention.md)."""
+
+    def __init__(self, d_model: int, dropout: float, pre_norm: bool, norm_bias: bool = False) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(d_model)
+        self.norm = nn.LayerNorm(d_model, bias=norm_bias)
         self.drop = nn.Dropout(dropout)
         self.pre_norm = pre_norm
 
@@ -59,12 +63,13 @@ class Residual(nn.Module):
 class EncoderLayer(nn.Module):
     """[self-mixing] + FFN; ``self_mixer`` None means the sublayer is removed ("w/o")."""
 
-    def __init__(self, self_mixer: Mixer | None, ffn: FeedForward, d_model: int, dropout: float, pre_norm: bool):
+    def __init__(self, self_mixer: Mixer | None, ffn: FeedForward, d_model: int, dropout: float, pre_norm: bool,
+                 norm_bias: bool = False):
         super().__init__()
         self.self_mixer = self_mixer
-        self.self_res = Residual(d_model, dropout, pre_norm) if self_mixer is not None else None
+        self.self_res = Residual(d_model, dropout, pre_norm, norm_bias) if self_mixer is not None else None
         self.ffn = ffn
-        self.ffn_res = Residual(d_model, dropout, pre_norm)
+        self.ffn_res = Residual(d_model, dropout, pre_norm, norm_bias)
 
     def forward(self, x: Tensor, padding_mask: Tensor | None, real: Tensor | None = None) -> Tensor:
         """``x`` (B, S, D); ``real`` (N,), optional: the flat indices of the non-padding positions
@@ -97,14 +102,15 @@ class DecoderLayer(nn.Module):
         d_model: int,
         dropout: float,
         pre_norm: bool,
+        norm_bias: bool = False,
     ) -> None:
         super().__init__()
         self.self_mixer = self_mixer
-        self.self_res = Residual(d_model, dropout, pre_norm) if self_mixer is not None else None
+        self.self_res = Residual(d_model, dropout, pre_norm, norm_bias) if self_mixer is not None else None
         self.cross_mixer = cross_mixer
-        self.cross_res = Residual(d_model, dropout, pre_norm)
+        self.cross_res = Residual(d_model, dropout, pre_norm, norm_bias)
         self.ffn = ffn
-        self.ffn_res = Residual(d_model, dropout, pre_norm)
+        self.ffn_res = Residual(d_model, dropout, pre_norm, norm_bias)
 
     def forward(
         self, x: Tensor, memory: Tensor, memory_padding_mask: Tensor | None

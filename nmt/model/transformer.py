@@ -73,14 +73,16 @@ class Transformer(nn.Module):
 
         n_enc, n_dec = cfg.encoder_layers, cfg.decoder_layers
         self.encoder = nn.ModuleList(
-            EncoderLayer(mixer("encoder", i), ffn(), d, cfg.dropout, pre_norm) for i in range(n_enc)
+            EncoderLayer(mixer("encoder", i), ffn(), d, cfg.dropout, pre_norm, cfg.norm_bias) for i in range(n_enc)
         )
         self.decoder = nn.ModuleList(
-            DecoderLayer(mixer("decoder", i), mixer("cross", i), ffn(), d, cfg.dropout, pre_norm)
+            DecoderLayer(mixer("decoder", i), mixer("cross", i), ffn(), d, cfg.dropout, pre_norm, cfg.norm_bias)
             for i in range(n_dec)
         )
-        self.encoder_norm = nn.LayerNorm(d) if pre_norm else nn.Identity()
-        self.decoder_norm = nn.LayerNorm(d) if pre_norm else nn.Identity()
+        # the final norms feed keys/values and the output layer, not queries: bias-free all the same,
+        # so that one choice holds for every LayerNorm of the model
+        self.encoder_norm = nn.LayerNorm(d, bias=cfg.norm_bias) if pre_norm else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(d, bias=cfg.norm_bias) if pre_norm else nn.Identity()
         self.output = nn.Linear(d, tgt_vocab, bias=False)
         if cfg.tie_embeddings:
             self.output.weight = tgt_table.weight

@@ -33,6 +33,7 @@ CASES: dict[Any, list[tuple[str, Any]]] = {
     list[float]: [("[0.9, 0.98]", [0.9, 0.98]), ("[1, 0]", [1.0, 0.0])],
     list[int]: [("[1000]", [1000]), ("[1, 2, 3]", [1, 2, 3])],
     list[list[str]]: [("[[0110, 1000]]", [["0110", "1000"]])],
+    list[str]: [("[test_2017_flickr, '2018']", ["test_2017_flickr", "2018"]), ("[]", [])],
     dict[str, str]: [("{train: train, valid: '0110'}", {"train": "train", "valid": "0110"}), ("{test: 1000}", {"test": "1000"})],
     dict[str, Any]: [("{model.d_model: 64}", {"model.d_model": 64})],
 }

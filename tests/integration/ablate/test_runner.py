@@ -150,3 +150,32 @@ def test_best_n_needs_enough_kept_checkpoints(tmp_path: Path, capsys) -> None:
     assert "needs train.save_top_k >= 3, got 1" in capsys.readouterr().err
     assert main(["ablate", "--config", str(study), "--study.test_checkpoint", "top3"]) == 2
     assert "test_checkpoint: expected last, best or best:N" in capsys.readouterr().err
+
+
+def test_blind_sets_translated_recorded_and_provenance(tmp_path: Path) -> None:
+    """Each run translates the study's blind sets with its test checkpoint; the hypotheses go beside
+    the test's into records_dir, and the record names the code version and the summed training time."""
+    from helpers.ablate_toys import sentences
+
+    study = write_study(tmp_path)
+    blind = tmp_path / "raw" / "blind" / "toy"
+    blind.mkdir(parents=True)
+    (blind / "later.en").write_text("".join(s + "\n" for s in sentences(7, seed=9)), encoding="utf-8")
+    study.write_text(study.read_text(encoding="utf-8") + "blind_sets: [later]\nblind_dir: blind/toy\n"
+                     f"records_dir: {tmp_path / 'committed'}\n", encoding="utf-8")
+    assert main(["ablate", "--config", str(study), "--only", "1000"]) == 0
+    run = tmp_path / "out" / "1000" / "seed1"
+    rec = load_record(tmp_path / "committed" / "1000" / "seed1.json")
+    assert rec.blind_hypotheses == {"later": "blind.later.hyp"}
+    kept = (tmp_path / "committed" / "1000" / "seed1.blind.later.hyp").read_text(encoding="utf-8")
+    assert kept == (run / "blind.later.hyp").read_text(encoding="utf-8") and len(kept.splitlines()) == 7
+    assert rec.code_versions and len(rec.code_versions) == 1
+    assert rec.train_seconds_total is not None and rec.train_seconds_total > 0
+
+
+def test_a_missing_blind_set_stops_before_training(tmp_path: Path, caplog) -> None:
+    study = write_study(tmp_path)
+    study.write_text(study.read_text(encoding="utf-8") + "blind_sets: [absent]\n", encoding="utf-8")
+    assert main(["ablate", "--config", str(study), "--only", "1000"]) == 1
+    assert "absent.en not found" in caplog.text
+    assert not (tmp_path / "out" / "1000" / "seed1" / "checkpoints").exists()

@@ -16,11 +16,22 @@ def test_campaign_follows_the_design() -> None:
     campaign = load_campaign(REPRO / "campaign.yaml")  # every study loads and every setting builds
     cfg = campaign.config
     assert (cfg.alpha, cfg.margin) == (0.05, 1.0) and [c.id for c in cfg.claims] == ["1", "2", "3", "4", "5", "6"]
-    assert list(campaign.families) == ["Multi30k en->de, relative positions", "Multi30k de->en, relative positions",
-                                       "Tatoeba en->de, relative positions", "Multi30k en->de, absolute positions everywhere"]
+    assert list(campaign.families) == [
+        "Multi30k en->de, relative positions", "Multi30k de->en, relative positions",
+        "Multi30k en->de, relative positions, convolutions", "Multi30k de->en, relative positions, convolutions",
+        "Tatoeba en->de, relative positions", "Multi30k en->de, absolute positions everywhere"]
     kinds = {name: sorted(f) for name, f in campaign.families.items()}
-    assert kinds["Multi30k de->en, relative positions"] == ["conv", "cross", "deform", "self"]
-    assert kinds["Tatoeba en->de, relative positions"] == ["cross", "self"]  # claims 1-3 there
+    assert kinds["Multi30k en->de, relative positions"] == ["cross", "self"]  # stage 1: claims 1-3
+    assert kinds["Multi30k de->en, relative positions, convolutions"] == ["conv", "deform"]
+    assert kinds["Tatoeba en->de, relative positions"] == ["cross", "self"]
+    stage1 = campaign.families["Multi30k en->de, relative positions"]
+    assert [s.label for s in stage1["self"].settings] == ["1111", "0111", "0011", "0110"]
+    assert [s.label for s in stage1["cross"].settings] == ["1111", "0111", "1000"]
+    parts = {c.id: [(p.study, p.a, p.b, p.test) for p in c.parts] for c in cfg.claims}
+    assert parts["1"] == [("self", "0111", "1111", "close"), ("self", "0011", "1111", "close")]
+    assert parts["2"] == [("cross", "0111", "1111", "worse"), ("cross", "1000", "1111", "close")]
+    assert parts["3"] == [("self", "0110", "1111", "close")]
+    assert parts["5"][0][1:3] == ("0010+deform_conv", "1111+deform_conv")  # the paper's two-module form
     claim_labels = {(p.study, x) for c in cfg.claims for p in c.parts for x in (p.a, p.b)}
     for name, studies in campaign.families.items():
         relative = "absolute" not in name
@@ -29,7 +40,10 @@ def test_campaign_follows_the_design() -> None:
             assert Path(st.records_dir).parts[:3] == ("docs", "findings", "repro")
             for s in st.settings:
                 run = st.experiment(s.label, st.seeds[0])
-                assert run.train.patience > 0 and run.train.max_time_minutes is None and run.train.max_steps > 0
+                assert run.train.max_time_minutes is None and run.train.max_steps > 0
+                if run.data.corpus == "multi30k":  # the fixed budget: the same for every setting
+                    assert (run.train.max_steps, run.train.patience, run.train.val_every_steps) == (4000, 0, 250)
+                    assert run.train.num_threads == 1 and run.train.save_top_k == 3
                 assert (run.model.d_model, run.model.encoder_layers, run.model.decoder_layers) == (256, 3, 3)
                 assert run.data.src_lang == ("de" if "de->en" in name else "en")
                 assert run.data.corpus == ("tatoeba-deu-eng" if "Tatoeba" in name else "multi30k")
