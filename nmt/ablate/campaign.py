@@ -3,8 +3,8 @@
 The campaign file (``configs/ablation/repro/campaign.yaml``) lists *families* (one corpus and
 direction, or one position regime) that map study kinds (``self``, ``cross``, ...) to study files,
 and the *claims* as data: for each, the pairs of settings, the test and the margin. The verdicts
-(``nmt.ablate.verdict``) are decided family by family, Holm-corrected within a family, and written
-to ``<results_dir>/verdicts.{md,json}``.
+(``nmt.ablate.verdict``) are decided family by family (intersection-union tests within a claim,
+Holm across the claims of a family) and written to ``<results_dir>/verdicts.{md,json}``.
 
     nmt ablate --config configs/ablation/repro/campaign.yaml --data.root ../shared/data   # run / resume
     nmt ablate --config configs/ablation/repro/campaign.yaml --status     # done, running, left, time
@@ -23,7 +23,7 @@ from typing import Any, Optional
 from nmt.ablate.report import collect_records, finished_record_path
 from nmt.ablate.results import save_json_atomic
 from nmt.ablate.study import StudyConfig, load_study
-from nmt.ablate.verdict import TESTS, Claim, ClaimPart, PartResult, decide_family
+from nmt.ablate.verdict import RISE_WINDOW, TESTS, Claim, ClaimPart, ClaimResult, PartResult, decide_family
 from nmt.config import ConfigError, field, from_dict, load_yaml, to_dict
 from nmt.io import atomic_write_text
 from nmt.lock import holder, is_alive
@@ -42,6 +42,10 @@ class PartConfig:
     margin: Optional[float] = field(None, help="BLEU margin (default: the campaign's)")
     metric: str = field("bleu", help="bleu or chrf")
     cheaper: bool = field(False, help="the claim also says A costs less: A's attention FLOPs must be below B's")
+    cost_reference: Optional[str] = field(
+        None, help="the claim also bounds A's cost by another setting of the study: A's attention FLOPs at most "
+        "cost_ratio x this setting's")
+    cost_ratio: Optional[float] = field(None, help="the bound of cost_reference (e.g. 1.25: at most 25 % more)")
 
 
 @dataclass
@@ -69,7 +73,7 @@ class CampaignConfig:
     families: list[FamilyConfig] = field(help="replications; a claim runs in every family holding its studies")
     claims: list[ClaimConfig] = field(help="the claims as data")
     results_dir: str = field(help="where verdicts.md and verdicts.json are written (committed)")
-    alpha: float = field(0.05, help="family-wise error rate (Holm)")
+    alpha: float = field(0.05, help="family-wise error rate (Holm across the claims of a family)")
     margin: float = field(1.0, help="default margin in BLEU, fixed before the runs")
 
     def __post_init__(self) -> None:
@@ -79,10 +83,13 @@ class CampaignConfig:
             for i, p in enumerate(c.parts):
                 if p.test not in TESTS:
                     raise ConfigError(f"claims[{c.id}].parts[{i}].test: {p.test!r} is not one of {', '.join(TESTS)}")
+                if (p.cost_reference is None) != (p.cost_ratio is None) or (p.cost_ratio or 1.0) <= 0:
+                    raise ConfigError(f"claims[{c.id}].parts[{i}]: cost_reference and a positive cost_ratio go together")
 
     def claims_as_data(self) -> list[Claim]:
         return [Claim(c.id, c.text, [ClaimPart(p.study, p.a, p.b, p.test, self.margin if p.margin is None else p.margin,
-                                               p.metric, p.cheaper) for p in c.parts]) for c in self.claims]
+                                               p.metric, p.cheaper, p.cost_reference, p.cost_ratio)
+                                     for p in c.parts]) for c in self.claims]
 
 
 @dataclass
@@ -129,7 +136,8 @@ def load_campaign(path: str | Path, overrides: list[tuple[str, Any]] | None = No
         for part in claim.parts:
             for name, fam in families.items():
                 st = fam.get(part.study)
-                missing = [x for x in (part.a, part.b) if st is not None and x not in {s.label for s in st.settings}]
+                named = [x for x in (part.a, part.b, part.cost_reference) if x is not None]
+                missing = [x for x in named if st is not None and x not in {s.label for s in st.settings}]
                 if missing:
                     raise ConfigError(f"{p}: claim {claim.id}: family {name!r} study {st.name} has no setting "
                                       f"{', '.join(map(repr, missing))}")
@@ -200,7 +208,10 @@ def _p(x: float) -> str:
     return "<0.001" if x < 0.001 else f"{x:.3f}"
 
 
-def family_verdicts(campaign: Campaign) -> dict[str, tuple[list[PartResult], dict[str, str]]]:
+Decided = dict[str, tuple[list[PartResult], dict[str, ClaimResult]]]
+
+
+def family_verdicts(campaign: Campaign) -> Decided:
     """Every family's part results and claim verdicts, from the finished runs."""
     claims = campaign.config.claims_as_data()
     out = {}
@@ -210,16 +221,18 @@ def family_verdicts(campaign: Campaign) -> dict[str, tuple[list[PartResult], dic
     return out
 
 
-def verdicts_markdown(campaign: Campaign, decided: dict[str, tuple[list[PartResult], dict[str, str]]]) -> str:
+def verdicts_markdown(campaign: Campaign, decided: Decided) -> str:
     cfg = campaign.config
     texts = {c.id: c.text for c in cfg.claims}
     lines = [f"# Verdicts: {cfg.name}", "",
-             f"Mechanical rule (nmt.ablate.verdict): paired differences A − B of test BLEU over the seeds both "
-             f"settings finished; 95 % t interval; support / refute p-values Holm-adjusted within each family, "
-             f"alpha = {cfg.alpha}; default margin {cfg.margin} BLEU.", ""]
-    for name, (parts, verdicts) in decided.items():
+             "Mechanical rule (nmt.ablate.verdict): paired differences A − B of test BLEU over the seeds both "
+             "settings finished, with the 95 % t interval; the parts of a claim form an intersection-union test "
+             "(support p: the largest of its parts'; refute p: the smallest times the number of parts); Holm "
+             f"across the claims of each family, alpha = {cfg.alpha}; default margin {cfg.margin} BLEU. A part's "
+             "own test (last column of the first table) is unadjusted and for reading only.", ""]
+    for name, (parts, claims) in decided.items():
         lines += [f"## {name}", "", "| claim | pair and test | seeds | BLEU A / B | mean A − B [95 % CI] | "
-                  "p support (Holm) | p refute (Holm) | verdict |", "|---|---|---|---|---|---|---|---|"]
+                  "p support | p refute | part at alpha |", "|---|---|---|---|---|---|---|---|"]
         for r in parts:
             if r.stats is None:
                 means, stats, seeds = "–", "–", "<2"
@@ -228,10 +241,14 @@ def verdicts_markdown(campaign: Campaign, decided: dict[str, tuple[list[PartResu
                 stats, seeds = f"{_num(r.stats.mean)} [{_num(r.stats.ci_low)}, {_num(r.stats.ci_high)}]", str(r.stats.n)
             cost = "" if r.cost_ok is None else " (A cheaper)" if r.cost_ok else " (A not cheaper)"
             lines.append(f"| {r.claim} | {r.part.describe()} | {seeds} | {means} | {stats} | {_p(r.p_support)} "
-                         f"({_p(r.p_support_holm)}) | {_p(r.p_refute)} ({_p(r.p_refute_holm)}) | {r.verdict}{cost} |")
-        lines += ["", "| claim | verdict |", "|---|---|"]
-        lines += [f"| {cid}. {texts[cid]} | **{v}** |" for cid, v in verdicts.items()]
-        lines.append("")
+                         f"| {_p(r.p_refute)} | {r.verdict}{cost} |")
+        lines += ["", "| claim | p support (Holm) | p refute (Holm) | verdict | still rising |", "|---|---|---|---|---|"]
+        for cid, c in claims.items():
+            rising = ", ".join(c.rising) or "–"
+            lines.append(f"| {cid}. {texts[cid]} | {_p(c.p_support)} ({_p(c.p_support_holm)}) | {_p(c.p_refute)} "
+                         f"({_p(c.p_refute_holm)}) | **{c.verdict}** | {rising} |")
+        lines += ["", f"Still rising: settings whose validation BLEU rose by more than half the margin over their "
+                  f"last {RISE_WINDOW:,} updates (mean over seeds).", ""]
     return "\n".join(lines)
 
 
@@ -243,8 +260,8 @@ def write_verdicts(campaign: Campaign) -> str:
     atomic_write_text(out / "verdicts.md", md)
     save_json_atomic(out / "verdicts.json", {
         "campaign": to_dict(campaign.config),
-        "families": {name: {"parts": [to_dict(r) for r in parts], "claims": verdicts}
-                     for name, (parts, verdicts) in decided.items()},
+        "families": {name: {"parts": [to_dict(r) for r in parts], "claims": {k: to_dict(c) for k, c in claims.items()}}
+                     for name, (parts, claims) in decided.items()},
     })
     return md
 

@@ -5,6 +5,14 @@ FLOPs: ``Transformer.flops(src_len, tgt_len)`` summed over the test sentences, w
 tokenised source length plus ``</s>`` (what the encoder reads) and ``tgt_len`` the tokenised
 *reference* length plus one (the teacher-forced decoder input ``<s> y``), so that every setting is
 charged for the same lengths whatever it translates.
+
+The projected relative-position table (``Transformer.shared_flops``) depends only on the lengths,
+so an implementation computes it once per batch. **The cost of a setting charges it once per
+sentence** (``corpus_flops``), with that sentence's lengths: the cost of translating the sentence
+on its own, a property of the setting and the test set alone, whatever batch size or batching an
+implementation uses. ``corpus_flops_per_batch`` charges it once per batch of the test decoding
+(the batches ``nmt.inference.translate_lines`` forms), shown beside it: with large batches the
+table's cost is amortised to almost nothing, with one sentence per batch the two agree.
 """
 
 from __future__ import annotations
@@ -23,17 +31,54 @@ SUBLAYER_LENGTHS = (30, 100)  # tokens: a typical Multi30k sentence, a long WMT 
 SUBLAYER_BATCH = 32
 
 
-def corpus_flops(model: Transformer, vocab: Vocab, sources: Sequence[str], references: Sequence[str]) -> dict[str, int]:
-    """Sum over sentence pairs of ``model.flops(src_len, tgt_len)`` (per part and "total")."""
+def _lengths(vocab: Vocab, sources: Sequence[str], references: Sequence[str]) -> tuple[list[int], list[int]]:
+    """Source lengths with ``</s>`` and reference lengths plus one, per sentence pair."""
     if len(sources) != len(references):
         raise ValueError(f"{len(sources)} sources but {len(references)} references")
-    src_lens = [len(ids) + 1 for ids in vocab.encode_src(list(sources))]
-    tgt_lens = [len(ids) + 1 for ids in vocab.encode_tgt(list(references))]
+    return ([len(ids) + 1 for ids in vocab.encode_src(list(sources))],
+            [len(ids) + 1 for ids in vocab.encode_tgt(list(references))])
+
+
+def _add_total(parts: Counter[str]) -> dict[str, int]:
+    out = {k: int(v) for k, v in parts.items() if k != "total"}
+    out["total"] = sum(out.values())
+    return out
+
+
+def corpus_flops(model: Transformer, vocab: Vocab, sources: Sequence[str], references: Sequence[str]) -> dict[str, int]:
+    """Sum over sentence pairs of ``model.flops(src_len, tgt_len)`` plus the relative-position
+    tables charged once per sentence (``model.shared_flops`` at its lengths): per part and "total"."""
+    src_lens, tgt_lens = _lengths(vocab, sources, references)
     totals: Counter[str] = Counter()
     for (s, t), count in Counter(zip(src_lens, tgt_lens)).items():  # each distinct length pair once
         for part, value in model.flops(s, t).items():
             totals[part] += count * int(value)
-    return dict(totals)
+        for part, value in model.shared_flops(s, t).items():
+            totals[part] += count * int(value)
+    return _add_total(totals)
+
+
+def corpus_flops_per_batch(model: Transformer, vocab: Vocab, sources: Sequence[str], references: Sequence[str],
+                           max_tokens: int) -> dict[str, int]:
+    """Like ``corpus_flops``, with the relative-position tables charged once per batch of the test
+    decoding (sources sorted by length, ``max_tokens`` source tokens per batch) at the batch's
+    longest source and reference."""
+    import numpy as np
+
+    from nmt.data.batching import chunk_by_budget
+
+    src_lens, tgt_lens = _lengths(vocab, sources, references)
+    totals: Counter[str] = Counter()
+    for (s, t), count in Counter(zip(src_lens, tgt_lens)).items():
+        for part, value in model.flops(s, t).items():
+            totals[part] += count * int(value)
+    lengths = np.array(src_lens, dtype=np.int64)
+    order = np.argsort(lengths, kind="stable")
+    for batch in chunk_by_budget(order, lengths, None, max_tokens, oversize_alone=True):
+        b = batch.tolist()
+        for part, value in model.shared_flops(max(src_lens[i] for i in b), max(tgt_lens[i] for i in b)).items():
+            totals[part] += int(value)
+    return _add_total(totals)
 
 
 def _mixers(model: Transformer, part: str) -> list[torch.nn.Module | None]:

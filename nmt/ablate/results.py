@@ -36,8 +36,9 @@ class RunRecord:
     bleu_signature: str = field(help="sacrebleu BLEU signature")
     chrf_signature: str = field(help="sacrebleu chrF signature")
     test_sentences: int = field(help="sentences in the test split")
-    flops: dict[str, int] = field(help="FLOPs over the test set per part (encoder_self, ..., total)")
-    attention_flops: int = field(help="FLOPs over the test set of the varied attention modules")
+    flops: dict[str, int] = field(help="FLOPs over the test set per part (encoder_self, ..., total); relative-"
+                                  "position tables charged once per sentence (nmt.ablate.measure)")
+    attention_flops: int = field(help="FLOPs over the test set of the varied attention modules (the cost)")
     params: int = field(help="trainable parameters")
     train_steps: int = field(help="optimizer updates done")
     train_tokens_per_s: Optional[float] = field(help="median training target tokens/s (ThroughputRecorder windows)")
@@ -49,6 +50,10 @@ class RunRecord:
     val_curve: Optional[list[list[float]]] = field(None, help="[update, validation BLEU] after each validation")
     sublayer_ms: Optional[dict[str, float]] = field(
         None, help="forward ms of the varied sublayers (first layer, 32 sentences) per length {'30': .., '100': ..}")
+    flops_per_batch: Optional[dict[str, int]] = field(
+        None, help="like flops, with the relative-position tables charged once per test batch instead")
+    attention_flops_per_batch: Optional[int] = field(
+        None, help="like attention_flops, with the relative-position tables charged once per test batch")
     blind_hypotheses: Optional[dict[str, str]] = field(
         None, help="blind set name -> its hypotheses file, relative to the run directory (study blind_sets)")
     code_versions: Optional[list[str]] = field(

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from nmt.ablate.measure import corpus_flops, sublayer_ms
+from nmt.ablate.measure import corpus_flops, corpus_flops_per_batch, sublayer_ms
 from nmt.ablate.report import (
     blind_record_path,
     blind_sources,
@@ -170,6 +170,7 @@ def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentCo
     _store_references(study, references)
     blind = _translate_blind(study, label, seed, loaded, run_dir)
     flops = corpus_flops(loaded.model, loaded.vocab, sources, references)
+    per_batch = corpus_flops_per_batch(loaded.model, loaded.vocab, sources, references, study.test_max_tokens)
     setting = study.setting(label)
     record = RunRecord(
         label=label, seed=seed, spec=setting.spec, decoder_spec=setting.decoder_spec, vary=study.vary,
@@ -178,6 +179,7 @@ def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentCo
         bleu_signature=str(test["bleu_signature"]), chrf_signature=str(test["chrf_signature"]),
         test_sentences=int(test["sentences"]), flops=flops,
         attention_flops=study.varied_flops(flops),
+        flops_per_batch=per_batch, attention_flops_per_batch=study.varied_flops(per_batch),
         params=loaded.model.num_parameters(), train_steps=int(done["steps"]),
         train_tokens_per_s=done.get("train_tokens_per_s"),
         decode_sentences_per_s=float(test["sentences_per_s"]),
@@ -214,6 +216,19 @@ def _translate_blind(study: StudyConfig, label: str, seed: int, loaded: Any, run
     return out
 
 
+def _load_code() -> None:
+    """Read the code version and import every module a run needs now, so that a run finishing hours
+    later uses the code this process started with, whatever changed on disk meanwhile."""
+    import nmt.data.datamodule  # noqa: F401
+    import nmt.inference  # noqa: F401
+    import nmt.train.average  # noqa: F401
+    import nmt.train.curve  # noqa: F401
+    import nmt.train.fit  # noqa: F401
+    import nmt.train.throughput  # noqa: F401
+
+    code_version()
+
+
 def run_study(
     config_path: str | None, overrides: list[tuple[str, Any]] | None = None, *,
     only: Sequence[str] | None = None, report_only: bool = False,
@@ -231,7 +246,7 @@ def run_loaded(
 ) -> int:
     """``run_study`` on an already loaded study. A run that another process holds is skipped, and
     so is one for which ``busy(study, label, seed)`` names a reason (e.g. its twin is training)."""
-    code_version()  # read now: the version of the code this process loaded
+    _load_code()
     labels = [s.label for s in study.settings]
     if only:
         unknown = [x for x in only if x not in labels]

@@ -18,22 +18,29 @@ test              supported when (H1)         refuted when (H1)
 ``better``        delta > m                   delta < m
 ================  ==========================  ===============================
 
-Each part gives a *support* p-value and a *refute* p-value. Holm's step-down correction is applied
-to the support p-values of a family (all parts of all claims tested on one corpus and direction),
-and separately to its refute p-values. A part is **reproduced** when its adjusted support p <=
-alpha, **not reproduced** when its adjusted refute p <= alpha, otherwise **inconclusive** (the two
-cannot both hold: they need the mean on opposite sides of a margin). A part with fewer than two
-paired seeds enters its family with p = 1. A part marked ``cheaper`` also claims that A costs less:
-when A's attention FLOPs are not below B's it is not reproduced whatever the test says (and it is
-never reproduced without the FLOPs of both). A claim is reproduced when all its parts are, not
-reproduced when one part is, inconclusive otherwise.
+Each part gives a *support* p-value and a *refute* p-value. The parts of one claim form an
+**intersection-union test**: the claim is supported when every part is, each at level alpha, so its
+support p is the largest of its parts' (no correction needed within a claim); it is refuted when any
+part is, so its refute p is the smallest of its parts' times the number of parts (Bonferroni within
+the claim). **Holm's** step-down correction is then applied across the claims of a family (one
+corpus, direction and stage), to the claims' support p-values and separately to their refute
+p-values. A claim is **reproduced** when its adjusted support p <= alpha, **not reproduced** when its
+adjusted refute p <= alpha, otherwise **inconclusive** (the two cannot both hold: they need a part's
+mean on opposite sides of a margin). A part with fewer than two paired seeds has p = 1. A part marked
+``cheaper`` also claims that A costs less, and one with ``cost_reference`` / ``cost_ratio`` that A
+costs at most that many times the reference setting: when the measured attention FLOPs break such a
+relation the claim is not reproduced whatever the tests say (and it is never reproduced without
+the FLOPs it needs). Each
+part also shows its own test at alpha, unadjusted, for reading; the decision is the claim's. A
+setting whose validation BLEU rose by more than margin / 2 over its last 1,000 updates (mean over its
+seeds) is flagged beside the claim: its budget may have stopped it short of its plateau.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Optional, Protocol, Sequence
 
 from nmt.ablate.tdist import t_cdf, t_ppf
@@ -51,6 +58,7 @@ class Run(Protocol):
     bleu: float
     chrf: float
     attention_flops: int
+    val_curve: Optional[list[list[float]]]
 
 
 @dataclass
@@ -141,17 +149,29 @@ class ClaimPart:
     margin: float
     metric: str = "bleu"
     cheaper: bool = False  # the claim also says A costs less: A's attention FLOPs must be below B's
+    cost_reference: Optional[str] = None  # and A's attention FLOPs at most cost_ratio x this setting's
+    cost_ratio: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.test not in TESTS:
             raise ValueError(f"claim part {self.a} vs {self.b}: unknown test {self.test!r} (one of {', '.join(TESTS)})")
         if self.margin < 0:
             raise ValueError(f"claim part {self.a} vs {self.b}: margin must be >= 0, got {self.margin}")
+        if (self.cost_reference is None) != (self.cost_ratio is None) or (self.cost_ratio or 1.0) <= 0:
+            raise ValueError(f"claim part {self.a} vs {self.b}: cost_reference and a positive cost_ratio go together")
+
+    @property
+    def has_cost(self) -> bool:
+        """Whether the part also states a cost relation (decided by measured FLOPs, not by a test)."""
+        return self.cheaper or self.cost_reference is not None
 
     def describe(self) -> str:
         sign = {"close": f"−{self.margin:g} < A − B < {self.margin:g}", "worse": f"A − B < −{self.margin:g}",
                 "not_worse": f"A − B > −{self.margin:g}", "better": f"A − B > {self.margin:g}"}[self.test]
-        return f"{self.a} vs {self.b} ({self.study}): {sign}" + (", A's attention FLOPs < B's" if self.cheaper else "")
+        cost = ", A's attention FLOPs < B's" if self.cheaper else ""
+        if self.cost_reference is not None:
+            cost += f", A's attention FLOPs <= {self.cost_ratio:g} x {self.cost_reference}'s"
+        return f"{self.a} vs {self.b} ({self.study}): {sign}{cost}"
 
 
 @dataclass
@@ -165,58 +185,108 @@ class Claim:
 
 @dataclass
 class PartResult:
-    """A tested part: its statistics, raw and Holm-adjusted p-values, and verdict."""
+    """A tested part: its statistics, p-values and its own test at alpha (unadjusted, for reading)."""
 
     claim: str
     part: ClaimPart
     stats: Optional[PairedStats]
     p_support: float
     p_refute: float
-    p_support_holm: float = 1.0
-    p_refute_holm: float = 1.0
-    cost_ok: Optional[bool] = None  # for a ``cheaper`` part: whether A's attention FLOPs are below B's
+    cost_ok: Optional[bool] = None  # for a part with a cost relation: whether the measured FLOPs satisfy it
     verdict: str = "inconclusive"
 
 
-def _cheaper(runs: Sequence[Run], part: ClaimPart) -> Optional[bool]:
-    """For a ``cheaper`` part: whether A's attention FLOPs (on the test set, the same for every
-    seed) are below B's; None when not asked or when a setting has no finished run."""
-    if not part.cheaper:
+@dataclass
+class ClaimResult:
+    """A claim's decision: intersection-union p-values, Holm-adjusted across the family's claims."""
+
+    claim: str
+    p_support: float  # the largest support p of its parts
+    p_refute: float  # the smallest refute p of its parts x the number of parts
+    p_support_holm: float = 1.0
+    p_refute_holm: float = 1.0
+    verdict: str = "inconclusive"
+    rising: list[str] = field(default_factory=list)  # settings still rising at the end of their budget
+
+
+RISE_WINDOW = 1000  # updates over which a still-rising curve is measured
+
+
+def still_rising(runs: Sequence[Run], label: str, threshold: float, window: int = RISE_WINDOW) -> bool:
+    """Whether ``label``'s validation BLEU rose by more than ``threshold`` over its last ``window``
+    updates, on average over its seeds (runs without a curve that long are left out)."""
+    rises = []
+    for r in runs:
+        curve = [(float(step), float(bleu)) for step, bleu in (r.val_curve or [])] if r.label == label else []
+        if not curve:
+            continue
+        last_step, last = curve[-1]
+        before = [bleu for step, bleu in curve if step <= last_step - window]
+        if before:
+            rises.append(last - before[-1])
+    return bool(rises) and statistics.fmean(rises) > threshold
+
+
+def _cost_ok(runs: Sequence[Run], part: ClaimPart) -> Optional[bool]:
+    """For a part with a cost relation: whether A's attention FLOPs (on the test set, the same for
+    every seed) are below B's (``cheaper``) and at most ``cost_ratio`` times ``cost_reference``'s;
+    None when not asked or when a setting it needs has no finished run."""
+    if not part.has_cost:
         return None
-    flops_a = [r.attention_flops for r in runs if r.label == part.a]
-    flops_b = [r.attention_flops for r in runs if r.label == part.b]
-    if not flops_a or not flops_b:
+
+    def flops(label: str) -> list[int]:
+        return [r.attention_flops for r in runs if r.label == label]
+
+    a = flops(part.a)
+    needed = [a] + ([flops(part.b)] if part.cheaper else []) + (
+        [flops(part.cost_reference)] if part.cost_reference is not None else [])
+    if not all(needed):
         return None
-    return max(flops_a) < min(flops_b)
+    ok = True
+    if part.cheaper:
+        ok = ok and max(a) < min(flops(part.b))
+    if part.cost_reference is not None and part.cost_ratio is not None:
+        ok = ok and max(a) <= part.cost_ratio * min(flops(part.cost_reference))
+    return ok
+
+
+def _verdict(p_support: float, p_refute: float, alpha: float) -> str:
+    return "reproduced" if p_support <= alpha else "not reproduced" if p_refute <= alpha else "inconclusive"
 
 
 def decide_family(
     claims: Sequence[Claim], runs_of: dict[str, Sequence[Run]], alpha: float = 0.05
-) -> tuple[list[PartResult], dict[str, str]]:
-    """Verdicts of every part and every claim of one family. ``runs_of`` maps a part's ``study``
-    to its finished runs; a claim with a part whose study is absent is out of scope (skipped)."""
+) -> tuple[list[PartResult], dict[str, ClaimResult]]:
+    """Every part's statistics and every claim's decision in one family. ``runs_of`` maps a part's
+    ``study`` to its finished runs; a claim with a part whose study is absent is out of scope
+    (skipped)."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     results: list[PartResult] = []
+    decided: dict[str, ClaimResult] = {}
     for claim in claims:
         if any(p.study not in runs_of for p in claim.parts):
             continue
+        mine = []
         for part in claim.parts:
-            s = paired_stats(runs_of[part.study], part.a, part.b, part.metric)
+            runs = runs_of[part.study]
+            s = paired_stats(runs, part.a, part.b, part.metric)
             sup, ref = support_refute(s, part.test, part.margin) if s is not None else (1.0, 1.0)
-            results.append(PartResult(claim.id, part, s, sup, ref, cost_ok=_cheaper(runs_of[part.study], part)))
-    for r, ps, pr in zip(results, holm([r.p_support for r in results]), holm([r.p_refute for r in results])):
-        r.p_support_holm, r.p_refute_holm = ps, pr
-        r.verdict = "reproduced" if ps <= alpha else "not reproduced" if pr <= alpha else "inconclusive"
-        if r.cost_ok is False:  # the cost half of the claim is a measurement, not a test: it fails outright
-            r.verdict = "not reproduced"
-        elif r.cost_ok is None and r.part.cheaper and r.verdict == "reproduced":
-            r.verdict = "inconclusive"
-    verdicts: dict[str, str] = {}
-    for claim in claims:
-        mine = [r.verdict for r in results if r.claim == claim.id]
-        if not mine:
-            continue
-        verdicts[claim.id] = ("not reproduced" if "not reproduced" in mine
-                              else "reproduced" if all(v == "reproduced" for v in mine) else "inconclusive")
-    return results, verdicts
+            cost = _cost_ok(runs, part)
+            verdict = "not reproduced" if cost is False else _verdict(sup, ref, alpha)
+            mine.append(PartResult(claim.id, part, s, sup, ref, cost, verdict))
+        results += mine
+        labels = dict.fromkeys((p.study, x) for p in claim.parts for x in (p.a, p.b))
+        rising = [x for st, x in labels if still_rising(runs_of[st], x, min(p.margin for p in claim.parts) / 2)]
+        decided[claim.id] = ClaimResult(claim.id, max(r.p_support for r in mine),
+                                        min(1.0, len(mine) * min(r.p_refute for r in mine)), rising=rising)
+    claim_results = list(decided.values())
+    for c, ps, pr in zip(claim_results, holm([c.p_support for c in claim_results]),
+                         holm([c.p_refute for c in claim_results])):
+        c.p_support_holm, c.p_refute_holm, c.verdict = ps, pr, _verdict(ps, pr, alpha)
+        costs = [r.cost_ok for r in results if r.claim == c.claim and r.part.has_cost]
+        if False in costs:  # the cost half of the claim is a measurement, not a test: it fails outright
+            c.verdict = "not reproduced"
+        elif None in costs and c.verdict == "reproduced":
+            c.verdict = "inconclusive"
+    return results, decided

@@ -203,6 +203,18 @@ class Transformer(nn.Module):
         out["total"] = sum(out.values())
         return out
 
+    def shared_flops(self, src_len: int, tgt_len: int) -> dict[str, int]:
+        """FLOPs of the tables that depend only on parameters and lengths (the projected
+        relative-position table of E2/E4), per attention part, for one batch whose longest source
+        and target are ``src_len`` and ``tgt_len``: charged once per batch, or once per sentence
+        when ``src_len``/``tgt_len`` are that sentence's own lengths."""
+        m = self.mixers()
+        return {
+            "encoder_self": sum(x.shared_flops(src_len) for x in m["encoder"] if x is not None),
+            "decoder_self": sum(x.shared_flops(tgt_len) for x in m["decoder"] if x is not None),
+            "cross": sum(x.shared_flops(tgt_len, src_len) for x in m["cross"]),
+        }
+
     def num_parameters(self) -> int:
         """Trainable parameters (tied matrices counted once), also after ``pack_linears`` and
         ``fuse_projections``."""

@@ -5,12 +5,23 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Optional
 
 import pytest
 
 from nmt.ablate.power import seeds_for_power, tost_power
 from nmt.ablate.tdist import betainc, norm_cdf, norm_ppf, t_cdf, t_ppf
-from nmt.ablate.verdict import Claim, ClaimPart, decide_family, holm, p_greater, p_less, paired_stats, support_refute
+from nmt.ablate.verdict import (
+    Claim,
+    ClaimPart,
+    decide_family,
+    holm,
+    p_greater,
+    p_less,
+    paired_stats,
+    still_rising,
+    support_refute,
+)
 
 
 @dataclass
@@ -20,6 +31,13 @@ class Run:
     bleu: float
     chrf: float = 0.0
     attention_flops: int = 100
+    val_curve: Optional[list[list[float]]] = None
+
+
+def decide(claims, runs_of, alpha=0.05):
+    """``decide_family`` with the claims' verdicts as plain strings."""
+    parts, claims_out = decide_family(claims, runs_of, alpha)
+    return parts, {k: c.verdict for k, c in claims_out.items()}
 
 
 def runs(label: str, scores: list[float]) -> list[Run]:
@@ -90,47 +108,49 @@ def noisy(label: str, mean: float, sd: float, n: int, seed: int) -> list[Run]:
 def test_known_equivalent_pair_reproduces_a_close_claim() -> None:
     base = noisy("1111", 30.0, 0.6, 6, 1)  # same seed effect on both: paired differences are small
     close = [Run("0110", r.seed, r.bleu + d) for r, d in zip(base, [0.1, -0.2, 0.05, 0.15, -0.1, 0.0])]
-    parts, verdicts = decide_family([CLOSE], {"self": base + close})
-    assert verdicts == {"3": "reproduced"} and parts[0].p_support_holm <= 0.05
+    parts, verdicts = decide([CLOSE], {"self": base + close})
+    assert verdicts == {"3": "reproduced"} and parts[0].p_support <= 0.05
     assert parts[0].stats is not None and parts[0].stats.ci_low > -1.0 and parts[0].stats.ci_high < 1.0
 
 
 def test_known_different_pair_refutes_a_close_claim_and_supports_a_vital_one() -> None:
     base = noisy("1111", 30.0, 0.6, 5, 2)
     worse = [Run("0110", r.seed, r.bleu - 3.0 + d) for r, d in zip(base, [0.2, -0.3, 0.1, 0.0, -0.1])]
-    _, verdicts = decide_family([CLOSE], {"self": base + worse})
+    _, verdicts = decide([CLOSE], {"self": base + worse})
     assert verdicts == {"3": "not reproduced"}
     cross = base + [Run("0111", r.seed, r.bleu - 3.0 + d) for r, d in zip(base, [0.2, -0.3, 0.1, 0.0, -0.1])]
-    _, verdicts = decide_family([VITAL], {"cross": cross})
+    _, verdicts = decide([VITAL], {"cross": cross})
     assert verdicts == {"2": "reproduced"}
     equal = base + [Run("0111", r.seed, r.bleu + d) for r, d in zip(base, [0.1, -0.1, 0.05, 0.0, -0.05])]
-    assert decide_family([VITAL], {"cross": equal})[1] == {"2": "not reproduced"}  # costs less than the margin
+    assert decide([VITAL], {"cross": equal})[1] == {"2": "not reproduced"}  # costs less than the margin
 
 
 def test_few_noisy_seeds_are_inconclusive() -> None:
     records = runs("1111", [30.0, 30.0, 30.0]) + runs("0110", [29.0, 31.2, 29.5])  # mean -0.1, sd 1.1
-    parts, verdicts = decide_family([CLOSE], {"self": records})
+    parts, verdicts = decide([CLOSE], {"self": records})
     assert verdicts == {"3": "inconclusive"}
     assert parts[0].p_support > 0.05 and parts[0].p_refute > 0.05
     one_seed = runs("1111", [30.0]) + runs("0110", [30.0])
-    parts, verdicts = decide_family([CLOSE], {"self": one_seed})
+    parts, verdicts = decide([CLOSE], {"self": one_seed})
     assert verdicts == {"3": "inconclusive"} and parts[0].stats is None and parts[0].p_support == 1.0
 
 
 def test_holm_across_the_family_can_turn_a_verdict() -> None:
-    # alone, the close pair is borderline-reproduced; with four more planned parts, Holm withholds it
+    # alone, the close pair is borderline-reproduced; with four more planned claims, Holm withholds it
     base = runs("1111", [30.0, 30.0, 30.0, 30.0])
     close = runs("0110", [30.5, 29.6, 30.4, 29.7])
     s = paired_stats(base + close, "0110", "1111")
     assert s is not None
     p_alone = support_refute(s, "close", 1.0)[0]
     assert 0.01 < p_alone <= 0.05
-    _, alone = decide_family([CLOSE], {"self": base + close})
+    _, alone = decide([CLOSE], {"self": base + close})
     assert alone == {"3": "reproduced"}
     others = [Claim(f"x{i}", "unrun", [ClaimPart("self", f"s{i}", "1111", "close", 1.0)]) for i in range(4)]
-    parts, verdicts = decide_family([CLOSE, *others], {"self": base + close})
-    assert verdicts["3"] == "inconclusive"  # the unrun parts count with p = 1 in the family
-    assert parts[0].p_support_holm == pytest.approx(min(1.0, 5 * p_alone))
+    parts, verdicts = decide([CLOSE, *others], {"self": base + close})
+    assert verdicts["3"] == "inconclusive"  # the unrun claims count with p = 1 in the family
+    _, claims = decide_family([CLOSE, *others], {"self": base + close})
+    assert claims["3"].p_support_holm == pytest.approx(min(1.0, 5 * p_alone))
+    assert parts[0].verdict == "reproduced"  # the part's own test, unadjusted, for reading
 
 
 def test_a_claim_needs_every_part_and_out_of_scope_claims_are_skipped() -> None:
@@ -139,7 +159,7 @@ def test_a_claim_needs_every_part_and_out_of_scope_claims_are_skipped() -> None:
     bad = [Run("0011", r.seed, r.bleu - 4 + d) for r, d in zip(base, [0.05, -0.05, 0.0, 0.1, -0.1])]
     both = Claim("1", "two parts", [ClaimPart("self", "0110", "1111", "close", 1.0),
                                      ClaimPart("self", "0011", "1111", "close", 1.0)])
-    parts, verdicts = decide_family([both, VITAL], {"self": base + good + bad})
+    parts, verdicts = decide([both, VITAL], {"self": base + good + bad})
     assert [p.verdict for p in parts] == ["reproduced", "not reproduced"]
     assert verdicts == {"1": "not reproduced"}  # VITAL's study is absent: out of scope
 
@@ -149,12 +169,47 @@ def test_a_cheaper_claim_also_needs_lower_attention_flops() -> None:
     close = [Run("0010+d", r.seed, r.bleu + d, attention_flops=60) for r, d in zip(base, [0.1, -0.1, 0.0, 0.05, -0.05])]
     part = ClaimPart("deform", "0010+d", "1111", "not_worse", 1.0, cheaper=True)
     claim = Claim("5", "0010+d matches 1111 at a lower cost", [part])
-    parts, verdicts = decide_family([claim], {"deform": base + close})
+    parts, verdicts = decide([claim], {"deform": base + close})
     assert verdicts == {"5": "reproduced"} and parts[0].cost_ok is True
     dearer = [Run(r.label, r.seed, r.bleu, attention_flops=150) for r in close]
-    parts, verdicts = decide_family([claim], {"deform": base + dearer})
-    assert verdicts == {"5": "not reproduced"} and parts[0].cost_ok is False and parts[0].p_support_holm <= 0.05
+    parts, verdicts = decide([claim], {"deform": base + dearer})
+    assert verdicts == {"5": "not reproduced"} and parts[0].cost_ok is False and parts[0].p_support <= 0.05
     assert "A's attention FLOPs < B's" in part.describe()
+
+
+def test_parts_of_a_claim_are_an_intersection_union_test() -> None:
+    """Support of a claim: every part at alpha, no correction within it (its p is the largest of its
+    parts'); refutation: any part, Bonferroni within the claim; Holm only across claims."""
+    base = noisy("1111", 30.0, 0.5, 6, 7)
+    a = [Run("0111", r.seed, r.bleu + d) for r, d in zip(base, [0.3, -0.2, 0.1, 0.2, -0.1, 0.0])]
+    b = [Run("0011", r.seed, r.bleu + d) for r, d in zip(base, [0.1, -0.3, 0.2, 0.0, 0.2, -0.2])]
+    two = Claim("1", "two close parts", [ClaimPart("self", "0111", "1111", "close", 1.0),
+                                         ClaimPart("self", "0011", "1111", "close", 1.0)])
+    parts, claims = decide_family([two], {"self": base + a + b})
+    assert claims["1"].p_support == max(p.p_support for p in parts)
+    assert claims["1"].p_refute == pytest.approx(min(1.0, 2 * min(p.p_refute for p in parts)))
+    assert claims["1"].p_support_holm == claims["1"].p_support  # one claim in the family: no Holm factor
+    assert claims["1"].verdict == "reproduced"
+    # a part at p just under alpha carries the claim when the other part is stronger: no factor 2
+    borderline = runs("0110", [30.5, 29.6, 30.4, 29.7])
+    base4 = runs("1111", [30.0] * 4)
+    strong = runs("0111", [30.05, 29.95, 30.0, 30.02])
+    pair = Claim("1", "borderline and strong", [ClaimPart("self", "0110", "1111", "close", 1.0),
+                                                ClaimPart("self", "0111", "1111", "close", 1.0)])
+    _, claims = decide_family([pair], {"self": base4 + borderline + strong})
+    assert 0.01 < claims["1"].p_support <= 0.05 and claims["1"].verdict == "reproduced"
+
+
+def test_a_setting_still_rising_is_flagged() -> None:
+    flat = [[250.0 * k, 30.0 + min(k, 8) * 0.5] for k in range(1, 17)]  # plateau from 2,000 updates
+    rising = [[250.0 * k, 20.0 + k * 0.5] for k in range(1, 17)]  # +2.0 over the last 1,000 updates
+    assert not still_rising([Run("1111", 1, 30.0, val_curve=flat)], "1111", 0.5)
+    assert still_rising([Run("0110", 1, 30.0, val_curve=rising)], "0110", 0.5)
+    assert not still_rising([Run("0110", 1, 30.0)], "0110", 0.5)  # no curve: no flag
+    base = [Run("1111", k, 30.0 + 0.1 * k, val_curve=flat) for k in range(1, 5)]
+    late = [Run("0110", k, 30.0 + 0.1 * k + 0.05 * (-1) ** k, val_curve=rising) for k in range(1, 5)]
+    _, claims = decide_family([CLOSE], {"self": base + late})
+    assert claims["3"].rising == ["0110"]
 
 
 def test_bad_claim_parts_are_rejected() -> None:
@@ -231,3 +286,23 @@ def test_pilot_report_gives_the_curve_spread_and_seed_count() -> None:
     assert "| 500 | 30.10 | 30.20 | 30.30 |" in text and "a fixed budget would be 500 updates" in text
     assert f"SD {s.sd:.2f}" in text and f"**{seeds_for_power(s.sd, 1.0)}**" in text
     assert "no spread yet" in pilot_report(records[:3], "0110", "1111", 1.0)
+
+
+def test_a_cost_bound_by_a_reference_setting() -> None:
+    """Claim 5's form: A close to B, cheaper than B, and at most 1.25 x the reference's cost."""
+    base = noisy("1111+d", 30.0, 0.5, 5, 8)
+    close = [Run("0010+d", r.seed, r.bleu + d, attention_flops=120) for r, d in zip(base, [0.1, -0.1, 0.0, 0.05, -0.05])]
+    deform = [Run("d", r.seed, r.bleu - 0.5, attention_flops=100) for r in base]
+    base = [Run(r.label, r.seed, r.bleu, attention_flops=300) for r in base]
+    part = ClaimPart("deform", "0010+d", "1111+d", "close", 1.0, cheaper=True, cost_reference="d", cost_ratio=1.25)
+    claim = Claim("5", "0010+d as accurate as 1111+d, cost slightly above d", [part])
+    parts, verdicts = decide([claim], {"deform": base + close + deform})
+    assert verdicts == {"5": "reproduced"} and parts[0].cost_ok is True
+    dear = [Run(r.label, r.seed, r.bleu, attention_flops=130) for r in close]  # 1.3 x d
+    parts, verdicts = decide([claim], {"deform": base + dear + deform})
+    assert verdicts == {"5": "not reproduced"} and parts[0].cost_ok is False
+    _, verdicts = decide([claim], {"deform": base + close})  # the reference has not run: no verdict yet
+    assert verdicts == {"5": "inconclusive"}
+    assert "<= 1.25 x d's" in part.describe()
+    with pytest.raises(ValueError, match="go together"):
+        ClaimPart("deform", "a", "b", "close", 1.0, cost_reference="d")
