@@ -6,6 +6,14 @@ setting's validation curve, and the number of seeds from the TOST power analysis
 
 ``--pooled results.json ...`` instead pools the paired spread of every compared pair (and every
 setting against the reference) of finished studies' ``results.json`` files.
+
+``--campaign FILE --family NAME`` applies the campaign's seed rule (``nmt.ablate.seeds``) to a
+family's first three seeds: the pooled spread of its claim parts' paired differences, blind to their
+means, and the seed count it implies; with ``--write`` the decision also goes to
+``<results_dir>/<family slug>.seeds.md``.
+
+    python scripts/seed_power.py --campaign configs/ablation/repro/campaign.yaml \
+        --family "Multi30k en->de, relative positions" --write
 """
 
 from __future__ import annotations
@@ -44,6 +52,33 @@ def pooled(paths: list[Path], margin: float, alpha: float, power: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def campaign_seeds(path: str, family: str | None, power: float, write: bool) -> int:
+    """Print (and with ``write`` store) the blinded seed decision of one family of a campaign."""
+    import re
+
+    from nmt.ablate.campaign import load_campaign
+    from nmt.ablate.seeds import decide_seeds, seeds_markdown
+    from nmt.io import atomic_write_text
+
+    try:
+        campaign = load_campaign(path)
+        if family not in campaign.families:
+            raise ConfigError(f"{path}: no family {family!r} (families: {', '.join(campaign.families)})")
+        cfg = campaign.config
+        runs_of = {kind: collect_records(st) for kind, st in campaign.families[family].items()}
+        decision = decide_seeds(cfg.claims_as_data(), runs_of, alpha=cfg.alpha, power=power,
+                                default_margin=cfg.margin)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    text = seeds_markdown(family, decision, (1, 2, 3), power)
+    print(text, end="")
+    if write:
+        slug = re.sub(r"[^a-z0-9]+", "-", family.lower()).strip("-")
+        atomic_write_text(Path(cfg.results_dir) / f"{slug}.seeds.md", text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("study", nargs="?", help="the pilot study YAML")
@@ -53,7 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margin", type=float, default=1.0, help="equivalence margin in BLEU")
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--power", type=float, default=0.8)
+    ap.add_argument("--campaign", help="a campaign file: apply its seed rule to --family")
+    ap.add_argument("--family", help="the family (as named in the campaign file)")
+    ap.add_argument("--write", action="store_true", help="--campaign: also write the decision next to the verdicts")
     args = ap.parse_args(argv)
+    if args.campaign:
+        return campaign_seeds(args.campaign, args.family, args.power, args.write)
     if args.pooled:
         print(pooled(args.pooled, args.margin, args.alpha, args.power), end="")
         return 0

@@ -8,12 +8,16 @@ and sample SD ``S``, the TOST at margin ``m`` and level ``alpha`` declares equiv
 
 an integral over the chi distribution of ``S sqrt(n - 1) / sd`` (evaluated here by Simpson's rule;
 exact up to quadrature error ~1e-6). ``seeds_for_power`` is the smallest ``n`` (at least
-``min_seeds``) whose power reaches the target.
+``min_seeds``) whose power reaches the target. ``one_sided_power`` is the same integral for a
+directional test (``worse``, ``not_worse``, ``better``) whose true difference lies ``beyond`` BLEU past
+its margin in the claimed direction: it declares the claim when ``D`` clears the margin by
+``t S / sqrt(n)``, so its power is ``E_S[ Phi((beyond - t S / sqrt(n)) sqrt(n) / sd) ]``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 from nmt.ablate.tdist import norm_cdf, t_ppf
 
@@ -25,12 +29,30 @@ def tost_power(n: int, sd: float, margin: float, alpha: float = 0.05, steps: int
         raise ValueError(f"tost_power: a t test needs at least 2 seeds, got {n}")
     if sd <= 0 or margin <= 0:
         raise ValueError(f"tost_power: sd and margin must be positive, got sd={sd}, margin={margin}")
+    return _over_sample_sd(n, sd, alpha, margin, lambda z: 2.0 * norm_cdf(z) - 1.0, steps, truncate=True)
+
+
+def one_sided_power(n: int, sd: float, beyond: float, alpha: float = 0.05, steps: int = 4000) -> float:
+    """Probability that a one-sided paired t test at level ``alpha`` clears its margin with ``n``
+    seeds when the true difference lies ``beyond`` (> 0) past the margin in the tested direction."""
+    if n < 2:
+        raise ValueError(f"one_sided_power: a t test needs at least 2 seeds, got {n}")
+    if sd <= 0 or beyond <= 0:
+        raise ValueError(f"one_sided_power: sd and beyond must be positive, got sd={sd}, beyond={beyond}")
+    return _over_sample_sd(n, sd, alpha, beyond, norm_cdf, steps, truncate=False)
+
+
+def _over_sample_sd(n: int, sd: float, alpha: float, room: float, success: Callable[[float], float], steps: int,
+                    truncate: bool) -> float:
+    """E_S[success((room - t S / sqrt(n)) sqrt(n) / sd)] over the sample SD S; with ``truncate`` only
+    over S < room sqrt(n) / t (where the TOST interval can fit between the margins at all)."""
     df = n - 1
     t = t_ppf(1.0 - alpha, df)
     root_n = math.sqrt(n)
     # W = S sqrt(df) / sd follows the chi distribution with df degrees of freedom
     log_norm = math.log(2.0) - (df / 2.0) * math.log(2.0) - math.lgamma(df / 2.0)
-    w_max = margin * root_n / t * math.sqrt(df) / sd  # beyond it the interval cannot fit in the margins
+    w_fit = room * root_n / t * math.sqrt(df) / sd  # beyond it the TOST interval cannot fit
+    w_max = w_fit if truncate else math.sqrt(df) + 12.0  # else: all of the chi density that matters
 
     def integrand(w: float) -> float:
         if w <= 0.0:
@@ -38,7 +60,7 @@ def tost_power(n: int, sd: float, margin: float, alpha: float = 0.05, steps: int
         else:
             density = math.exp(log_norm + (df - 1) * math.log(w) - w * w / 2.0)
         s = w * sd / math.sqrt(df)
-        return (2.0 * norm_cdf((margin - t * s / root_n) * root_n / sd) - 1.0) * density
+        return success((room - t * s / root_n) * root_n / sd) * density
 
     h = w_max / steps
     total = integrand(0.0) + integrand(w_max)

@@ -306,3 +306,18 @@ def test_a_cost_bound_by_a_reference_setting() -> None:
     assert "<= 1.25 x d's" in part.describe()
     with pytest.raises(ValueError, match="go together"):
         ClaimPart("deform", "a", "b", "close", 1.0, cost_reference="d")
+
+
+@pytest.mark.parametrize("n,sd,beyond", [(4, 0.5, 1.0), (6, 0.8, 0.5)])
+def test_one_sided_power_matches_simulation(n: int, sd: float, beyond: float) -> None:
+    from nmt.ablate.power import one_sided_power
+
+    rng = random.Random(11)
+    t = t_ppf(0.95, n - 1)
+    hits = 0
+    for _ in range(20000):  # worse at margin 1: true difference -1 - beyond, declared when mean + t se < -1
+        d = [-1.0 - beyond + rng.gauss(0, sd) for _ in range(n)]
+        mean = sum(d) / n
+        se = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1) / n)
+        hits += mean + t * se < -1.0
+    assert one_sided_power(n, sd, beyond) == pytest.approx(hits / 20000, abs=0.015)

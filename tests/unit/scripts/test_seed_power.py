@@ -34,3 +34,26 @@ def test_pooled_spread_of_a_study(tmp_path: Path, capsys) -> None:
     assert f"| toy | 1 | {s.sd:.2f} |" in out  # 1000 has one seed: no spread
     assert f"Pooled over all: SD {s.sd:.2f} (2 degrees of freedom)" in out
     assert f"**{seeds_for_power(s.sd, 1.0)}**" in out
+
+
+def test_the_blinded_seed_rule_shows_spread_not_means() -> None:
+    from nmt.ablate.seeds import decide_seeds, seeds_markdown
+    from nmt.ablate.verdict import Claim, ClaimPart
+
+    claims = [Claim("1", "close", [ClaimPart("self", "0111", "1111", "close", 1.0),
+                                   ClaimPart("self", "0011", "1111", "close", 1.0)]),
+              Claim("2", "vital", [ClaimPart("cross", "0111", "1111", "worse", 1.0)]),
+              Claim("9", "out of scope", [ClaimPart("conv", "a", "b", "close", 1.0)])]
+    base = [rec("1111", k, 30.0 + k) for k in (1, 2, 3, 4)]
+    self_runs = base + [rec("0111", k, 30.0 + k + d) for k, d in zip((1, 2, 3, 4), (0.4, -0.3, 0.1, 9.0))] + \
+        [rec("0011", k, 30.0 + k + d) for k, d in zip((1, 2, 3), (-0.2, 0.3, 0.0))]
+    cross_runs = base + [rec("0111", k, 27.0 + k + d) for k, d in zip((1, 2, 3), (0.1, -0.4, 0.2))]
+    decision = decide_seeds(claims, {"self": self_runs, "cross": cross_runs})
+    assert decision.claims == 2 and decision.level == 0.025  # Holm's first step over the two claims in scope
+    assert decision.df == 6  # three parts, seeds 1-3 only (seed 4's outlier is not looked at)
+    assert decision.seeds >= 4 and min(decision.claim_power.values()) >= 0.8
+    text = seeds_markdown("toy", decision, (1, 2, 3), 0.8)
+    assert "mean" not in text.replace("no means", "") and "Pooled SD" in text
+    noisy = [rec(r.label, r.seed, r.bleu + (1.5 if r.seed == 2 else 0.0)) for r in self_runs if r.label == "0111"]
+    worse = decide_seeds(claims, {"self": base + noisy + self_runs[8:], "cross": cross_runs})
+    assert worse.seeds > decision.seeds  # more spread, more seeds

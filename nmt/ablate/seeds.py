@@ -1,0 +1,92 @@
+"""How many seeds a family needs, decided on its first seeds without looking at the differences.
+
+The rule (docs/findings.md, "Seeds", fixed before the stage's runs): after the first three seeds of
+every setting of a family have finished, pool the sample variance of the paired differences A - B of
+all the family's claim parts over those seeds (each part weighted by its degrees of freedom). Only
+this spread is computed and shown, never a mean difference: the decision is blind to the outcome.
+Power is taken at the level a claim's verdict faces in the worst case, Holm's first step: alpha / k
+for k claims in the family. A claim is reproduced only if all its parts are, so its power is the
+product of its parts' powers: for a ``close`` part the paired TOST's power at a true difference of 0
+(``tost_power``), for a directional part a one-sided t test's power at a true difference one margin
+beyond its margin (``one_sided_power``: "clearly worse" taken as twice the margin; a part with
+margin 0 gets the family's default margin as the distance). The seed count
+is the smallest n >= ``min_seeds`` (4) at which every claim's power reaches ``power`` (0.8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from nmt.ablate.power import one_sided_power, tost_power
+from nmt.ablate.verdict import Claim, Run, paired_stats
+
+
+@dataclass
+class SeedDecision:
+    """The blinded decision: per part its SD (no mean), the pooled SD, the level and the seed count."""
+
+    part_sd: list[tuple[str, str, str, float | None, int]]  # claim, "A vs B", test, SD or None, seeds used
+    pooled_sd: float
+    df: int
+    level: float
+    claims: int  # k: the level is alpha / k
+    seeds: int
+    claim_power: dict[str, float]
+
+
+def claim_power(claim: Claim, n: int, sd: float, level: float, default_margin: float = 1.0) -> float:
+    """Probability that every part of ``claim`` is declared with ``n`` seeds at ``level`` (see module)."""
+    power = 1.0
+    for part in claim.parts:
+        if part.test == "close":
+            power *= tost_power(n, sd, part.margin, level)
+        else:
+            power *= one_sided_power(n, sd, part.margin if part.margin > 0 else default_margin, level)
+    return power
+
+
+def decide_seeds(claims: Sequence[Claim], runs_of: dict[str, Sequence[Run]], first: Sequence[int] = (1, 2, 3),
+                 alpha: float = 0.05, power: float = 0.8, min_seeds: int = 4, max_seeds: int = 30,
+                 default_margin: float = 1.0) -> SeedDecision:
+    """The seed count of one family from its runs of seeds ``first`` (see module). ValueError when no
+    part has two of those seeds finished for both its settings."""
+    in_scope = [c for c in claims if all(p.study in runs_of for p in c.parts)]
+    if not in_scope:
+        raise ValueError("no claim of the campaign is tested in this family")
+    rows: list[tuple[str, str, str, float | None, int]] = []
+    num, df = 0.0, 0
+    for claim in in_scope:
+        for part in claim.parts:
+            runs = [r for r in runs_of[part.study] if r.seed in first]
+            s = paired_stats(runs, part.a, part.b, part.metric)
+            rows.append((claim.id, f"{part.a} vs {part.b} ({part.study})", part.test,
+                         None if s is None else s.sd, 0 if s is None else s.n))
+            if s is not None:
+                num += (s.n - 1) * s.sd ** 2
+                df += s.n - 1
+    if df == 0:
+        raise ValueError(f"no claim part has two of seeds {list(first)} finished for both settings")
+    sd = (num / df) ** 0.5
+    level = alpha / len(in_scope)
+    if sd == 0.0:
+        return SeedDecision(rows, sd, df, level, len(in_scope), min_seeds, {c.id: 1.0 for c in in_scope})
+    for n in range(min_seeds, max_seeds + 1):
+        powers = {c.id: claim_power(c, n, sd, level, default_margin) for c in in_scope}
+        if min(powers.values()) >= power:
+            return SeedDecision(rows, sd, df, level, len(in_scope), n, powers)
+    raise ValueError(f"{max_seeds} seeds do not reach power {power} at the pooled SD {sd:.2f}")
+
+
+def seeds_markdown(family: str, decision: SeedDecision, first: Sequence[int], power: float) -> str:
+    """The decision as a table (SDs only, no means)."""
+    lines = [f"## Seeds for {family}", "",
+             f"Spread of the paired differences over seeds {', '.join(map(str, first))} (blinded: no means):", "",
+             "| claim | pair | test | seeds | SD of A − B |", "|---|---|---|---|---|"]
+    for cid, pair, test, sd, n in decision.part_sd:
+        lines.append(f"| {cid} | {pair} | {test} | {n} | {'–' if sd is None else f'{sd:.2f}'} |")
+    lines += ["", f"Pooled SD {decision.pooled_sd:.2f} ({decision.df} degrees of freedom); power at Holm's first "
+              f"step, alpha / {decision.claims} = {decision.level:.4f}; claims' power with "
+              f"{decision.seeds} seeds: " + ", ".join(f"{k}: {v:.2f}" for k, v in decision.claim_power.items()),
+              "", f"Seeds for every claim's power >= {power}: **{decision.seeds}**.", ""]
+    return "\n".join(lines)
