@@ -1,0 +1,51 @@
+"""scripts/learning_curves.py: one figure of a family's validation curves, twins drawn once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import learning_curves
+from helpers.ablate_toys import write_study
+
+from nmt.ablate.report import record_path
+from nmt.ablate.results import RunRecord, save_json_atomic
+from nmt.ablate.study import load_study
+from nmt.config import to_dict
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def record(label: str, seed: int, curve: list[list[float]]) -> RunRecord:
+    return RunRecord(label=label, seed=seed, spec=label.split("-")[0], decoder_spec=None, vary="self",
+                     absolute_positions="no", bleu=30.0, chrf=50.0, bleu_signature="b", chrf_signature="c",
+                     test_sentences=1, flops={"total": 1}, attention_flops=1, params=1, train_steps=4000,
+                     train_tokens_per_s=None, decode_sentences_per_s=1.0, hypotheses="test.hyp", checkpoint="x",
+                     val_curve=curve)
+
+
+def test_curves_of_a_family(tmp_path: Path, capsys) -> None:
+    study_file = write_study(tmp_path)
+    records = tmp_path / "records"
+    text = study_file.read_text(encoding="utf-8").replace("seeds: [1]", "seeds: [1, 2]")
+    study_file.write_text(text + f"records_dir: {records}\n", encoding="utf-8")
+    study = load_study(study_file)
+    for label in ("1000", "0110-noabs"):
+        for seed in (1, 2):
+            save_json_atomic(record_path(study, label, seed),
+                             to_dict(record(label, seed, [[250.0, 10.0 + seed], [500.0, 20.0 + seed]])))
+    campaign = tmp_path / "campaign.yaml"
+    campaign.write_text(f"""name: toy
+results_dir: {tmp_path / 'verdicts'}
+families:
+  - name: "toy en->de"
+    studies: {{self: {study_file}}}
+claims:
+  - {{id: "3", text: "close", parts: [{{study: self, a: "0110-noabs", b: "1000", test: close}}]}}
+""", encoding="utf-8")
+    data = learning_curves.curves(str(campaign), "toy en->de")
+    assert sorted(data) == ["self:0110-noabs", "self:1000"] and sorted(data["self:1000"]) == [1, 2]
+    assert data["self:1000"][2] == [(250.0, 12.0), (500.0, 22.0)]
+    out = tmp_path / "curves.png"
+    assert learning_curves.main([str(campaign), "--family", "toy en->de", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == PNG and "4 runs of 2 settings" in capsys.readouterr().out
+    assert learning_curves.main([str(campaign), "--family", "nope", "--out", str(out)]) == 2
