@@ -156,6 +156,17 @@ def _run_state(study: StudyConfig, label: str, seed: int) -> str:
     return "interrupted" if run_dir.is_dir() else "todo"
 
 
+def _progress(study: StudyConfig, label: str, seed: int) -> str:
+    """`` at <updates>`` of a started run's last checkpoint, or nothing when it has none (yet)."""
+    from nmt.checkpoint import CheckpointError, global_step
+
+    last = study.run_dir(label, seed) / "checkpoints" / "last.ckpt"
+    try:
+        return f" at {global_step(last):,}" if last.is_file() else ""
+    except (CheckpointError, OSError):
+        return ""
+
+
 def _fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return "unknown"
@@ -187,7 +198,7 @@ def campaign_status(studies: list[StudyConfig]) -> str:
                 secs += est
         counts = {s: sum(v == s for v in states.values()) for s in ("done", "running", "interrupted")}
         left = len(states) - counts["done"]
-        running = [f"{label}/seed{k}" for (label, k), v in states.items() if v == "running"]
+        running = [f"{label}/seed{k}{_progress(st, label, k)}" for (label, k), v in states.items() if v == "running"]
         total_left += left
         total_secs += secs
         lines.append(f"| {st.name} ({st.output_dir}) | {counts['done']}/{len(states)} | "
