@@ -18,7 +18,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from nmt.ablate.report import collect_records, finished_record_path
 from nmt.ablate.results import save_json_atomic
@@ -277,6 +277,27 @@ def write_verdicts(campaign: Campaign) -> str:
     return md
 
 
+def twin_started(groups: list[list[tuple[StudyConfig, str, int]]]) -> Callable[[StudyConfig, str, int], Optional[str]]:
+    """For the runner: why a not-yet-started run must wait, namely that one of its twins (``groups``,
+    ``nmt.ablate.twins.twin_groups``) has started here or in another process; it is copied to this
+    run when it finishes. None for a run that may go ahead."""
+    twins_of: dict[tuple[str, str, int], list[tuple[StudyConfig, str, int]]] = {}
+    for g in groups:
+        for st, label, seed in g:
+            twins_of[(st.output_dir, label, seed)] = [m for m in g if m[0].output_dir != st.output_dir]
+
+    def busy(st: StudyConfig, label: str, seed: int) -> Optional[str]:
+        if _run_state(st, label, seed) != "todo":
+            return None  # started here: resume it
+        for other, lab, sd in twins_of.get((st.output_dir, label, seed), []):
+            state = _run_state(other, lab, sd)
+            if state in ("running", "interrupted"):
+                return f"its twin {other.name}/{lab}/seed{sd} has started ({state}); it is copied when done"
+        return None
+
+    return busy
+
+
 def run_campaign(campaign: Campaign) -> int:
     """Run (or resume) the campaign: family by family (the order of the file), and within a family
     seed by seed across its studies, so that a campaign cut short has whole families and, in the
@@ -286,24 +307,14 @@ def run_campaign(campaign: Campaign) -> int:
 
     Several processes may run the same campaign side by side (e.g. two one-thread streams on two
     cores): each takes the next run that no other holds, and leaves a run alone while one of its
-    twins is being trained elsewhere (it is copied when that one finishes)."""
+    twins has started, here or in another process (it is copied when that one finishes)."""
     from dataclasses import replace
 
     from nmt.ablate.runner import run_loaded
     from nmt.ablate.twins import share, twin_groups
 
     groups = twin_groups(campaign.studies())
-    twins_of: dict[tuple[str, str, int], list[tuple[StudyConfig, str, int]]] = {}
-    for g in groups:
-        for st, label, seed in g:
-            twins_of[(st.output_dir, label, seed)] = [m for m in g if m[0].output_dir != st.output_dir]
-
-    def busy(st: StudyConfig, label: str, seed: int) -> str | None:
-        for other, lab, sd in twins_of.get((st.output_dir, label, seed), []):
-            if _run_state(other, lab, sd) == "running":
-                return f"its twin {other.name}/{lab}/seed{sd} is training in another process"
-        return None
-
+    busy = twin_started(groups)
     failed = 0
     for name, studies in campaign.families.items():
         t0 = time.time()

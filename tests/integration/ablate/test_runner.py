@@ -179,3 +179,24 @@ def test_a_missing_blind_set_stops_before_training(tmp_path: Path, caplog) -> No
     assert main(["ablate", "--config", str(study), "--only", "1000"]) == 1
     assert "absent.en not found" in caplog.text
     assert not (tmp_path / "out" / "1000" / "seed1" / "checkpoints").exists()
+
+
+def test_a_run_held_by_another_process_is_skipped(tmp_path: Path, caplog) -> None:
+    """Two processes on one study: the run another live process holds (its RUNNING lock) is left
+    to it; the lock of a process that has died is taken over."""
+    import os
+    import socket
+
+    caplog.set_level(logging.INFO, logger="nmt")
+    study = write_study(tmp_path)
+    held = tmp_path / "out" / "1000" / "seed1"
+    held.mkdir(parents=True)
+    (held / "RUNNING").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": 0}),
+                                  encoding="utf-8")
+    assert main(["ablate", "--config", str(study), "--only", "1000"]) == 0
+    assert "in use by process" in caplog.text and not (held / "result.json").exists()
+    (held / "RUNNING").write_text(json.dumps({"pid": 2**22 + 7, "host": socket.gethostname(), "since": 0}),
+                                  encoding="utf-8")  # a pid that does not exist
+    assert main(["ablate", "--config", str(study), "--only", "1000"]) == 0
+    assert "taking over a stale lock" in caplog.text and (held / "result.json").is_file()
+    assert not (held / "RUNNING").exists()

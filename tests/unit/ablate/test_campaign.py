@@ -128,3 +128,31 @@ def test_campaign_runs_seed_by_seed_and_trains_twins_once(tmp_path: Path, monkey
             copied = json.loads((tmp_path / "rec2" / label / f"seed{seed}.json").read_text(encoding="utf-8"))
             assert copied["label"] == label and (tmp_path / "rec2" / label / f"seed{seed}.hyp").is_file()
     assert (tmp_path / "verdicts" / "verdicts.md").is_file() and (tmp_path / "rec2" / "results.md").is_file()
+
+
+def test_a_run_waits_while_its_twin_has_started(tmp_path: Path) -> None:
+    """Two processes share a campaign: a run whose twin has started (running elsewhere, or
+    interrupted and to be resumed) waits to be copied instead of training the same model twice."""
+    import os
+    import socket
+
+    from nmt.ablate.campaign import load_campaign, twin_started
+    from nmt.ablate.twins import twin_groups
+
+    campaign = setup(tmp_path)
+    twin = tmp_path / "study2.yaml"
+    twin.write_text((tmp_path / "study.yaml").read_text(encoding="utf-8").replace("name: tiny", "name: tiny2")
+                    .replace(str(tmp_path / "out"), str(tmp_path / "out2")), encoding="utf-8")
+    campaign.write_text(campaign.read_text(encoding="utf-8").replace(
+        "studies: {self: study.yaml}", "studies: {self: study.yaml, twin: study2.yaml}"), encoding="utf-8")
+    loaded = load_campaign(campaign)
+    first, second = loaded.studies()
+    busy = twin_started(twin_groups(loaded.studies()))
+    assert busy(second, "1000", 1) is None and busy(first, "1000", 1) is None  # nothing started
+    first.run_dir("1000", 1).mkdir(parents=True)  # interrupted in the first study
+    assert "interrupted" in (busy(second, "1000", 1) or "") and busy(first, "1000", 1) is None
+    save_json_atomic(first.run_dir("1000", 1) / "RUNNING", {"pid": os.getpid(), "host": socket.gethostname()})
+    assert "running" in (busy(second, "1000", 1) or "")
+    second.run_dir("1000", 1).mkdir(parents=True)  # started in both already: each resumes its own
+    assert busy(second, "1000", 1) is None
+    assert busy(second, "0110-noabs", 1) is None
