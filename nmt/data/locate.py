@@ -19,6 +19,7 @@ from nmt.config import ConfigError, from_dict, load_yaml
 from nmt.data.config import DataConfig
 from nmt.data.errors import DataError
 from nmt.data.sources import HFLoader, hf_files
+from nmt.extras import MissingExtra
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             root = locate_multi30k([Path(args.root)], download=None)
         else:
             root = locate_multi30k(DEFAULT_ROOTS, download=None if args.no_download else download_multi30k)
-    except DataError as e:
+    except (DataError, MissingExtra) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(root)

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from nmt.data.config import SPLITS, DataConfig
 from nmt.data.errors import DataError
 from nmt.data.text import ParallelFiles, read_lines, write_lines_atomic
+from nmt.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ def load_hf(name: str, config: str | None, split: str) -> Any:
     """One split of a Hugging Face dataset: a ``save_to_disk`` folder, or ``datasets.load_dataset``."""
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(NETWORK_TIMEOUT_S)))
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
+    require("train", "datasets", what=f"reading the Hugging Face dataset {name!r}")
     import datasets
 
     where = f"Hugging Face dataset {name!r}" + (f" ({config})" if config else "")
