@@ -24,7 +24,7 @@ import re
 import warnings
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 PREFIX = "model."  # Lightning stores the module's ``self.model`` parameters under this prefix
+VOCAB_KEYS = ("pad_id", "bos_id", "eos_id", "unk_id", "src_size", "tgt_size")  # what token ids mean
 
 
 class CheckpointError(ValueError):
@@ -99,6 +100,62 @@ class Checkpoint:
             if not Path(v[key]).is_file():
                 raise FileNotFoundError(f"{self.path}: subword model {v[key]} (recorded in the checkpoint) is missing")
         return Vocab(v["src_model"], v["tgt_model"])
+
+
+def subword_sides(subword: dict[str, bytes]) -> tuple[bytes, bytes] | None:
+    """The (source, target) SentencePiece model bytes of a ``subword`` entry (a joint model serves
+    both sides); None when the checkpoint carries none (checkpoints from before they did)."""
+    if not subword:
+        return None
+    return subword["src"], subword.get("tgt", subword["src"])
+
+
+def vocabulary_difference(a: tuple[dict[str, Any], dict[str, bytes]],
+                          b: tuple[dict[str, Any], dict[str, bytes]]) -> str | None:
+    """How two ``(vocab, subword)`` entries differ (special ids, sizes, subword models), or None when
+    a token id means the same piece under both."""
+    (va, sa), (vb, sb) = a, b
+    diff = [f"{k} {va[k]!r} vs {vb[k]!r}" for k in VOCAB_KEYS if k in va and k in vb and va[k] != vb[k]]
+    if diff:
+        return "; ".join(diff)
+    sides_a, sides_b = subword_sides(sa), subword_sides(sb)
+    if sides_a is not None and sides_b is not None:
+        changed = [side for side, x, y in zip(("source", "target"), sides_a, sides_b) if x != y]
+        if changed:
+            return f"different {' and '.join(changed)} subword models of the same size (token ids name other pieces)"
+    return None
+
+
+def check_same_vocabulary(members: Sequence[tuple[str | Path, dict[str, Any], dict[str, bytes]]], action: str) -> None:
+    """CheckpointError naming the first member and the first that differs from it, unless every
+    ``(path, vocab, subword)`` member has the same special ids, vocabulary sizes and subword models.
+    ``action`` names what needs that in the message ("average", "ensemble")."""
+    path0, vocab0, subword0 = members[0]
+    for path, vocab, subword in members[1:]:
+        diff = vocabulary_difference((vocab0, subword0), (vocab, subword))
+        if diff:
+            raise CheckpointError(f"cannot {action} {path0} and {path}: their vocabularies differ ({diff})")
+
+
+def check_averageable(ckpts: Sequence[Checkpoint]) -> None:
+    """CheckpointError naming two files, unless all checkpoints share the first one's vocabulary and
+    model: the same ``model`` config and the same parameter names and shapes."""
+    first = ckpts[0]
+    check_same_vocabulary([(c.path or "?", c.vocab, c.subword) for c in ckpts], "average")
+    model0 = first.config.get("model", {})
+    for c in ckpts[1:]:
+        model = c.config.get("model", {})
+        diff = [f"model.{k} {model0[k]!r} vs {model[k]!r}" for k in sorted(model0.keys() & model.keys())
+                if model0[k] != model[k]]
+        names0, names = set(first.state_dict), set(c.state_dict)
+        if names0 != names:
+            only = sorted(names0 ^ names)
+            diff.append(f"parameters in one only: {', '.join(only[:3])}{' ...' if len(only) > 3 else ''}")
+        else:
+            diff += [f"{k} of shape {list(first.state_dict[k].shape)} vs {list(c.state_dict[k].shape)}"
+                     for k in sorted(names) if first.state_dict[k].shape != c.state_dict[k].shape][:3]
+        if diff:
+            raise CheckpointError(f"cannot average {first.path} and {c.path}: different models ({'; '.join(diff)})")
 
 
 _BIASED = re.compile(r"^(encoder|decoder)\.(\d+)\.(self_mixer|cross_mixer)(?:\.branches\.(\d+))?\.[qk]_proj\.bias$")

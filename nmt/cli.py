@@ -13,18 +13,29 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from typing import Any, Sequence
 
 from nmt.config import ConfigError, describe, parse_override
+from nmt.extras import MissingExtra, require_command
+from nmt.lock import LockHeld
 from nmt.runtime import tune_allocator
 
 COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average", "select", "export", "ablate",
             "analyze")
 
 
-NO_PACK_HELP = ("keep the linear layers' plain, separate weights (default on CPU: self-attention projections merged "
-                "and pre-packed for oneDNN, nmt.model.packed)")
+NO_PACK_HELP = ("keep the linear layers' plain, separate weights (default: self-attention projections merged and, "
+                "on CPUs with AVX-512, pre-packed for oneDNN; nmt.model.packed.default_pack)")
+PACK_HELP = "pre-pack the linear layers for oneDNN even where the CPU's default would not (an AVX2-only CPU)"
+
+
+def _pack(args: argparse.Namespace) -> bool | None:
+    """--no_pack: False, --pack: True, neither: None (the CPU's default, nmt.model.packed.default_pack)."""
+    return False if args.no_pack else True if args.pack else None
+
+
 QUANTIZE_HELP = "int8: run the linear layers as dynamic int8 (per-channel weight scales; nmt.model.quantize)"
 
 
@@ -119,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_parser(sub, "prepare", "validate corpora, train subwords, binarize (cached)")
     p = _config_parser(sub, "fit", "train a model")
     p.add_argument("--ckpt_path", help="resume: 'last' (error if absent), 'auto' (if present) or a path")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run in a train.output_dir that is not empty, deleting the previous run's "
+                        "checkpoints/, tb/, subword/ and config.yaml first (default: refuse, so that two runs never mix)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar (logs only)")
     p = _config_parser(sub, "validate", "validation loss and BLEU of a checkpoint")
     p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt)")
@@ -129,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write hypotheses here (default: next to the checkpoint)")
     p.add_argument("--max_tokens", type=_int_at_least(1), default=4000, help="source tokens per decoding batch")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
-    p.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
+    packing = p.add_mutually_exclusive_group()
+    packing.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
+    packing.add_argument("--pack", action="store_true", help=PACK_HELP)
     p.add_argument("--quantize", choices=["int8"], help=QUANTIZE_HELP)
     _add_decode_options(p)
 
@@ -144,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write all n-best lines as 'H-<input index><TAB>score<TAB>hypothesis' (fairseq's layout)")
     p.add_argument("--chunk_lines", type=_int_at_least(1), default=1000,
                    help="input lines translated and written together (output is flushed after each chunk)")
-    p.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
+    packing = p.add_mutually_exclusive_group()
+    packing.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
+    packing.add_argument("--pack", action="store_true", help=PACK_HELP)
     p.add_argument("--quantize", choices=["int8"], help=QUANTIZE_HELP)
     _add_decode_options(p)
 
@@ -196,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no_layers", action="store_true", help="remove terms per role only, not layer by layer")
     p.add_argument("--no_ablation", action="store_true", help="statistics and heatmaps only, no decoding")
     p.add_argument("--max_tokens", type=_int_at_least(1), default=4000, help="source tokens per batch")
-    p.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
+    packing = p.add_mutually_exclusive_group()
+    packing.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
+    packing.add_argument("--pack", action="store_true", help=PACK_HELP)
     _add_decode_options(p)
     return parser
 
@@ -209,6 +229,7 @@ def _decode_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
     cmd = args.command
+    require_command(cmd)  # a missing optional group (e.g. [train] for nmt fit): one line naming it, exit 2
     if cmd in ("prepare", "fit", "validate", "ablate"):
         overrides = _typed_overrides(cmd, raw_overrides)
         if cmd == "ablate":
@@ -229,7 +250,7 @@ def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
         if cmd == "fit":
             from nmt.train.fit import fit
 
-            fit(cfg, args.ckpt_path, enable_progress_bar=not args.no_progress)
+            fit(cfg, args.ckpt_path, overwrite=args.overwrite, enable_progress_bar=not args.no_progress)
             return 0
         from nmt.train.fit import validate
 
@@ -239,7 +260,7 @@ def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
         from nmt.inference import test_split
 
         result = test_split(
-            args.checkpoint, args.split, _decode_overrides(args), args.output, args.max_tokens, not args.no_pack,
+            args.checkpoint, args.split, _decode_overrides(args), args.output, args.max_tokens, _pack(args),
             quantize=args.quantize,
         )
         print(json.dumps(result) if args.json else "\n".join(result["lines"]))
@@ -249,7 +270,7 @@ def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
 
         translate_files(
             args.checkpoint, args.input, args.output, _decode_overrides(args), args.max_tokens,
-            args.max_input_len, args.scores, not args.no_pack, chunk_lines=args.chunk_lines, quantize=args.quantize,
+            args.max_input_len, args.scores, _pack(args), chunk_lines=args.chunk_lines, quantize=args.quantize,
         )
         return 0
     if cmd == "score":
@@ -289,7 +310,7 @@ def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
         result = analyze(
             args.checkpoint, args.split, args.output, _decode_overrides(args), max_sentences=args.max_sentences,
             heatmap_sentences=args.heatmap_sentences, ablation=not args.no_ablation, per_layer=not args.no_layers,
-            max_tokens=args.max_tokens, pack=not args.no_pack,
+            max_tokens=args.max_tokens, pack=_pack(args),
         )
         print("\n".join(result["summary"]))
         return 0
@@ -297,6 +318,27 @@ def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``nmt`` command; returns the exit status (2: bad input, one line on stderr; 130: Ctrl-C;
+    141: the reader of the output went away, as for a Unix tool killed by SIGPIPE)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # also while the libraries load: no traceback
+        return 130
+    except BrokenPipeError:  # `nmt translate ... | head -1`: stop quietly
+        _silence_stdout()
+        return 141
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     overrides = _split_overrides(extra, parser)
@@ -307,16 +349,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger(__name__).debug("allocator tuned for reuse: %s", tune_allocator())  # nmt.runtime
-    errors: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError, OSError)
+    errors: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError, OSError, MissingExtra,
+                                               LockHeld)
     try:
         return _run(args, overrides)
+    except BrokenPipeError:
+        raise  # main: quiet
     except errors as e:  # bad input: one clear line, non-zero exit (--verbose shows the traceback)
         if args.verbose:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ validates every key (unknown keys and bad values are errors that name the file a
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,15 +41,31 @@ class ExperimentConfig:
 
 
 def load_config(path: str | Path | None, overrides: list[tuple[str, Any]] | None = None) -> ExperimentConfig:
-    """Read and validate an experiment config; ``overrides`` are (dotted key, value) pairs."""
+    """Read and validate an experiment config; ``overrides`` are (dotted key, value) pairs. An error
+    names where the bad key came from: the command-line override that sets it, else the file."""
     data = load_yaml(path) if path is not None else {}
     for key, value in overrides or []:
         set_dotted(data, key, value)
     try:
         return from_dict(ExperimentConfig, data)
     except ConfigError as e:
-        where = f"{path}: " if path is not None else ""
+        key = _override_named(str(e), [k for k, _ in overrides or []])
+        if key is not None:
+            where = f"--{key} on the command line" + (f" (config {path})" if path is not None else "") + ": "
+        else:
+            where = f"{path}: " if path is not None else ""
         raise ConfigError(f"{where}{e}") from None
+
+
+def _override_named(message: str, keys: list[str]) -> str | None:
+    """The last of the override ``keys`` that ``message`` names: the key itself (``train.max_steps``,
+    ``model.cross[1]``), or a quoted part of it (an unknown section, ``'trian'``)."""
+    for key in reversed(keys):
+        parts = key.split(".")
+        prefixes = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+        if re.search(rf"(?<![\w.]){re.escape(key)}(?![\w.])", message) or any(f"'{p}'" in message for p in prefixes):
+            return key
+    return None
 
 
 def save_config(cfg: ExperimentConfig, path: str | Path) -> None:

@@ -19,14 +19,14 @@ import numpy as np
 from tqdm import tqdm
 
 from nmt import io as nmt_io
-from nmt.checkpoint import Checkpoint, CheckpointError
+from nmt.checkpoint import VOCAB_KEYS, Checkpoint, CheckpointError, check_same_vocabulary
 from nmt.config import from_dict, to_dict
 from nmt.data.batch import pad_rows
 from nmt.data.batching import chunk_by_budget
 from nmt.data.subwords import Vocab
 from nmt.decode import DecodeConfig, EnsembleModel, Hypothesis, translate_batch
 from nmt.experiment import ExperimentConfig
-from nmt.model.packed import pack_linears
+from nmt.model.packed import default_pack, pack_linears
 from nmt.model.quantize import quantize_linears
 from nmt.model.transformer import Transformer
 from nmt.runtime import release_free_memory
@@ -46,12 +46,13 @@ class Loaded:
     path: Path
 
 
-def load_model(path: str | Path, pack: bool = True, *, quantize: str | None = None) -> Loaded:
+def load_model(path: str | Path, pack: bool | None = None, *, quantize: str | None = None) -> Loaded:
     """Load a checkpoint (``nmt.checkpoint``, ``weights_only``) into an eval-mode Transformer with its
     subword models. A file that is not a valid checkpoint is a CheckpointError naming it.
 
     ``pack``: run the linear layers on weights pre-packed for oneDNN (``nmt.model.packed``; CPU,
-    1.2-2.4x faster GEMMs at decoding shapes, results equal up to float rounding). ``quantize="int8"``: run
+    1.2-2.4x faster GEMMs at decoding shapes on AVX-512 CPUs, results equal up to float rounding;
+    None: where the CPU has AVX-512, ``default_pack``). ``quantize="int8"``: run
     them as dynamic int8 layers instead (``nmt.model.quantize``). Either way the self-attention
     projections are first merged (``Transformer.fuse_projections``) and the model is then inference-only."""
     ckpt = Checkpoint.load(path)
@@ -70,14 +71,19 @@ def load_model(path: str | Path, pack: bool = True, *, quantize: str | None = No
 
 
 def prepare_for_inference(
-    model: Transformer, pack: bool = True, quantize: str | None = None, *, merge: bool = True, engine: str | None = None
+    model: Transformer, pack: bool | None = None, quantize: str | None = None, *, merge: bool = True,
+    engine: str | None = None
 ) -> dict[str, int]:
     """Make an eval-mode ``model`` inference-only and fast, in place: merge the projections that read
     the same input (``merge``, ``Transformer.fuse_projections``), run the linear layers in int8
     (``quantize``, on ``engine``) or on oneDNN-packed weights (``pack``), and hand the replaced float
-    weights back to the kernel. Nothing changes when neither ``pack`` nor ``quantize`` is asked for.
-    Returns how many layers were merged away, converted to int8 and packed."""
+    weights back to the kernel. ``pack`` None: the CPU's default (``default_pack``, logged). Nothing
+    changes when neither packing nor ``quantize`` applies. Returns how many layers were merged away,
+    converted to int8 and packed."""
     done = {"merged": 0, "int8": 0, "packed": 0}
+    if pack is None and quantize is None:
+        pack, why = default_pack()
+        log.info("linear layers: %s", why)
     if not pack and quantize is None:
         return done
     if merge:
@@ -89,6 +95,16 @@ def prepare_for_inference(
     gc.collect()  # the replaced float layers are kept alive by reference cycles until the collector runs
     release_free_memory()
     return done
+
+
+def check_ensemble(models: Sequence[Loaded]) -> None:
+    """CheckpointError naming two members unless all share the first one's vocabulary (special ids,
+    sizes and subword models): an ensemble feeds every member the first one's token ids."""
+    if len(models) < 2:
+        return
+    check_same_vocabulary([(m.path, {k: getattr(m.vocab, k) for k in VOCAB_KEYS},
+                            {"src": m.vocab.src_sp.serialized_model_proto(),
+                             "tgt": m.vocab.tgt_sp.serialized_model_proto()}) for m in models], "ensemble")
 
 
 def decode_config(base: DecodeConfig, overrides: dict[str, Any]) -> DecodeConfig:
@@ -110,6 +126,7 @@ def translate_lines(
     position limit, 1024) are truncated to their first ``max_input_len - 1`` pieces plus ``</s>``,
     with a warning naming the lines (numbered from ``first_line``)."""
     models = loaded if isinstance(loaded, list) else [loaded]
+    check_ensemble(models)
     first = models[0]
     vocab = first.vocab
     limit = max_input_len or first.cfg.model.max_positions
@@ -127,6 +144,7 @@ def translate_lines(
     if empty:
         log.warning("%d empty input line(s): their output lines are empty", len(empty))
     model = first.model if len(models) == 1 else EnsembleModel([m.model for m in models])
+    device = next(first.model.parameters()).device  # the CPU unless moved (nmt.Translator(device=...))
     todo = np.array(sorted(set(range(len(lines))) - set(empty)), dtype=np.int64)
     results: list[list[Hypothesis]] = [[Hypothesis([], 0.0, 0.0, True)] * dcfg.nbest for _ in lines]
     lengths = np.array([len(s) for s in src], dtype=np.int64)
@@ -135,7 +153,7 @@ def translate_lines(
     for batch in chunk_by_budget(order, lengths, None, max_tokens, oversize_alone=True):
         b = batch.tolist()
         tokens, mask = pad_rows([src[i] for i in b], vocab.pad_id)  # (B, S)
-        hyps = translate_batch(model, tokens, mask, dcfg, vocab.bos_id, vocab.eos_id, vocab.pad_id)
+        hyps = translate_batch(model, tokens.to(device), mask.to(device), dcfg, vocab.bos_id, vocab.eos_id, vocab.pad_id)
         for i, h in zip(b, hyps):
             results[i] = h
         bar.update(len(b))
@@ -217,6 +235,30 @@ def translate_stream(
     return n
 
 
+def _fileno(stream: Any) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's stand-in), or closed
+        return None
+
+
+def check_streams(input_path: str | None, output_path: str | None) -> None:
+    """ValueError (one line) when ``nmt translate`` cannot read its input or write its output: stdin
+    or stdout closed, or an output file that is the input (the same file, also through a symbolic or
+    hard link, or the file on stdin), which opening the output would empty before it is read."""
+    if input_path is None and (sys.stdin is None or sys.stdin.closed):
+        raise ValueError("nmt translate: standard input is closed: give --input FILE, or pipe the text in")
+    if not output_path and (sys.stdout is None or sys.stdout.closed):
+        raise ValueError("nmt translate: standard output is closed: give --output FILE")
+    if not output_path:
+        return
+    source = input_path if input_path is not None else _fileno(sys.stdin)
+    if source is not None and nmt_io.same_file(source, output_path):
+        what = f"the input {input_path}" if input_path is not None else "the file on standard input"
+        raise ValueError(f"nmt translate: the output {output_path} is {what}: writing it would destroy the"
+                         " input before it is read; give another --output")
+
+
 def translate_files(
     checkpoints: list[str],
     input_path: str | None,
@@ -225,15 +267,18 @@ def translate_files(
     max_tokens: int = 4000,
     max_input_len: int = 0,
     with_scores: bool = False,
-    pack: bool = True,
+    pack: bool | None = None,
     chunk_lines: int = CHUNK_LINES,
     quantize: str | None = None,
 ) -> None:
     """``nmt translate``: stdin/file in, detokenised hypotheses out (one per line, or with
     ``with_scores`` ``nbest`` lines per input carrying its index). Works as a pipe: output is
     written and flushed chunk by chunk in input order, so an error late in the input keeps the
-    output of the lines before it."""
+    output of the lines before it. Refused before anything is read or written: an output that is the
+    input file (also through links), a closed stdin or stdout, an ensemble of different vocabularies."""
+    check_streams(input_path, output_path)
     models = [load_model(p, pack, quantize=quantize) for p in checkpoints]
+    check_ensemble(models)
     dcfg = decode_config(models[0].cfg.decode, overrides)
     if input_path is not None:
         if not Path(input_path).is_file():
@@ -270,7 +315,7 @@ def test_split(
     overrides: dict[str, Any],
     output: str | None,
     max_tokens: int = 4000,
-    pack: bool = True,
+    pack: bool | None = None,
     quantize: str | None = None,
 ) -> dict[str, Any]:
     """``nmt test``: translate a split of the checkpoint's corpus, score BLEU/chrF with sacrebleu."""

@@ -16,6 +16,8 @@ dropped; a last line without ``\\n`` is a line. Invalid UTF-8 is a
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -29,24 +31,77 @@ class TextError(ValueError):
     """A text file or stream that cannot be read as UTF-8 lines; the message names file and line."""
 
 
+class WriteError(OSError):
+    """Writing a file failed (a full disk, an exceeded quota, an I/O error); the message names the
+    file and says that its previous content, if any, is unchanged."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class _RawFile(io.FileIO):
+    """The temporary file of ``atomic_write``: remembers the error of a failed write, which torch's
+    checkpoint writer replaces by a message of its own ("unexpected pos ...", "file write failed")."""
+
+    write_error: OSError | None = None
+
+    def write(self, data: Any) -> int | None:
+        try:
+            return super().write(data)
+        except OSError as e:
+            self.write_error = e
+            raise
+
+
+_WRITER_FAILED = ("unexpected pos", "file write failed", "PytorchStreamWriter failed")
+_MESSAGES = {errno.ENOSPC: "the disk is full (no space left on device)", errno.EDQUOT: "the disk quota is exceeded"}
+
+
+def _write_error(path: Path, error: BaseException, raw: _RawFile) -> WriteError | None:
+    """The one-line error for a write of ``path`` that failed with ``error`` (None: not a write failure)."""
+    code: int | None = None
+    if isinstance(error, OSError) and error.errno is not None:
+        code = error.errno
+    elif isinstance(error, RuntimeError) and raw.write_error is not None and any(
+            s in str(error) for s in _WRITER_FAILED):
+        code = raw.write_error.errno
+    if code is None or (code not in _MESSAGES and raw.write_error is None):
+        return None  # not a failed write (e.g. a missing folder): the original error says it best
+    kept = f"the previous {path.name} is unchanged" if path.exists() else "nothing was written"
+    return WriteError(code, f"cannot write {path}: {_MESSAGES.get(code) or os.strerror(code)}; {kept}")
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Yield a file object (``mode`` "wb" or "w": UTF-8, ``\\n`` newlines) whose content replaces
-    ``path`` in one rename when the block ends without error. Parent folders are created."""
+    ``path`` in one rename when the block ends without error. Parent folders are created. A write that
+    fails for lack of space (or another I/O error) is a ``WriteError`` naming ``path``."""
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    raw = _RawFile(fd, "w")
     try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8", "newline": "\n"})) as f:
+        buffered = io.BufferedWriter(raw)
+        f: IO[Any] = buffered if mode == "wb" else io.TextIOWrapper(buffered, encoding="utf-8", newline="\n")
+        with f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            raw.close()  # a full disk can make the close fail too
         Path(tmp).unlink(missing_ok=True)
+        failed = _write_error(p, e, raw)
+        if failed is not None:
+            raise failed from None
         raise
 
 
@@ -118,3 +173,13 @@ def iter_lines(stream: IO[bytes] | Iterable[bytes], name: str) -> Iterator[str]:
 def lines_text(lines: Iterable[str]) -> str:
     """``lines`` as file content: each followed by ``\\n``."""
     return "".join(line + "\n" for line in lines)
+
+
+def same_file(a: str | os.PathLike | int, b: str | os.PathLike | int) -> bool:
+    """Whether ``a`` and ``b`` (paths or open file descriptors) are one file: the same device and
+    inode, so also through symbolic and hard links. A path that does not exist is no file."""
+    try:
+        sa, sb = (os.fstat(x) if isinstance(x, int) else os.stat(x) for x in (a, b))
+    except (OSError, ValueError):
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)

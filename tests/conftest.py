@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from helpers.checkpoints import write_shifted_corpus
 from helpers.synthetic import tiny_experiment, write_synthetic_corpus
 from helpers.toy_corpus import make_cfg, write_corpus
 
@@ -49,6 +50,15 @@ def reverse_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     write_synthetic_corpus(root / "reverse", {"train": 2000, "valid": 100, "test": 100})
     write_synthetic_corpus(root / "copy", {"train": 2000, "valid": 100, "test": 100}, task="copy")
+    return root
+
+
+@pytest.fixture(scope="session")
+def shifted_root(tmp_path_factory) -> Path:
+    """``<root>/reverse/`` as in ``reverse_root`` with the symbols a..l written m..x: its subword model
+    has the same size as the reverse corpus's, and other pieces."""
+    root = tmp_path_factory.mktemp("shifted")
+    write_shifted_corpus(root / "reverse", {"train": 2000, "valid": 100, "test": 100})
     return root
 
 

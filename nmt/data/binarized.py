@@ -12,8 +12,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,8 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from nmt.data.errors import DataError
+from nmt.lock import FileLock, holder, is_alive
+
+log = logging.getLogger(__name__)
 
 META = "meta.json"
+OWNER = ".owner"  # in a temporary folder while its process builds it (a lock file, nmt.lock)
+# a temporary folder without an owner file (from before they had one) is stale this long after its last change
+UNOWNED_STALE_S = 600.0
 
 
 @contextlib.contextmanager
@@ -30,13 +39,16 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a temporary folder next to ``final``; on success it becomes ``final`` in one rename.
 
     On error the temporary folder is removed. If another process created ``final`` meanwhile,
-    theirs is kept and ours discarded.
+    theirs is kept and ours discarded. While it is built the folder holds a lock file naming its
+    process, so that the folder of a killed process is recognised (``remove_stale_temp_dirs``).
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
+        owner = FileLock(tmp / OWNER, f"temporary folder {tmp}").acquire()
         yield tmp
+        owner.release()
         try:
             os.replace(tmp, final)
         except OSError:
@@ -45,6 +57,36 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_temp_dirs(folder: Path) -> list[Path]:
+    """Delete the temporary folders (``atomic_dir``) in ``folder`` that a killed process left (SIGTERM
+    or SIGKILL during ``nmt prepare`` skip the clean-up): those whose owner is gone, by the rule of
+    ``nmt.lock``. Returns them; the folders of live processes are kept."""
+    if not folder.is_dir():
+        return []
+    stale = []
+    for d in sorted(folder.glob(".tmp-*")):
+        if not d.is_dir():
+            continue
+        info = holder(d / OWNER)
+        if info is None:  # no owner file: from an older version, or about to be renamed into place
+            parts = d.name.split("-")
+            pid = int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else -1
+            try:
+                old = time.time() - d.stat().st_mtime > UNOWNED_STALE_S
+            except OSError:
+                continue
+            gone = old and (pid < 1 or not is_alive({"pid": pid, "host": socket.gethostname()}))
+        else:
+            gone = not is_alive(info)
+        if gone:
+            shutil.rmtree(d, ignore_errors=True)
+            stale.append(d)
+    if stale:
+        log.warning("removed %d temporary folder(s) left by an interrupted prepare: %s", len(stale),
+                    ", ".join(str(d) for d in stale))
+    return stale
 
 
 def is_complete(directory: Path) -> bool:

@@ -130,6 +130,8 @@ def run(cfg: DataConfig, progress: bool = False, hf_loader: HFLoader | None = No
     for pf in files.values():
         pf.check()
     base = Path(cfg.prepared_dir) / cfg.corpus / f"{cfg.src_lang}-{cfg.tgt_lang}"
+    for folder in [base, *sorted(base.glob("spm-*"))]:
+        binarized.remove_stale_temp_dirs(folder)  # what a killed prepare left
     vocab, spm_dir = _subword_models(cfg, files["train"], base, progress)
     model_ids = [_md5(vocab.src_model_path)] + ([] if vocab.joint else [_md5(vocab.tgt_model_path)])
     splits: dict[str, EncodedSplit] = {}
@@ -154,11 +156,24 @@ def run(cfg: DataConfig, progress: bool = False, hf_loader: HFLoader | None = No
             _encode_split(pf, directory, vocab, cfg, is_train, progress)
             splits[name] = EncodedSplit(directory)
         summaries[name] = SplitSummary(cached=cached, **splits[name].meta["summary"])
+        _check_not_empty(name, pf, summaries[name])
     vocab_desc = (f"{'joint' if vocab.joint else 'separate'} {vocab.src_model_path.parent.name}: "
                   f"src {vocab.src_size} / tgt {vocab.tgt_size} pieces, pad={vocab.pad_id} unk={vocab.unk_id} "
                   f"bos={vocab.bos_id} eos={vocab.eos_id}")
     summary = PrepareSummary(spm_dir, vocab_desc, summaries, time.perf_counter() - t0)
     return PreparedData(spm_dir, vocab, splits, files), summary
+
+
+def _check_not_empty(name: str, pf: ParallelFiles, summary: SplitSummary) -> None:
+    """DataError naming the files when the training or validation split holds no sentence pair."""
+    if summary.sentences or name not in ("train", "valid"):
+        return
+    if name == "valid":
+        raise DataError(f"the validation split (data.splits.valid) is empty: {pf.src} and {pf.tgt} have no lines;"
+                        " validation BLEU, the choice of checkpoints and early stopping need at least one pair")
+    dropped = ", ".join(f"{k}={v}" for k, v in summary.filtered.items() if v)
+    why = f"data.filter dropped all {summary.input_pairs} pairs ({dropped})" if summary.input_pairs else "they have no lines"
+    raise DataError(f"the training split (data.splits.train) is empty: {pf.src} and {pf.tgt}: {why}")
 
 
 def _subword_models(cfg: DataConfig, train: ParallelFiles, base: Path, progress: bool) -> tuple[Vocab, Path]:
@@ -191,6 +206,10 @@ def _train_models(cfg: DataConfig, train: ParallelFiles, out: Path, progress: bo
     src, tgt = read_parallel(train, cfg.max_train_pairs)
     sides = {"": src + tgt} if cfg.subword.joint else {".src": src, ".tgt": tgt}
     for suffix, lines in sides.items():
+        if not any(line.strip() for line in lines):
+            files = f"{train.src} and {train.tgt}" if not suffix else (train.src if suffix == ".src" else train.tgt)
+            raise DataError(f"the training split (data.splits.train) is empty: {files} have no non-empty lines to"
+                            " learn the subword model from")
         text = out / f"train{suffix}.txt"
         text.write_text("".join(line + "\n" for line in lines if line.strip()), encoding="utf-8")
         if progress:

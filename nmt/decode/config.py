@@ -52,6 +52,10 @@ class DecodeConfig:
             ),
             (self.max_len >= 1, "decode.max_len must be >= 1"),
             (self.min_len >= 0, "decode.min_len must be >= 0"),
+            (
+                self.min_len <= self.max_len,
+                f"decode.min_len ({self.min_len}) must be <= decode.max_len ({self.max_len}): no hypothesis could end",
+            ),
             (self.max_len_a >= 0, "decode.max_len_a must be >= 0"),
             (self.k >= 1, "decode.k must be >= 1"),
             (0.0 < self.p <= 1.0, "decode.p must be in (0, 1]"),

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import torch
 
-from nmt.checkpoint import Checkpoint
+from nmt.checkpoint import Checkpoint, check_averageable
 
 
 def candidates(directory: str) -> list[tuple[Path, Checkpoint]]:
     """The checkpoints of ``directory`` except last.ckpt, one per update (a step saved twice, as by a
-    resumed run that validated it again, counts once: its newest file)."""
+    resumed run that validated it again, counts once: its newest file). A folder whose checkpoints
+    differ in vocabulary, subword models or model (two runs mixed) is a CheckpointError naming two."""
     d = Path(directory)
     if not d.is_dir():
         raise FileNotFoundError(f"checkpoint directory not found: {d}")
@@ -28,6 +29,7 @@ def candidates(directory: str) -> list[tuple[Path, Checkpoint]]:
     found = list(by_step.values())
     if not found:
         raise FileNotFoundError(f"no checkpoints (*.ckpt other than last.ckpt) in {d}")
+    check_averageable([c for _, c in found])
     return found
 
 
@@ -51,14 +53,13 @@ def select(directory: str, last: int | None, best: int | None) -> list[Path]:
 
 def average_checkpoints(paths: list[str | Path]) -> Checkpoint:
     """A checkpoint whose weights are the element-wise mean of the given ones (same config and
-    subword models as the first; non-float tensors from the last)."""
+    subword models as the first; non-float tensors from the last). Checkpoints of different
+    vocabularies, subword models or models are a CheckpointError naming two of them."""
     if not paths:
         raise ValueError("no checkpoints to average")
     ckpts = [Checkpoint.load(p) for p in paths]
+    check_averageable(ckpts)
     keys = ckpts[0].state_dict.keys()
-    for p, c in zip(paths[1:], ckpts[1:]):
-        if c.state_dict.keys() != keys:
-            raise ValueError(f"{p} has different parameters from {paths[0]}: cannot average")
     avg = {}
     for k in keys:
         tensors = [c.state_dict[k] for c in ckpts]

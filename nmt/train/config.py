@@ -7,6 +7,12 @@ from typing import Literal, Optional, Union
 
 from nmt.config import ConfigError, field
 
+# Lightning's precision settings (``Trainer(precision=...)``)
+PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "bf16", "16-mixed", "16-true", "16", "64-true", "64",
+              "transformer-engine", "transformer-engine-float16")
+# Lightning's accelerator names; the hardware is checked when training starts (``nmt.train.fit``)
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+
 
 @dataclass
 class OptimConfig:
@@ -69,14 +75,46 @@ class TrainConfig:
     compile: bool = field(False, help="torch.compile the model (reports compile time in the log)")
 
     def __post_init__(self) -> None:
-        if self.val_every_steps < 1:
-            raise ConfigError(f"train.val_every_steps must be >= 1, got {self.val_every_steps}")
-        if self.accumulate_grad_batches < 1:
-            raise ConfigError(f"train.accumulate_grad_batches must be >= 1, got {self.accumulate_grad_batches}")
-        if self.save_top_k < 0:
-            raise ConfigError(f"train.save_top_k must be >= 0, got {self.save_top_k}")
+        at_least = {"val_every_steps": 1, "accumulate_grad_batches": 1, "log_every_steps": 1, "val_decode_beam": 1,
+                    "num_nodes": 1, "save_top_k": 0, "val_max_sentences": 0, "patience": 0, "heatmap_sentences": 0,
+                    "num_threads": 0}
+        for key, low in at_least.items():
+            if getattr(self, key) < low:
+                raise ConfigError(f"train.{key} must be >= {low}, got {getattr(self, key)}")
+        for key in ("max_steps", "max_epochs"):
+            value = getattr(self, key)
+            if value == 0 or value < -1:
+                raise ConfigError(f"train.{key} must be -1 (no limit) or >= 1, got {value}")
+        if self.max_time_minutes is not None and not self.max_time_minutes >= 0:
+            raise ConfigError(f"train.max_time_minutes must be >= 0 (0 or null: no limit), got {self.max_time_minutes}")
         if self.checkpoint_every_steps < 0:
             raise ConfigError(f"train.checkpoint_every_steps must be >= 0 (0: off), got {self.checkpoint_every_steps}")
         if not self.checkpoint_every_minutes >= 0:
             raise ConfigError(
                 f"train.checkpoint_every_minutes must be >= 0 (0: off), got {self.checkpoint_every_minutes}")
+        if not self.gradient_clip_val >= 0:
+            raise ConfigError(f"train.gradient_clip_val must be >= 0 (0: off), got {self.gradient_clip_val}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.accelerator not in ACCELERATORS:
+            raise ConfigError(f"train.accelerator: {self.accelerator!r} is not one of {', '.join(ACCELERATORS)}")
+        if not self.strategy.strip():
+            raise ConfigError("train.strategy must be a Lightning strategy name (auto, ddp, fsdp, ...), got ''")
+        check_devices(self.devices)
+
+
+def check_devices(devices: int | str) -> None:
+    """ConfigError naming ``train.devices`` unless it is a count >= 1, -1 (all), "auto", or a list of
+    device indices ("0,1" or "[0, 1]")."""
+    if isinstance(devices, int):
+        if devices >= 1 or devices == -1:
+            return
+    else:
+        text = devices.strip()
+        if text in ("auto", "-1"):
+            return
+        items = [t.strip() for t in text.strip("[]").split(",") if t.strip()]
+        if items and all(t.isdigit() for t in items) and (text.startswith("[") or "," in text or int(items[0]) >= 1):
+            return
+    raise ConfigError(f"train.devices must be a number of devices >= 1, -1 (all), 'auto' or a list of device "
+                      f"indices such as '0,1', got {devices!r}")

@@ -1,23 +1,30 @@
-"""Resuming a run: which checkpoint, whether the config still fits it, and what a kill left behind."""
+"""Resuming a run: which checkpoint, whether the config and the data still fit it (also for
+``nmt validate``), and what a kill left behind."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from lightning.pytorch.utilities import rank_zero_only
 
+from nmt.checkpoint import VOCAB_KEYS, CheckpointError, read_raw, subword_sides
 from nmt.config import ConfigError, to_dict
 from nmt.experiment import ExperimentConfig
+
+if TYPE_CHECKING:
+    from nmt.data.subwords import Vocab
 
 log = logging.getLogger("nmt")
 
 # Keys that define the parameters or the vocabulary: a checkpoint only resumes under the same values.
 FIXED_PREFIXES = ("model.", "data.subword.")
 FIXED_KEYS = ("data.src_lang", "data.tgt_lang")
-VOCAB_KEYS = ("pad_id", "bos_id", "eos_id", "unk_id", "src_size", "tgt_size")
+# what to do about a checkpoint that cannot be used, per action
+REMEDY = {"resume": "delete it and resume from another checkpoint of the run (--ckpt_path FILE), or start over"
+                    " (--overwrite)",
+          "validate": "give an intact checkpoint"}
 
 
 def last_checkpoint(cfg: ExperimentConfig) -> Path:
@@ -54,13 +61,26 @@ def _fixed(key: str) -> bool:
     return key.startswith(FIXED_PREFIXES) or key in FIXED_KEYS
 
 
-def check_resume_config(cfg: ExperimentConfig, ckpt_path: str) -> dict[str, Any]:
-    """Refuse to resume ``ckpt_path`` under a config that changes the model or its vocabulary (the
-    error names every differing key); log the other changed keys. Returns the checkpoint's
-    vocabulary for ``check_resume_vocab``. Reads only; writes nothing."""
-    saved = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("nmt")
-    if not isinstance(saved, dict) or "config" not in saved:
-        raise ValueError(f"{ckpt_path} is not a factor-nmt checkpoint (no 'nmt' entry with config and vocabulary)")
+def checkpoint_entry(ckpt_path: str | Path, action: str = "resume") -> dict[str, Any]:
+    """The ``nmt`` entry (config, vocabulary, subword models) of the checkpoint to ``action``
+    ("resume" or "validate"); a truncated, corrupt or foreign file is a CheckpointError naming it and
+    saying what to do. Memory-mapped: cheap on large files."""
+    try:
+        raw = read_raw(ckpt_path, mmap=True)
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}: cannot {action} it; {REMEDY[action]}") from None
+    entry = raw.get("nmt")
+    if not isinstance(entry, dict) or "config" not in entry:
+        raise CheckpointError(f"{ckpt_path} is not a factor-nmt checkpoint (no 'nmt' entry with config and"
+                              f" vocabulary): cannot {action} it; {REMEDY[action]}")
+    return entry
+
+
+def check_resume_config(cfg: ExperimentConfig, ckpt_path: str | Path, action: str = "resume") -> dict[str, Any]:
+    """Refuse to ``action`` ("resume", "validate") ``ckpt_path`` under a config that changes the model
+    or its vocabulary (the error names every differing key); on resume, log the other changed keys.
+    Returns the checkpoint's ``nmt`` entry for ``check_resume_vocab``. Reads only; writes nothing."""
+    saved = checkpoint_entry(ckpt_path, action)
     old_plain = saved["config"]
     try:  # fill keys added since the checkpoint was written with their defaults
         old_plain = to_dict(ExperimentConfig.from_plain(old_plain))
@@ -71,23 +91,50 @@ def check_resume_config(cfg: ExperimentConfig, ckpt_path: str) -> dict[str, Any]
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k, missing) != new.get(k, missing))
     show = lambda k: f"{k} ({old.get(k, '<absent>')!r} in the checkpoint, {new.get(k, '<absent>')!r} now)"
     fixed = [show(k) for k in changed if _fixed(k)]
-    if fixed:
+    if fixed and action == "resume":
         raise ConfigError(
             f"cannot resume from {ckpt_path}: the config differs in {'; '.join(fixed)}. These keys define the"
             f" model and its vocabulary; resume with the run's own values (its config.yaml) or start a new run"
             f" in another train.output_dir")
-    if changed:
+    if fixed:
+        raise ConfigError(
+            f"cannot {action} {ckpt_path}: the config differs in {'; '.join(fixed)}. These keys define the model"
+            f" and its vocabulary; give the config the checkpoint was trained with (its run's config.yaml)")
+    if changed and action == "resume":
         log.info("resuming from %s with changed settings: %s", ckpt_path, "; ".join(show(k) for k in changed))
-    return dict(saved.get("vocab") or {})
+    return saved
 
 
-def check_resume_vocab(saved: dict[str, Any], current: dict[str, Any], ckpt_path: str) -> None:
-    """Refuse to resume when the prepared vocabulary differs from the checkpoint's (sizes or special ids)."""
-    diff = [f"vocab.{k} ({saved[k]!r} in the checkpoint, {current[k]!r} now)"
-            for k in VOCAB_KEYS if k in saved and saved[k] != current[k]]
+def check_resume_vocab(saved: dict[str, Any], vocab: Vocab, ckpt_path: str | Path, action: str = "resume") -> None:
+    """Refuse to ``action`` the checkpoint whose ``nmt`` entry is ``saved`` when the prepared vocabulary
+    differs from its own: special ids, sizes, or the subword models themselves (a model of the same
+    size whose ids name other pieces). The error names the checkpoint and the data's model file."""
+    current = {"pad_id": vocab.pad_id, "bos_id": vocab.bos_id, "eos_id": vocab.eos_id, "unk_id": vocab.unk_id,
+               "src_size": vocab.src_size, "tgt_size": vocab.tgt_size}
+    recorded = dict(saved.get("vocab") or {})
+    diff = [f"vocab.{k} ({recorded[k]!r} in the checkpoint, {current[k]!r} now)"
+            for k in VOCAB_KEYS if k in recorded and recorded[k] != current[k]]
     if diff:
-        raise ConfigError(f"cannot resume from {ckpt_path}: the vocabulary differs: {'; '.join(diff)}."
+        raise ConfigError(f"cannot {action} {ckpt_path}: the vocabulary differs: {'; '.join(diff)}."
                           f" Check data.prepared_dir and data.subword (the run's config.yaml has its values)")
+    stored = subword_sides(saved.get("subword") or {}) or _recorded_models(recorded)
+    if stored is None:
+        return
+    for side, old, path in zip(("source", "target"), stored, (vocab.src_model_path, vocab.tgt_model_path)):
+        if Path(path).read_bytes() != old:
+            name = recorded.get(f"{'src' if side == 'source' else 'tgt'}_model", "?")
+            raise ConfigError(
+                f"cannot {action} {ckpt_path}: its {side} subword model ({name}, stored in the checkpoint) differs"
+                f" from the data's {path}: same size, but token ids name other pieces. Use the data the run"
+                f" was trained on (its config.yaml: data.root, data.corpus, data.prepared_dir)")
+
+
+def _recorded_models(vocab: dict[str, Any]) -> tuple[bytes, bytes] | None:
+    """The bytes of the subword model files a checkpoint without stored models names, if they exist."""
+    paths = [Path(vocab[k]) for k in ("src_model", "tgt_model") if k in vocab]
+    if len(paths) != 2 or not all(p.is_file() for p in paths):
+        return None
+    return paths[0].read_bytes(), paths[1].read_bytes()
 
 
 @rank_zero_only

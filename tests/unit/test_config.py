@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from typing import Any, Literal, Optional, Union
 
@@ -124,3 +125,60 @@ def test_decode_options_and_study_overrides_are_typed():
     assert parse_study_override("study.test_max_tokens", "1000") == 1000
     settings = parse_study_override("study.settings", "[{label: a, spec: 0110, overrides: {model.d_model: 64}}]")
     assert settings == [{"label": "a", "spec": "0110", "overrides": {"model.d_model": 64}}]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("max_steps", -5, "train.max_steps must be -1 (no limit) or >= 1, got -5"),
+    ("max_steps", 0, "train.max_steps must be -1 (no limit) or >= 1, got 0"),
+    ("max_epochs", -3, "train.max_epochs must be -1 (no limit) or >= 1, got -3"),
+    ("max_time_minutes", -1.0, "train.max_time_minutes must be >= 0 (0 or null: no limit), got -1.0"),
+    ("devices", 0, "train.devices must be a number of devices >= 1, -1 (all), 'auto' or a list of device indices"),
+    ("devices", "0", "train.devices must be a number of devices >= 1"),
+    ("devices", "two", "train.devices must be a number of devices >= 1"),
+    ("precision", "fp8", "train.precision: 'fp8' is not one of 32-true, 32, bf16-mixed"),
+    ("accelerator", "gpus", "train.accelerator: 'gpus' is not one of auto, cpu, gpu, cuda, mps, tpu"),
+    ("strategy", " ", "train.strategy must be a Lightning strategy name"),
+    ("num_nodes", 0, "train.num_nodes must be >= 1, got 0"),
+    ("log_every_steps", 0, "train.log_every_steps must be >= 1, got 0"),
+    ("val_decode_beam", 0, "train.val_decode_beam must be >= 1, got 0"),
+    ("val_max_sentences", -1, "train.val_max_sentences must be >= 0, got -1"),
+    ("patience", -1, "train.patience must be >= 0, got -1"),
+    ("heatmap_sentences", -2, "train.heatmap_sentences must be >= 0, got -2"),
+    ("num_threads", -4, "train.num_threads must be >= 0, got -4"),
+    ("gradient_clip_val", -1.0, "train.gradient_clip_val must be >= 0 (0: off), got -1.0"),
+])
+def test_every_train_option_is_checked_when_the_config_loads(key, value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, [(f"train.{key}", value)])
+
+
+@pytest.mark.parametrize("key, value", [
+    ("devices", "0,1"), ("devices", "[0]"), ("devices", -1), ("devices", "auto"), ("devices", 2),
+    ("precision", "bf16-mixed"), ("accelerator", "gpu"), ("strategy", "ddp"), ("max_time_minutes", 0.5),
+])
+def test_train_options_that_can_work_somewhere_load(key, value):
+    """Hardware is checked when training starts (nmt.train.fit): a GPU config loads on a CPU machine."""
+    assert getattr(load_config(None, [(f"train.{key}", value)]).train, key) == value
+
+
+def test_an_override_error_names_the_command_line_not_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  max_steps: 10\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as bad_override:
+        load_config(path, [("train.seed", 3), ("train.max_steps", -5)])
+    assert str(bad_override.value) == (f"--train.max_steps on the command line (config {path}): "
+                                       "train.max_steps must be -1 (no limit) or >= 1, got -5")
+    with pytest.raises(ConfigError, match=r"^--trian\.max_steps on the command line .*unknown config key 'trian'"):
+        load_config(path, [("trian.max_steps", 3)])
+    with pytest.raises(ConfigError, match=r"^--decode\.max_len on the command line: decode\.min_len \(50\)"):
+        load_config(None, [("decode.min_len", 50), ("decode.max_len", 5)])
+    path.write_text("train:\n  max_steps: -5\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as bad_file:
+        load_config(path, [("train.seed", 3)])
+    assert str(bad_file.value).startswith(f"{path}: train.max_steps must be")
+
+
+def test_a_min_len_above_max_len_is_refused():
+    with pytest.raises(ConfigError, match=re.escape("decode.min_len (50) must be <= decode.max_len (5)")):
+        DecodeConfig(min_len=50, max_len=5)
+    assert DecodeConfig(min_len=32, max_len=32).min_len == 32

@@ -12,30 +12,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.checkpoints import random_checkpoint
 from helpers.paths import REPO
 
-from nmt.checkpoint import Checkpoint, CheckpointError, nmt_entry
+from nmt.checkpoint import Checkpoint, CheckpointError
 from nmt.cli import main
-from nmt.config import to_dict
-from nmt.data.prepare import load_prepared
 from nmt.model.transformer import Transformer
 
 
 @pytest.fixture
 def ckpt(make_experiment, tmp_path) -> Path:
     """A checkpoint of a randomly initialised tiny model over the reverse corpus's subword model."""
-    out = tmp_path
-    cfg = make_experiment("run")
-    vocab = load_prepared(cfg.data).vocab
-    torch.manual_seed(0)
-    model = Transformer(cfg.model, vocab.src_size, vocab.tgt_size, vocab.pad_id)
-    v = {"pad_id": vocab.pad_id, "bos_id": vocab.bos_id, "eos_id": vocab.eos_id, "unk_id": vocab.unk_id,
-         "src_size": vocab.src_size, "tgt_size": vocab.tgt_size,
-         "src_model": str(vocab.src_model_path), "tgt_model": str(vocab.tgt_model_path)}
-    path = out / "model.ckpt"
-    entry = nmt_entry(to_dict(cfg), v, None)
-    Checkpoint(model.state_dict(), entry["config"], entry["vocab"], entry["subword"]).save(path)
-    return path
+    return random_checkpoint(make_experiment("run"), tmp_path / "model.ckpt")
 
 
 def _env() -> dict[str, str]:

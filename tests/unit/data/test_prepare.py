@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sentencepiece as spm
-from helpers.paths import SHARED
+from helpers.paths import REPO, SHARED
 
 from nmt.data import binarized
 from nmt.data import prepare as prepare_mod
 from nmt.data.config import SubwordConfig
 from nmt.data.errors import DataError
 from nmt.data.prepare import load_prepared, prepare
+from nmt.lock import FileLock
 
 PEER_MODEL = SHARED / "bench" / "peers" / "spm8k.model"
 
@@ -180,3 +185,60 @@ def test_max_train_pairs(toy):
     toy.max_train_pairs = 50
     summary = prepare(toy, progress=False)
     assert summary.splits["train"].sentences == 50 and summary.splits["valid"].sentences == 40
+
+
+@pytest.mark.parametrize("side", ["both", "given model"])
+def test_an_empty_training_split_is_named(toy, tmp_path, side):
+    root = Path(toy.root) / "toy"
+    for lang in ("en", "de"):
+        (root / f"train.{lang}").write_text("\n\n" if side == "both" else "", encoding="utf-8")
+    if side == "given model":  # no subword training: the encoded split is found empty
+        toy.subword = SubwordConfig(model=str(write_model_with_other_ids(tmp_path)))
+    with pytest.raises(DataError) as empty:
+        prepare(toy, progress=False)
+    assert str(empty.value).startswith(f"the training split (data.splits.train) is empty: {root / 'train.en'} and "
+                                       f"{root / 'train.de'}")
+    assert "SentencePiece" not in str(empty.value) and "\n" not in str(empty.value)
+
+
+def test_a_training_split_that_the_filters_empty_is_named(toy):
+    toy.filter.max_len = 1
+    with pytest.raises(DataError, match=r"training split \(data.splits.train\) is empty: .*data.filter dropped all 300"
+                                        r" pairs \(too_long=300\)"):
+        prepare(toy, progress=False)
+
+
+def test_an_empty_validation_split_is_refused(toy):
+    root = Path(toy.root) / "toy"
+    for lang in ("en", "de"):
+        (root / f"valid.{lang}").write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match=f"the validation split \\(data.splits.valid\\) is empty: {root / 'valid.en'}"):
+        prepare(toy, progress=False)
+
+
+def test_a_prepare_killed_by_sigterm_leaves_a_folder_the_next_run_removes(toy, caplog):
+    """SIGTERM's default action skips every clean-up: the temporary corpus stays until a later prepare
+    removes it. Folders of live builds (this process's) and young ones without an owner stay."""
+    base = Path(toy.prepared_dir) / "toy" / "en-de"
+    base.mkdir(parents=True)
+    script = ("import os, signal, sys\nfrom pathlib import Path\nfrom nmt.data.binarized import atomic_dir\n"
+              "with atomic_dir(Path(sys.argv[1])) as tmp:\n    (tmp / 'train.txt').write_bytes(b'x' * 100_000)\n"
+              "    os.kill(os.getpid(), signal.SIGTERM)\n")
+    killed = subprocess.run([sys.executable, "-c", script, str(base / "spm-0123456789abcdef")],
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert killed.returncode == -signal.SIGTERM
+    (left,) = base.glob(".tmp-spm-*")
+    assert (left / "train.txt").is_file() and (left / binarized.OWNER).is_file()
+    dead_pid = int(left.name.split("-")[-2])
+    old = base / f".tmp-spm-old-{dead_pid}-deadbeef"  # an older version's folder: no owner file
+    young = base / f".tmp-spm-young-{dead_pid}-cafe0123"
+    live = base / f".tmp-spm-live-{os.getpid()}-0badf00d"
+    for d in (old, young, live):
+        d.mkdir()
+    FileLock(live / binarized.OWNER).acquire()
+    hour_ago = time.time() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    with caplog.at_level("WARNING"):
+        prepare(toy, progress=False)
+    assert not left.exists() and not old.exists() and young.is_dir() and live.is_dir()
+    assert "removed 2 temporary folder(s) left by an interrupted prepare" in caplog.text
