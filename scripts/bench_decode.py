@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--beam", type=int, default=5, help="beam size; 1 = greedy search")
     ap.add_argument("--batches", type=int, default=N_SENT // BATCH, help="timed batches of 32 (16 = the workload)")
     ap.add_argument("--no_pack", action="store_true", help="keep nn.Linear (MKL) instead of the oneDNN-packed "
-                    "linear layers that our inference uses (nmt.model.packed)")
+                    "linear layers (nmt.model.packed; by default packed where the CPU has AVX-512)")
+    ap.add_argument("--pack", action="store_true", help="pack even where the CPU's default would not")
     ap.add_argument("--quantize", choices=["int8"], help="run the linear layers as dynamic int8 (what "
                     "`nmt translate --quantize int8` does); the rest stays fp32")
     ap.add_argument("--no_merge", action="store_true", help="keep the self-attention projections separate "
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> dict:
     t = time.perf_counter()
     model = C.build_model(args, vocab).eval()
     model_info = C.model_record(args, model)  # before int8 layers, which hold no parameters, replace nn.Linear
-    done = prepare_for_inference(model, not args.no_pack, args.quantize, merge=not args.no_merge,
+    pack = False if args.no_pack else True if args.pack else None  # None: the CPU's default
+    done = prepare_for_inference(model, pack, args.quantize, merge=not args.no_merge,
                                  engine=args.quantized_engine)  # as nmt.inference.load_model does
     load_s = time.perf_counter() - t
     C.log(f"model: {model_info['params']:,} parameters, {done['packed']} packed / {done['int8']} int8 linear layers "

@@ -29,7 +29,7 @@ def analyze(
     ablation: bool = True,
     per_layer: bool = True,
     max_tokens: int = 4000,
-    pack: bool = True,
+    pack: bool | None = None,
 ) -> dict[str, Any]:
     """Analyze the factored-attention terms of ``checkpoint`` on the first ``max_sentences`` sentences
     of ``split`` (0: all) and write the report to ``output`` (default: ``<checkpoint>.analyze-<split>/``).

@@ -7,11 +7,17 @@ the development machine (AMD Zen 4; docs/benchmarks.md, ``bench_kernels.py --onl
 ``pack_linears`` swaps every ``nn.Linear`` of a CPU model for a ``PackedLinear`` that holds only
 the packed weight: the model can then translate and score, not train or be saved. Results equal
 the unpacked layers up to float rounding (a different summation order).
+
+Packing pays where oneDNN can use AVX-512 and MKL cannot (AMD processors): there it is the default
+(``default_pack``). Where oneDNN is limited to AVX2 (an AVX2-only CPU, or ``ONEDNN_MAX_CPU_ISA``
+capping it) MKL's plain layers were as fast or faster (docs/benchmarks.md, "Packed weights and
+the CPU"), so the default is to leave them.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +25,23 @@ from torch import Tensor, nn
 log = logging.getLogger("nmt")
 
 PACKABLE_DTYPES = (torch.float32,)  # what our checkpoints load as; the only dtype tested
+_BELOW_AVX512 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2")  # ONEDNN_MAX_CPU_ISA values that cap it
+
+
+def default_pack(flags: frozenset[str] | None = None, env: dict[str, str] | None = None) -> tuple[bool, str]:
+    """Whether inference packs linear weights for oneDNN when not told, and why (for the log): yes
+    where the CPU has AVX-512 (``avx512f``) and ``ONEDNN_MAX_CPU_ISA`` does not cap oneDNN below it."""
+    from nmt.runtime import cpu_flags
+
+    flags = cpu_flags() if flags is None else flags
+    cap = (os.environ if env is None else env).get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if not packing_available():
+        return False, "oneDNN packed linear layers are not available in this PyTorch build"
+    if "avx512f" not in flags:
+        return False, "the CPU has no AVX-512: oneDNN's packed weights are not faster than plain layers there"
+    if cap in _BELOW_AVX512:
+        return False, f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN below AVX-512: plain layers"
+    return True, "the CPU has AVX-512: linear layers on oneDNN-packed weights"
 
 
 def packing_available() -> bool:

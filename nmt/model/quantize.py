@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from nmt.model.layers import FeedForward
+from nmt.runtime import cpu_flags
 
 QUANTIZE_MODES = ("int8",)
 ENGINES = ("x86", "fbgemm", "onednn", "qnnpack")
@@ -81,19 +82,6 @@ class Int8Linear(torch.ao.nn.quantized.dynamic.Linear):
 def quantized_linear_type() -> type[nn.Module]:
     """The module class that replaces ``nn.Linear`` in a quantized model."""
     return Int8Linear
-
-
-@functools.cache
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The feature flags the (Linux) kernel reports for this CPU; empty where it reports none."""
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return frozenset()
 
 
 def has_amx_int8(flags: frozenset[str] | None = None) -> bool:

@@ -8,7 +8,7 @@ import torch
 from helpers.model_toys import MIXED, batch, seeded
 from torch import nn
 
-from nmt import inference
+from nmt import inference, runtime
 from nmt.cli import main
 from nmt.decode import DecodeConfig, translate_batch
 from nmt.model import quantize
@@ -55,9 +55,9 @@ def test_the_int8_layer_computes_exactly_what_pytorchs_dynamic_linear_computes(e
 def test_the_engine_and_activation_range_follow_the_cpu(monkeypatch, tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nflags\t\t: fpu avx512_vnni amx_tile amx_int8\nbugs\t: none\n", encoding="utf-8")
-    amx = quantize.cpu_flags.__wrapped__(str(info))
+    amx = runtime.cpu_flags.__wrapped__(str(info))
     assert {"avx512_vnni", "amx_int8"} <= amx and "none" not in amx
-    assert quantize.cpu_flags.__wrapped__(str(tmp_path / "missing")) == frozenset()
+    assert runtime.cpu_flags.__wrapped__(str(tmp_path / "missing")) == frozenset()
     plain = frozenset({"avx2", "avx512_vnni"})
     assert quantize.has_amx_int8(amx) and not quantize.has_amx_int8(plain)
     assert quantize.default_engine(plain) == torch.backends.quantized.engine  # PyTorch's own choice kept

@@ -75,3 +75,38 @@ def test_without_onednn_the_model_is_left_as_it_is(monkeypatch):
     model = seeded().eval()
     names = linears(model)
     assert pack_linears(model) == 0 and linears(model) == names
+
+
+def test_packing_is_the_default_only_where_onednn_has_avx512() -> None:
+    from nmt.model.packed import default_pack, packing_available
+
+    avx512, avx2 = frozenset({"avx2", "avx512f", "avx512_vnni"}), frozenset({"avx2", "fma"})
+    pack, why = default_pack(avx512, env={})
+    assert pack == packing_available() and why
+    assert default_pack(avx2, env={}) == (False, default_pack(avx2, env={})[1])
+    assert not default_pack(avx512, env={"ONEDNN_MAX_CPU_ISA": "avx2"})[0]  # capped by the environment
+    assert "AVX-512" in default_pack(avx2, env={})[1] or not packing_available()
+    assert default_pack(avx512, env={"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"})[0] == packing_available()
+
+
+def test_inference_follows_the_cpu_default_and_logs_it(monkeypatch, caplog) -> None:
+    import logging
+
+    from helpers.model_toys import seeded
+
+    from nmt import runtime
+    from nmt.inference import prepare_for_inference
+    from nmt.model.packed import PackedLinear, packing_available
+
+    caplog.set_level(logging.INFO, logger="nmt")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    for flags, packs in ((frozenset({"avx2"}), False), (frozenset({"avx2", "avx512f"}), packing_available())):
+        monkeypatch.setattr(runtime, "cpu_flags", lambda flags=flags: flags)
+        caplog.clear()
+        model = seeded().eval()
+        done = prepare_for_inference(model)
+        assert (done["packed"] > 0) == packs
+        assert any(isinstance(m, PackedLinear) for m in model.modules()) == packs
+        assert "linear layers:" in caplog.text
+    model = seeded().eval()
+    assert prepare_for_inference(model, pack=False)["packed"] == 0  # --no_pack
