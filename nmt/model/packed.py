@@ -10,8 +10,7 @@ the unpacked layers up to float rounding (a different summation order).
 
 Packing pays where oneDNN can use AVX-512 and MKL cannot (AMD processors): there it is the default
 (``default_pack``). Where oneDNN is limited to AVX2 (an AVX2-only CPU, or ``ONEDNN_MAX_CPU_ISA``
-capping it) MKL's plain layers were as fast or faster (docs/benchmarks.md, "Packed weights and
-the CPU"), so the default is to leave them.
+capping it) that advantage is gone, so the default is to leave the plain layers.
 """
 
 from __future__ import annotations
