@@ -77,15 +77,15 @@ def prepare_for_inference(
     """Make an eval-mode ``model`` inference-only and fast, in place: merge the projections that read
     the same input (``merge``, ``Transformer.fuse_projections``), run the linear layers in int8
     (``quantize``, on ``engine``) or on oneDNN-packed weights (``pack``), and hand the replaced float
-    weights back to the kernel. ``pack`` None: the CPU's default (``default_pack``, logged). Nothing
-    changes when neither packing nor ``quantize`` applies. Returns how many layers were merged away,
-    converted to int8 and packed."""
+    weights back to the kernel. ``pack`` None: merge, and pack where the CPU's default says so
+    (``default_pack``, logged). Nothing changes with ``pack=False`` and no ``quantize`` (the plain,
+    separate weights). Returns how many layers were merged away, converted to int8 and packed."""
     done = {"merged": 0, "int8": 0, "packed": 0}
+    if pack is False and quantize is None:
+        return done  # --no_pack: the plain, separate weights
     if pack is None and quantize is None:
         pack, why = default_pack()
         log.info("linear layers: %s", why)
-    if not pack and quantize is None:
-        return done
     if merge:
         done["merged"] = model.fuse_projections()
     if quantize is not None:

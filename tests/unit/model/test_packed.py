@@ -105,8 +105,8 @@ def test_inference_follows_the_cpu_default_and_logs_it(monkeypatch, caplog) -> N
         caplog.clear()
         model = seeded().eval()
         done = prepare_for_inference(model)
-        assert (done["packed"] > 0) == packs
+        assert (done["packed"] > 0) == packs and done["merged"] > 0  # merged either way
         assert any(isinstance(m, PackedLinear) for m in model.modules()) == packs
         assert "linear layers:" in caplog.text
     model = seeded().eval()
-    assert prepare_for_inference(model, pack=False)["packed"] == 0  # --no_pack
+    assert prepare_for_inference(model, pack=False) == {"merged": 0, "int8": 0, "packed": 0}  # --no_pack
