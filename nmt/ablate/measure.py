@@ -49,13 +49,20 @@ def corpus_flops(model: Transformer, vocab: Vocab, sources: Sequence[str], refer
     """Sum over sentence pairs of ``model.flops(src_len, tgt_len)`` plus the relative-position
     tables charged once per sentence (``model.shared_flops`` at its lengths): per part and "total"."""
     src_lens, tgt_lens = _lengths(vocab, sources, references)
-    totals: Counter[str] = Counter()
-    for (s, t), count in Counter(zip(src_lens, tgt_lens)).items():  # each distinct length pair once
-        for part, value in model.flops(s, t).items():
-            totals[part] += count * int(value)
+    totals = _per_sentence(model, src_lens, tgt_lens)
+    for (s, t), count in Counter(zip(src_lens, tgt_lens)).items():
         for part, value in model.shared_flops(s, t).items():
             totals[part] += count * int(value)
     return _add_total(totals)
+
+
+def _per_sentence(model: Transformer, src_lens: list[int], tgt_lens: list[int]) -> Counter[str]:
+    """Sum of ``model.flops`` over the sentence pairs' lengths (each distinct length pair computed once)."""
+    totals: Counter[str] = Counter()
+    for (s, t), count in Counter(zip(src_lens, tgt_lens)).items():
+        for part, value in model.flops(s, t).items():
+            totals[part] += count * int(value)
+    return totals
 
 
 def corpus_flops_per_batch(model: Transformer, vocab: Vocab, sources: Sequence[str], references: Sequence[str],
@@ -68,10 +75,7 @@ def corpus_flops_per_batch(model: Transformer, vocab: Vocab, sources: Sequence[s
     from nmt.data.batching import chunk_by_budget
 
     src_lens, tgt_lens = _lengths(vocab, sources, references)
-    totals: Counter[str] = Counter()
-    for (s, t), count in Counter(zip(src_lens, tgt_lens)).items():
-        for part, value in model.flops(s, t).items():
-            totals[part] += count * int(value)
+    totals = _per_sentence(model, src_lens, tgt_lens)
     lengths = np.array(src_lens, dtype=np.int64)
     order = np.argsort(lengths, kind="stable")
     for batch in chunk_by_budget(order, lengths, None, max_tokens, oversize_alone=True):
