@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
+from nmt.data.subwords import model_identity
 from nmt.io import atomic_write
 
 if TYPE_CHECKING:
@@ -120,7 +121,8 @@ def vocabulary_difference(a: tuple[dict[str, Any], dict[str, bytes]],
         return "; ".join(diff)
     sides_a, sides_b = subword_sides(sa), subword_sides(sb)
     if sides_a is not None and sides_b is not None:
-        changed = [side for side, x, y in zip(("source", "target"), sides_a, sides_b) if x != y]
+        changed = [side for side, x, y in zip(("source", "target"), sides_a, sides_b)
+                   if model_identity(x) != model_identity(y)]
         if changed:
             return f"different {' and '.join(changed)} subword models of the same size (token ids name other pieces)"
     return None

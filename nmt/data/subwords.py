@@ -121,6 +121,51 @@ def train_model(text_file: Path, model_prefix: Path, cfg: SubwordConfig) -> Path
     return Path(f"{model_prefix}.model")
 
 
+_TRAINER_SPEC = 2  # ModelProto field: how the model was trained (input file, prefix, threads), not what it does
+
+
+def model_identity(proto: bytes) -> bytes:
+    """The serialized SentencePiece model without its trainer spec: two models tokenize alike exactly
+    when these bytes are equal (pieces, scores, types, normalizer). The trainer spec is left out
+    because it names the training input's path, which differs between two preparations of the same
+    data. Bytes that are not a model come back unchanged."""
+    out, i, n = bytearray(), 0, len(proto)
+    try:
+        while i < n:
+            start = i
+            key, i = _varint(proto, i)
+            wire = key & 7
+            if wire == 0:
+                _, i = _varint(proto, i)
+            elif wire == 1:
+                i += 8
+            elif wire == 2:
+                size, i = _varint(proto, i)
+                i += size
+            elif wire == 5:
+                i += 4
+            else:
+                return proto
+            if i > n:
+                return proto
+            if key >> 3 != _TRAINER_SPEC:
+                out += proto[start:i]
+    except IndexError:
+        return proto
+    return bytes(out)
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        b = data[i]
+        value |= (b & 0x7F) << shift
+        i += 1
+        if b < 0x80:
+            return value, i
+        shift += 7
+
+
 def copy_model(src: Path, dst: Path) -> Path:
     """Copy an existing model next to the prepared data (so the prepared folder is self-contained)."""
     _load(src)

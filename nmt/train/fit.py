@@ -21,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from nmt.checkpoint import global_step as checkpoint_step
 from nmt.config import ConfigError
 from nmt.data.datamodule import NMTDataModule
+from nmt.data.subwords import model_identity
 from nmt.experiment import ExperimentConfig, save_config
 from nmt.io import atomic_write_bytes
 from nmt.lock import FileLock
@@ -54,7 +55,7 @@ def vocab_info(dm: NMTDataModule, run_dir: str | Path | None) -> dict[str, Any]:
         for side, src in (("src", v.src_model_path), ("tgt", v.tgt_model_path)):
             dst = sub / f"{side}.model"
             data = Path(src).read_bytes()
-            if not dst.is_file() or dst.read_bytes() != data:
+            if not dst.is_file() or model_identity(dst.read_bytes()) != model_identity(data):
                 atomic_write_bytes(dst, data)
             paths[side] = str(dst.resolve())
     return {

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from lightning.pytorch.utilities import rank_zero_only
 
 from nmt.checkpoint import VOCAB_KEYS, CheckpointError, read_raw, subword_sides
+from nmt.data.subwords import model_identity
 from nmt.config import ConfigError, to_dict
 from nmt.experiment import ExperimentConfig
 
@@ -121,11 +122,11 @@ def check_resume_vocab(saved: dict[str, Any], vocab: Vocab, ckpt_path: str | Pat
     if stored is None:
         return
     for side, old, path in zip(("source", "target"), stored, (vocab.src_model_path, vocab.tgt_model_path)):
-        if Path(path).read_bytes() != old:
+        if model_identity(Path(path).read_bytes()) != model_identity(old):
             name = recorded.get(f"{'src' if side == 'source' else 'tgt'}_model", "?")
             raise ConfigError(
                 f"cannot {action} {ckpt_path}: its {side} subword model ({name}, stored in the checkpoint) differs"
-                f" from the data's {path}: same size, but token ids name other pieces. Use the data the run"
+                f" from the data's {path}: same size, but other pieces, scores or normalization. Use the data the run"
                 f" was trained on (its config.yaml: data.root, data.corpus, data.prepared_dir)")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from helpers.train_toys import fit_recording
 import nmt.io
 from nmt.cli import main
 from nmt.config import ConfigError, to_dict
+from nmt.data.subwords import model_identity
 from nmt.lock import FileLock, LockHeld
 from nmt.train.fit import fit
 
@@ -120,6 +122,22 @@ def test_resume_under_another_subword_model_of_the_same_size_is_refused(make_exp
     assert f"cannot resume {run / 'checkpoints' / 'last.ckpt'}: its source subword model" in message
     assert str((run / "subword" / "src.model").resolve()) in message and str(shifted_root / "prepared") in message
     assert _files(run) == before  # the run's own subword model is not replaced
+
+
+def test_resume_after_the_data_is_prepared_again(reverse_root, tmp_path):
+    """Preparing the same data again trains a subword model with the same pieces whose file differs
+    (SentencePiece records the training input's temporary path in it): resuming must go on."""
+    root = tmp_path / "data"
+    shutil.copytree(reverse_root / "reverse", root / "reverse")
+    run = tmp_path / "run"
+    fit(tiny_experiment(root, run, train=SHORT), enable_progress_bar=False)
+    first = next((root / "prepared").rglob("*.model")).read_bytes()
+    shutil.rmtree(root / "prepared")
+    fit(tiny_experiment(root, run, train={**SHORT, "max_steps": 4}), "auto", enable_progress_bar=False)
+    again = next((root / "prepared").rglob("*.model")).read_bytes()
+    assert again != first and model_identity(again) == model_identity(first)
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
+    assert (run / "subword" / "src.model").read_bytes() == first  # the run's own copy is kept
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "random"])
