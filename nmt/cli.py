@@ -218,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     packing.add_argument("--no_pack", action="store_true", help=NO_PACK_HELP)
     packing.add_argument("--pack", action="store_true", help=PACK_HELP)
     _add_decode_options(p)
+    for p in sub.choices.values():  # every command may read a model that uses a mechanism of the user's own
+        p.add_argument("--plugins", nargs="+", default=[], metavar="FILE_OR_MODULE",
+                       help="load mechanisms of your own (.py files or modules, docs/extending.md) before anything else;"
+                            " needed to read a checkpoint whose model names them")
     return parser
 
 
@@ -230,6 +234,10 @@ def _decode_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
     cmd = args.command
     require_command(cmd)  # a missing optional group (e.g. [train] for nmt fit): one line naming it, exit 2
+    if args.plugins:
+        from nmt.modules.plugins import load_plugins
+
+        load_plugins(args.plugins)
     if cmd in ("prepare", "fit", "validate", "ablate"):
         overrides = _typed_overrides(cmd, raw_overrides)
         if cmd == "ablate":

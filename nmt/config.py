@@ -198,8 +198,9 @@ def parse_override(cls: type, key: str, text: str) -> Any:
 
     ``1000`` is the integer 1000 for an int field and the string "1000" for a str or spec field;
     lists and mappings are YAML flow syntax (``[0110, 1000]``, ``{train: train}``) whose items are
-    read by the item type in turn. A value that does not fit is returned as is, so that validation
-    names the key; an unknown key is read as YAML.
+    read by the item type in turn; a single value for a list field is a list of one
+    (``--model.plugins my_mech.py``). A value that does not fit is returned as is, so that
+    validation names the key; an unknown key is read as YAML.
     """
     tp = field_type(cls, key)
     return _yaml_or_text(text) if tp is None else parse_text(text, tp)
@@ -255,6 +256,11 @@ def parse_text(text: str, tp: Any) -> Any:
             node = yaml.compose(text)
         except yaml.YAMLError:
             return text
+        if isinstance(node, yaml.ScalarNode) and origin in (list, tuple):  # one value: a list of one
+            (arg,) = get_args(tp)[:1] or (Any,)
+            return [_from_node(node, arg)]
+        if isinstance(node, yaml.ScalarNode):  # not a container: validation names the key and type
+            return yaml.safe_load(yaml.serialize(node))
         return text if node is None else _from_node(node, tp)
     if tp is bool:
         low = text.strip().lower()

@@ -17,6 +17,7 @@ from nmt.data.config import DataConfig
 from nmt.decode.config import DecodeConfig
 from nmt.io import atomic_write_text
 from nmt.model.config import ModelConfig
+from nmt.modules.plugins import load_plugins
 from nmt.train.config import OptimConfig, TrainConfig
 
 
@@ -47,6 +48,9 @@ def load_config(path: str | Path | None, overrides: list[tuple[str, Any]] | None
     for key, value in overrides or []:
         set_dotted(data, key, value)
     try:
+        plugins = (data.get("model") or {}).get("plugins") if isinstance(data, dict) else None
+        if plugins:  # the user's own config names them: import (a checkpoint's config only requires them)
+            load_plugins([plugins] if isinstance(plugins, str) else list(plugins), "model.plugins")
         return from_dict(ExperimentConfig, data)
     except ConfigError as e:
         key = _override_named(str(e), [k for k, _ in overrides or []])

@@ -35,7 +35,8 @@ class Translator:
     pre-pack the linear layers for oneDNN (None: where the CPU has AVX-512, ``nmt translate``'s
     default; ``False`` is ``--no_pack``, ``True`` is ``--pack``).
     ``max_tokens``: source tokens per decoding batch; ``max_input_len``: longer inputs are truncated
-    with a warning (0: the model's position limit).
+    with a warning (0: the model's position limit). ``plugins``: files or modules of mechanisms of
+    your own that the model uses (docs/extending.md); a checkpoint never imports them by itself.
     """
 
     def __init__(
@@ -47,7 +48,12 @@ class Translator:
         pack: bool | None = None,
         max_tokens: int = 4000,
         max_input_len: int = 0,
+        plugins: Sequence[str] = (),
     ) -> None:
+        if plugins:  # mechanisms of the user's own that the checkpoint names (nmt.modules.plugins)
+            from nmt.modules.plugins import load_plugins
+
+            load_plugins(list(plugins), "Translator(plugins=...)")
         paths = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
         if not paths:
             raise ValueError("Translator: no checkpoint given")

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from nmt.modules.factored_attention import FactoredAttention
 from nmt.modules.positions import sinusoidal_table
+from nmt.modules.registry import lookup
 
 QUANTIZATIONS = ("int8", "int8_float32", "int16", "float16")
 
@@ -55,6 +56,11 @@ def check_exportable(model: nn.Module) -> dict[str, bool]:
     cfg = model.cfg
     if cfg.activation not in ("relu", "gelu"):
         raise ExportError(f"model.activation={cfg.activation!r}: CTranslate2 export supports relu and gelu")
+    for role, specs in cfg.layer_specs().items():  # what each mechanism declares (nmt.modules.options.register)
+        for i, spec in enumerate(specs):
+            for t in spec.terms:
+                if not lookup(t).ctranslate2:
+                    raise ExportError(f"{role} layer {i}: mechanism {t.name!r} ({spec}) is not one CTranslate2 can run")
     uses_bias = {"encoder": False, "decoder": False}
     for role, mixers in model.mixers().items():
         for i, m in enumerate(mixers):

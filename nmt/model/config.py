@@ -8,14 +8,12 @@ from typing import Literal, Union
 from nmt.config import ConfigError, field
 from nmt.modules.base import Role
 from nmt.modules.options import BuildContext
+from nmt.modules.plugins import require_plugins
 from nmt.modules.registry import resolve
 from nmt.modules.spec import MixerSpec, SpecError, expand_layer_specs
 
 SpecValue = Union[str, list[str]]
 SPEC_KEYS: dict[str, str] = {"encoder": "encoder_self", "decoder": "decoder_self", "cross": "cross"}
-
-# Mechanisms that see word order by themselves (a relative term or a local window).
-_ORDER_AWARE = ("lightweight", "dynamic", "deformable", "deform_attn", "deform_conv")
 
 
 @dataclass
@@ -49,6 +47,11 @@ class ModelConfig:
     encoder_self: SpecValue = field("1000", help="encoder self-attention spec, one for all layers or a list per layer")
     decoder_self: SpecValue = field("1000", help="decoder self-attention spec (causal), one or a list per layer")
     cross: SpecValue = field("1000", help="encoder-decoder attention spec, one or a list per layer")
+    plugins: list[str] = field(
+        default_factory=list,
+        help="mechanisms of your own: .py files or modules that @register them (docs/extending.md); imported when a"
+        " config is loaded, recorded in checkpoints, which load only when the same plugins are passed",
+    )
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -59,6 +62,7 @@ class ModelConfig:
         for name in ("dropout", "attention_dropout", "activation_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
+        require_plugins(self.plugins)  # loaded by the config loader or --plugins, never by a checkpoint
         self.check_mechanisms()  # at load time, so errors come before any data or run folder
 
     def build_context(self, role: Role, layer: int) -> BuildContext:
@@ -98,13 +102,8 @@ class ModelConfig:
         """Whether absolute positions are added to the ``stack``'s input embeddings."""
         if self.absolute_positions != "auto":
             return self.absolute_positions == "on"
-        return not all(_order_aware(s) for s in self.layer_specs()[stack])
-
-
-def _order_aware(spec: MixerSpec) -> bool:
-    for t in spec.terms:
-        if t.is_mask and (t.name[1] == "1" or t.name[3] == "1"):
-            return True
-        if t.name in _ORDER_AWARE:
-            return True
-    return False
+        role: Role = stack
+        return not all(
+            any(o.sees_order() for o in resolve(spec, self.build_context(role, i)))
+            for i, spec in enumerate(self.layer_specs()[stack])
+        )

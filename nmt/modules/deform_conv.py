@@ -44,9 +44,11 @@ from nmt.modules.base import (
     step_position,
 )
 from nmt.modules.deformable import cross_reference, linear_neighbours, reference_points, sampling_grid, source_lengths
-from nmt.modules.options import BuildContext, MechanismOptions
+from nmt.modules.options import BuildContext, MechanismOptions, register
 
 
+@register("deform_conv", order_aware=True,
+          examples=("deform_conv", "deform_conv:k=4,groups=2,modulation=on,dilation=2", "deform_conv:ratio=1.5"))
 @dataclass(frozen=True)
 class DeformConvOptions(MechanismOptions):
     """``deform_conv[:k=K,groups=G,modulation=on|off,dilation=d,ratio=R]``; ``ratio``: cross role only."""
@@ -73,6 +75,9 @@ class DeformConvOptions(MechanismOptions):
             self.fail(f"option groups={self.groups} must be a positive divisor of d_model={ctx.d_model}")
         if self.ratio is not None and ctx.role != "cross":
             self.fail(f"option ratio applies to the cross role only, not {ctx.role}")
+
+    def build(self, ctx: BuildContext) -> DeformConv:
+        return DeformConv(ctx, self)
 
     @property
     def cross_ratio(self) -> float:

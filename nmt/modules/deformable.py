@@ -49,11 +49,14 @@ from nmt.modules.base import (
     softmax_flops,
     step_position,
 )
-from nmt.modules.options import BuildContext, MechanismOptions
+from nmt.modules.options import BuildContext, MechanismOptions, register
+from nmt.modules.positions import estimated_target_length
 
 NORMS: tuple[str, ...] = ("softmax", "sigmoid")
 
 
+@register("deform_attn", aliases=("deformable",), order_aware=True,
+          examples=("deform_attn", "deform_attn:k=3,norm=sigmoid", "deform_attn:ratio=1.5"))
 @dataclass(frozen=True)
 class DeformableOptions(MechanismOptions):
     """``deformable[:heads=H,k=K,norm=softmax|sigmoid,ratio=R]``; ``ratio`` is for the cross role only."""
@@ -76,6 +79,9 @@ class DeformableOptions(MechanismOptions):
         self.resolve_heads(ctx, self.heads)
         if self.ratio is not None and ctx.role != "cross":
             self.fail(f"option ratio applies to the cross role only, not {ctx.role}")
+
+    def build(self, ctx: BuildContext) -> Deformable:
+        return Deformable(ctx, self)
 
 
 def sampling_grid(k: int, causal: bool) -> list[int]:
@@ -106,14 +112,9 @@ def linear_neighbours(
     return idx, coef * ok
 
 
-def estimated_target_length(src_len: Tensor, ratio: float) -> Tensor:
-    """T_hat = max(1, round(ratio * S)) per row, a target length that does not peek at the target."""
-    return torch.clamp(torch.round(src_len.to(torch.float64) * ratio), min=1.0)
-
-
 def cross_reference(q: Tensor, src_len: Tensor, ratio: float, dtype: torch.dtype) -> Tensor:
     """r_q = q * S / T_hat for query positions ``q`` (T,) and source lengths (B,) -> (B, 1, T, 1)."""
-    scale = src_len.to(torch.float64) / estimated_target_length(src_len, ratio)  # (B,)
+    scale = src_len.to(torch.float64) / estimated_target_length(src_len, ratio).to(torch.float64)  # (B,)
     return (q.to(torch.float64)[None, :] * scale[:, None]).to(dtype)[:, None, :, None]
 
 

@@ -17,14 +17,19 @@ from torch import Tensor, nn
 
 from nmt.modules.base import linear_flops, softmax_flops
 from nmt.modules.conv_common import ConvMixer, ConvOptions
-from nmt.modules.options import BuildContext
+from nmt.modules.options import BuildContext, register
 
 
+@register("dynamic", roles=("encoder", "decoder"), order_aware=True,
+          examples=("dynamic:k=2", "dynamic:k=3", "dynamic:k=3,glu=false,impl=band", "dynamic:k=4,heads=1"))
 @dataclass(frozen=True)
 class DynamicOptions(ConvOptions):
     """Options of ``dynamic`` (see ``ConvOptions``)."""
 
     NAME = "dynamic"
+
+    def build(self, ctx: BuildContext) -> DynamicConv:
+        return DynamicConv(ctx, self)
 
 
 class DynamicConv(ConvMixer):

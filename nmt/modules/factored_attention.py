@@ -56,6 +56,7 @@ still computed (dense logits); see ``FactoredAttention.flops``.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -65,7 +66,7 @@ from torch import Tensor, nn
 
 from nmt.modules import relative_offsets as rel
 from nmt.modules.base import Mixer, Role, State, extend_cache, linear_flops, softmax_flops, step_position
-from nmt.modules.options import NOT_AN_OPTION, BuildContext, MechanismOptions
+from nmt.modules.options import MASK, NOT_AN_OPTION, BuildContext, MechanismOptions, register
 from nmt.modules.positions import sinusoidal_table
 from nmt.modules.spec import MASK_RE
 
@@ -568,6 +569,11 @@ class FactoredAttention(Mixer):
         return x.view(B, N, self.n_heads, self.d_head).transpose(1, 2)
 
 
+@register(MASK, ctranslate2=True, examples=(
+    *("".join(bits) for bits in itertools.product("01", repeat=4) if "1" in bits),  # every mask
+    "1111:w=2", "0101:w=1", "1010:w=0", "1000:proj_bias=1", "1111:proj_bias=1",
+    "1111:offset=aligned,ratio=1.3", "0110:offset=aligned,w=1", "1000:w=1",
+))
 @dataclass(frozen=True)
 class FactoredOptions(MechanismOptions):
     """Options of a mask term, e.g. "1111:w=8", "1000:offset=aligned,ratio=1.1", "1000:proj_bias=1"
@@ -604,18 +610,21 @@ class FactoredOptions(MechanismOptions):
         if ctx.d_model % ctx.n_heads:
             self.fail(f"d_model={ctx.d_model} is not divisible by n_heads={ctx.n_heads}")
 
+    def sees_order(self) -> bool:
+        """A mask sees word order through its relative-position terms E2 and E4."""
+        return self.mask[1] == "1" or self.mask[3] == "1"
 
-def build(ctx: BuildContext, opts: FactoredOptions) -> FactoredAttention:
-    """Factored attention for a mask term in its layer (``opts`` checked against ``ctx``)."""
-    opts.check(ctx)
-    return FactoredAttention(
-        ctx.d_model,
-        ctx.n_heads,
-        ctx.role,
-        opts.mask,
-        window=opts.w,
-        offset=opts.offset or "plain",
-        ratio=1.0 if opts.ratio is None else opts.ratio,
-        dropout=ctx.dropout,
-        qk_bias=opts.proj_bias,
-    )
+    def build(self, ctx: BuildContext) -> FactoredAttention:
+        """Factored attention for this mask term in its layer (checked against ``ctx``)."""
+        self.check(ctx)
+        return FactoredAttention(
+            ctx.d_model,
+            ctx.n_heads,
+            ctx.role,
+            self.mask,
+            window=self.w,
+            offset=self.offset or "plain",
+            ratio=1.0 if self.ratio is None else self.ratio,
+            dropout=ctx.dropout,
+            qk_bias=self.proj_bias,
+        )

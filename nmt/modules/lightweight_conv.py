@@ -16,14 +16,19 @@ from torch import Tensor, nn
 
 from nmt.modules.base import softmax_flops
 from nmt.modules.conv_common import ConvMixer, ConvOptions
-from nmt.modules.options import BuildContext
+from nmt.modules.options import BuildContext, register
 
 
+@register("lightweight", roles=("encoder", "decoder"), order_aware=True,
+          examples=("lightweight:k=2", "lightweight:k=3", "lightweight:k=3,glu=false,impl=band", "lightweight:k=4,heads=1"))
 @dataclass(frozen=True)
 class LightweightOptions(ConvOptions):
     """Options of ``lightweight`` (see ``ConvOptions``)."""
 
     NAME = "lightweight"
+
+    def build(self, ctx: BuildContext) -> LightweightConv:
+        return LightweightConv(ctx, self)
 
 
 class LightweightConv(ConvMixer):

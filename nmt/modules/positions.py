@@ -10,6 +10,9 @@ Layout (interleaved, as in the paper), for channel pairs i = 0 .. ceil(dim/2) - 
     PE[p, 2i+1] = cos(p / 10000^(2i/dim))
 
 An odd ``dim`` drops the last cosine channel.
+
+``estimated_target_length`` is the one target length that cross-attention reference points use
+(aligned offsets of factored attention, deformable attention and convolution).
 """
 
 from __future__ import annotations
@@ -58,3 +61,9 @@ class SinusoidalPositions(nn.Module):
             return self.table[offset:end]
         positions = torch.arange(offset, end, device=self.table.device)
         return sinusoidal_table(positions, self.dim, dtype=self.table.dtype)
+
+
+def estimated_target_length(src_len: Tensor, ratio: float) -> Tensor:
+    """T_hat = max(1, round(ratio * S)) per row (B,) -> long (B,): a target length that does not peek
+    at the target. Halves round up (S=3, ratio=1.5 -> 5), the same for every mechanism."""
+    return (src_len.to(torch.float64) * ratio + 0.5).floor().long().clamp(min=1)

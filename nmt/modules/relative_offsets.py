@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from nmt.modules.positions import estimated_target_length
+
 
 def centres(offset: str, ratio: float, q_pos: Tensor, key_padding_mask: Tensor | None, src_len: int) -> Tensor:
     """Reference point c(q) of each query on the key axis -> (1 or B, T) long; offset = k - c(q)."""
@@ -28,7 +30,7 @@ def centres_for_lengths(offset: str, ratio: float, q_pos: Tensor, lengths: Tenso
     """c(q) given the true source lengths (B,) (None: plain offsets) -> (1 or B, T)."""
     if offset == "plain" or lengths is None:
         return q_pos.unsqueeze(0)  # (1, T)
-    t_hat = (lengths.double() * ratio + 0.5).floor().long().clamp(min=1)[:, None]  # (B, 1)
+    t_hat = estimated_target_length(lengths, ratio)[:, None]  # (B, 1)
     # round(q * S / T_hat), half-up, in exact integers.
     return (2 * q_pos[None, :] * lengths[:, None] + t_hat) // (2 * t_hat)  # (B, T)
 

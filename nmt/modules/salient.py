@@ -39,11 +39,12 @@ from nmt.modules.base import (
     softmax_flops,
     step_position,
 )
-from nmt.modules.options import BuildContext, MechanismOptions
+from nmt.modules.options import BuildContext, MechanismOptions, register
 
 DEFAULT_FRAC = 0.5
 
 
+@register("salient", examples=("salient:k=2", "salient:k=3", "salient:frac=0.5,heads=1"))
 @dataclass(frozen=True)
 class SalientOptions(MechanismOptions):
     """``salient[:heads=H][,k=K | ,frac=F]``; neither k nor frac: ``frac=0.5``."""
@@ -63,6 +64,9 @@ class SalientOptions(MechanismOptions):
 
     def check(self, ctx: BuildContext) -> None:
         self.resolve_heads(ctx, self.heads)
+
+    def build(self, ctx: BuildContext) -> Salient:
+        return Salient(ctx, self)
 
 
 def budget(lengths: Tensor, k: int | None, frac: float | None) -> Tensor:

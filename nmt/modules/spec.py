@@ -10,6 +10,8 @@ Grammar::
     term   := name [":" opt ("," opt)*]
     name   := a 4-bit factor mask [01]{4} (not "0000") | lightweight | dynamic | deform_attn
               | deformable (alias of deform_attn) | deform_conv | salient
+              | any name registered with @register (nmt.modules.options; plugins)
+          | a mechanism of your own (docs/extending.md)
     opt    := key "=" value
 
 A spec uses one operator throughout ("a+b+c", "a>b" or "a&b"); mixing them is refused. Options

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from lightning.pytorch.utilities import rank_zero_only
 
 from nmt.checkpoint import VOCAB_KEYS, CheckpointError, read_raw, subword_sides
-from nmt.data.subwords import model_identity
 from nmt.config import ConfigError, to_dict
+from nmt.data.subwords import model_identity
 from nmt.experiment import ExperimentConfig
 
 if TYPE_CHECKING:

@@ -109,6 +109,13 @@ def test_overrides_of_zero_one_digits_load(key, text, expected):
     assert value == expected
 
 
+def test_a_single_value_for_a_list_field_is_a_list_of_one_and_a_scalar_for_a_section_is_refused():
+    assert parse_override(ExperimentConfig, "model.plugins", "my_mech.py") == ["my_mech.py"]
+    assert parse_override(ExperimentConfig, "model.plugins", "[a.py, b.py]") == ["a.py", "b.py"]
+    with pytest.raises(ConfigError, match=r"data\.batch"):  # used to recurse without end
+        load_config(None, [("data.batch", parse_override(ExperimentConfig, "data.batch", "5"))])
+
+
 def test_a_value_that_does_not_fit_is_refused_naming_the_key():
     with pytest.raises(ConfigError, match=r"train\.max_steps: expected an integer, got 'abc'"):
         load_config(None, [("train.max_steps", parse_override(ExperimentConfig, "train.max_steps", "abc"))])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nmt.modules.base import reorder_state
 from nmt.modules.conv_common import band_matrix, default_kernel_width
 from nmt.modules.dynamic_conv import DynamicConv, DynamicOptions
 from nmt.modules.lightweight_conv import LightweightConv, LightweightOptions
@@ -80,15 +79,6 @@ def test_matches_reference_both_impls(cls, role, k, glu):
 
 
 @pytest.mark.parametrize("cls", CLASSES)
-def test_padding_contributes_nothing(cls):
-    x, mask = inputs()
-    x2 = x.clone()
-    x2[mask] = 1e3 * torch.randn_like(x2[mask])
-    m = make(cls, "encoder", 5)
-    torch.testing.assert_close(m(x, padding_mask=mask)[~mask], m(x2, padding_mask=mask)[~mask])
-
-
-@pytest.mark.parametrize("cls", CLASSES)
 def test_auto_impl_threshold(cls):
     import nmt.modules.conv_common as cc
 
@@ -96,47 +86,6 @@ def test_auto_impl_threshold(cls):
     assert m.use_band(cc.BAND_MAX_LEN) and not m.use_band(cc.BAND_MAX_LEN + 1)
     assert make(cls, "encoder", 3, impl="unfold").use_band(2) is False
     assert make(cls, "encoder", 3, impl="band").use_band(10_000) is True
-
-
-@pytest.mark.parametrize("cls", CLASSES)
-def test_decoder_is_causal(cls):
-    x, _ = inputs(B=2, T=8)
-    m = make(cls, "decoder", 4)
-    y = m(x)
-    for t0 in range(7):
-        x2 = x.clone()
-        x2[:, t0 + 1 :] += torch.randn_like(x2[:, t0 + 1 :])
-        y2 = m(x2)
-        torch.testing.assert_close(y2[:, : t0 + 1], y[:, : t0 + 1], rtol=0, atol=0)
-        assert not torch.allclose(y2[:, t0 + 1 :], y[:, t0 + 1 :])
-
-
-@pytest.mark.parametrize("cls", CLASSES)
-@pytest.mark.parametrize("k", [1, 3, 4])
-def test_step_equals_forward(cls, k):
-    x, mask = inputs(B=3, T=7)
-    m = make(cls, "decoder", k)
-    full = m(x, padding_mask=mask)
-    state: dict = {}
-    outs = []
-    for t in range(x.shape[1]):
-        y_t, state = m.step(x[:, t : t + 1], state)
-        assert state["t"] == t + 1 and state["buf"].shape == (3, k - 1, D)
-        outs.append(y_t)
-    inc = torch.cat(outs, dim=1)
-    real = ~mask
-    torch.testing.assert_close(inc[real], full[real], rtol=1e-10, atol=1e-10)
-
-
-def test_step_state_reorders_for_beam_search():
-    x, _ = inputs(B=3, T=5)
-    m = make(DynamicConv, "decoder", 3)
-    state: dict = {}
-    for t in range(4):
-        _, state = m.step(x[:, t : t + 1], state)
-    index = torch.tensor([2, 0])
-    y_re, _ = m.step(x[index, 4:5], reorder_state(state, index))
-    torch.testing.assert_close(y_re[:, 0], m(x)[index, 4], rtol=1e-10, atol=1e-10)
 
 
 def test_step_refused_in_encoder():

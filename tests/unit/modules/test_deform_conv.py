@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nmt.modules.base import reorder_state
 from nmt.modules.deform_conv import DeformConv, DeformConvOptions
 from nmt.modules.deformable import Deformable
 from nmt.modules.registry import BuildContext, build_mixer
@@ -114,59 +113,6 @@ def test_grids():
     assert make("encoder", k=3).grid == [-1, 0, 1]
     assert make("encoder", k=4, dilation=2).grid == [-4, -2, 0, 2]
     assert make("decoder", k=3, dilation=3).grid == [-6, -3, 0]
-
-
-@pytest.mark.parametrize("modulation", [False, True])
-def test_decoder_is_causal(modulation: bool):
-    m = make("decoder", offset_scale=3.0, k=3, groups=2, modulation=modulation)
-    with torch.no_grad():
-        m.offsets.bias.fill_(2.6)  # push most points into the future, where they are clamped
-    m.record_weights = True
-    x, _ = padded(2, 7, [7, 7], seed=5)
-    y = m(x)
-    assert torch.all(m.last_weights.triu(1) == 0) and m.last_weights.shape == (2, 2, 7, 7)
-    assert (m.offsets(x) + torch.tensor(m.grid * 2, dtype=x.dtype) > 0).float().mean() > 0.3  # clamps happen
-    for t0 in range(1, 7):
-        x2 = x.clone()
-        x2[:, t0:] = torch.randn_like(x2[:, t0:]) * 10
-        torch.testing.assert_close(m(x2)[:, :t0], y[:, :t0])
-
-
-def test_decoder_step_equals_forward_with_beam_reorder():
-    m = make("decoder", offset_scale=2.0, k=3, groups=2, modulation=True)
-    x, mask = padded(3, 7, [7, 5, 7], seed=6)
-    full = m(x, padding_mask=mask)
-    state: dict = {}
-    for t in range(4):
-        y_t, state = m.step(x[:, t : t + 1], state)
-        real = ~mask[:, t]
-        torch.testing.assert_close(y_t[real, 0], full[real, t])
-    index = torch.tensor([2, 0, 0])  # beam reorder: row 0 duplicated, row 1 dropped
-    state = reorder_state(state, index)
-    x, full = x[index], m(x[index])
-    for t in range(4, 7):
-        y_t, state = m.step(x[:, t : t + 1], state)
-        torch.testing.assert_close(y_t[:, 0], full[:, t])
-
-
-def test_cross_step_equals_forward_with_several_queries_and_reorder():
-    m = make("cross", offset_scale=2.0, k=4, groups=2, modulation=True, ratio=1.2)
-    x, _ = padded(3, 5, [5, 5, 5], seed=7)
-    mem, mem_mask = padded(3, 6, [6, 2, 4], seed=8)
-    full = m(x, memory=mem, memory_padding_mask=mem_mask)
-    state: dict = {}
-    for t in range(2):
-        y_t, state = m.step(x[:, t : t + 1], state, memory=mem, memory_padding_mask=mem_mask)
-        torch.testing.assert_close(y_t[:, 0], full[:, t])
-    index = torch.tensor([1, 1, 2])
-    state = reorder_state(state, index)
-    x2, full2 = x[index], full[index]
-    for t in range(2, 5):  # two hypotheses (queries) per memory row, both at position t
-        pair = torch.cat([x2[:, t : t + 1], x[:, t : t + 1]], 1)  # (3, 2, D)
-        y_t, state = m.step(pair, state, memory=mem[index], memory_padding_mask=mem_mask[index])
-        torch.testing.assert_close(y_t[:, 0], full2[:, t])
-        other = m(x, memory=mem[index], memory_padding_mask=mem_mask[index])[:, t]
-        torch.testing.assert_close(y_t[:, 1], other)
 
 
 def test_gradients_reach_offsets_and_modulation():

@@ -8,8 +8,7 @@ import math
 import pytest
 import torch
 
-from nmt.modules.base import reorder_state
-from nmt.modules.deformable import Deformable, DeformableOptions, sampling_grid
+from nmt.modules.deformable import Deformable, DeformableOptions, cross_reference, sampling_grid
 from nmt.modules.options import BuildContext
 from nmt.modules.registry import build_mixer
 from nmt.modules.spec import SpecError, parse_spec
@@ -121,25 +120,6 @@ def test_gradients_reach_offset_predictor():
     assert torch.autograd.gradcheck(f, (bias,))
 
 
-@pytest.mark.parametrize("norm", ["softmax", "sigmoid"])
-def test_decoder_is_causal(norm: str):
-    m = make("decoder", k=3, norm=norm, offset_scale=3.0)
-    with torch.no_grad():
-        m.offsets.bias.fill_(2.6)  # push many sampling points into the future, where they are clamped
-    m.record_weights = True
-    x, _ = padded(2, 7, [7, 7], seed=5)
-    y = m(x)
-    w = m.last_weights  # (B, H, T, T)
-    assert torch.all(w.triu(1) == 0)
-    ref = torch.arange(7, dtype=x.dtype)[None, None, :, None]
-    pos, _ = m._points(x, ref)  # before clamping
-    assert (pos > ref).float().mean() > 0.3  # the test does exercise clamping
-    for t0 in range(1, 7):
-        x2 = x.clone()
-        x2[:, t0:] = torch.randn_like(x2[:, t0:]) * 10
-        torch.testing.assert_close(m(x2)[:, :t0], y[:, :t0])
-
-
 def test_recorded_weights_are_interpolation_times_point_weight():
     m = make("encoder", k=2, norm="softmax")
     with torch.no_grad():
@@ -155,34 +135,6 @@ def test_recorded_weights_are_interpolation_times_point_weight():
     torch.testing.assert_close(w[0, :, q, q], 0.25 * a[0, :, q, 0] + 0.75 * a[0, :, q, 1])
     torch.testing.assert_close(w[0, :, q, q + 1], 0.25 * a[0, :, q, 1])
     torch.testing.assert_close(w[0, :, 1:5].sum(-1), torch.ones(H, 4, dtype=w.dtype))
-
-
-def test_decoder_step_equals_forward():
-    m = make("decoder", k=3, norm="sigmoid", offset_scale=2.0)
-    x, mask = padded(3, 6, [6, 4, 2], seed=7)
-    full = m(x, padding_mask=mask)
-    state: dict = {}
-    for t in range(6):
-        y_t, state = m.step(x[:, t : t + 1], state)
-        real = ~mask[:, t]
-        torch.testing.assert_close(y_t[real, 0], full[real, t])
-
-
-def test_cross_step_equals_forward_with_source_padding_and_reorder():
-    m = make("cross", k=4, ratio=1.5, offset_scale=2.0)
-    x, _ = padded(3, 5, [5, 5, 5], seed=8)
-    mem, mem_mask = padded(3, 7, [7, 3, 5], seed=9)
-    full = m(x, memory=mem, memory_padding_mask=mem_mask)
-    state: dict = {}
-    for t in range(3):
-        y_t, state = m.step(x[:, t : t + 1], state, memory=mem, memory_padding_mask=mem_mask)
-        torch.testing.assert_close(y_t[:, 0], full[:, t])
-    index = torch.tensor([2, 0, 1])  # beam reordering keeps each row's source
-    state = reorder_state(state, index)
-    x, full = x[index], full[index]
-    for t in range(3, 5):
-        y_t, state = m.step(x[:, t : t + 1], state, memory=mem[index], memory_padding_mask=mem_mask[index])
-        torch.testing.assert_close(y_t[:, 0], full[:, t])
 
 
 def test_cross_reference_point_and_padding():
@@ -228,3 +180,20 @@ def test_flops_by_hand():
     assert make("decoder", k=3).flops(5) == 3070
     # cross over S=7 source positions: the value projection runs on the source, 7*136=952.
     assert make("cross", k=3).flops(5, 7) == 952 + 1020 + 90 + 600 + 680
+
+
+def test_one_estimated_target_length_for_every_mechanism():
+    """Deformable reference points and aligned attention offsets share T_hat, with halves rounded up:
+    S=3, ratio=1.5 gives T_hat=5 (round-half-to-even would give 4)."""
+    from nmt.modules.positions import estimated_target_length
+    from nmt.modules.relative_offsets import centres_for_lengths
+
+    lengths = torch.tensor([3, 5, 1, 7])
+    assert estimated_target_length(lengths, 1.5).tolist() == [5, 8, 2, 11]  # 4.5, 7.5, 1.5, 10.5 up
+    assert estimated_target_length(torch.tensor([0, 1]), 0.2).tolist() == [1, 1]  # at least 1
+    q = torch.arange(6)
+    ref = cross_reference(q, lengths, 1.5, torch.float64)[:, 0, :, 0]  # (B, T)
+    t_hat = estimated_target_length(lengths, 1.5).double()
+    torch.testing.assert_close(ref, q[None, :].double() * (lengths.double() / t_hat)[:, None], rtol=0, atol=0)
+    centres = centres_for_lengths("aligned", 1.5, q, lengths)  # round(q * S / T_hat), halves up
+    assert torch.equal(centres, (ref + 0.5).floor().long())

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nmt.modules.base import reorder_state
 from nmt.modules.combine import ParallelMixer
 from nmt.modules.joint import JointDeformAttn, JointDeformConv
 from nmt.modules.registry import BuildContext, build_mixer
@@ -118,55 +117,6 @@ def test_joint_has_fewer_parameters_than_the_parallel_sum(kind: str):
         # what is added to the deformable operator: V^C and u (and W_E for the convolution)
         added = D * D + D + (D * D if kind == "deform_conv" else 0)
         assert n_params(j) - n_params(alone) == added
-
-
-@pytest.mark.parametrize("kind", ["deform_attn", "deform_conv"])
-def test_decoder_is_causal(kind: str):
-    m = joint("decoder", kind)
-    x, _ = padded(2, 7, [7, 7], seed=5)
-    y = m(x)
-    for t0 in range(1, 7):
-        x2 = x.clone()
-        x2[:, t0:] = torch.randn_like(x2[:, t0:]) * 10
-        torch.testing.assert_close(m(x2)[:, :t0], y[:, :t0])
-
-
-@pytest.mark.parametrize("kind", ["deform_attn", "deform_conv"])
-def test_decoder_step_equals_forward_with_beam_reorder(kind: str):
-    m = joint("decoder", kind)
-    x, mask = padded(3, 7, [7, 5, 7], seed=6)
-    full = m(x, padding_mask=mask)
-    state: dict = {}
-    for t in range(4):
-        y_t, state = m.step(x[:, t : t + 1], state)
-        real = ~mask[:, t]
-        torch.testing.assert_close(y_t[real, 0], full[real, t])
-    index = torch.tensor([2, 0, 0])
-    state = reorder_state(state, index)
-    x, full = x[index], m(x[index])
-    for t in range(4, 7):
-        y_t, state = m.step(x[:, t : t + 1], state)
-        torch.testing.assert_close(y_t[:, 0], full[:, t])
-
-
-@pytest.mark.parametrize("kind", ["deform_attn", "deform_conv"])
-def test_cross_step_equals_forward_with_several_queries_and_reorder(kind: str):
-    m = joint("cross", kind)
-    x, _ = padded(3, 5, [5, 5, 5], seed=7)
-    mem, mem_mask = padded(3, 6, [6, 2, 4], seed=8)
-    full = m(x, memory=mem, memory_padding_mask=mem_mask)
-    state: dict = {}
-    for t in range(2):
-        y_t, state = m.step(x[:, t : t + 1], state, memory=mem, memory_padding_mask=mem_mask)
-        torch.testing.assert_close(y_t[:, 0], full[:, t])
-    index = torch.tensor([1, 1, 2])
-    state = reorder_state(state, index)
-    full2 = m(x, memory=mem[index], memory_padding_mask=mem_mask[index])
-    for t in range(2, 5):  # two queries per memory row at position t
-        pair = torch.cat([x[index, t : t + 1], x[:, t : t + 1]], 1)  # (3, 2, D)
-        y_t, state = m.step(pair, state, memory=mem[index], memory_padding_mask=mem_mask[index])
-        torch.testing.assert_close(y_t[:, 0], full[index, t])
-        torch.testing.assert_close(y_t[:, 1], full2[:, t])
 
 
 def test_flops_by_hand():

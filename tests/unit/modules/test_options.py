@@ -15,8 +15,8 @@ from nmt.modules.deformable import Deformable, DeformableOptions
 from nmt.modules.dynamic_conv import DynamicConv, DynamicOptions
 from nmt.modules.factored_attention import FactoredAttention, FactoredOptions
 from nmt.modules.lightweight_conv import LightweightConv
-from nmt.modules.options import BuildContext, MechanismOptions
-from nmt.modules.registry import MECHANISMS, build_mixer, mechanism, resolve
+from nmt.modules.options import BuildContext, MechanismOptions, register
+from nmt.modules.registry import MECHANISMS, build_mixer, lookup, resolve
 from nmt.modules.salient import Salient, SalientOptions
 from nmt.modules.spec import SpecError, parse_spec
 
@@ -30,21 +30,54 @@ def term(text: str):
 
 def test_a_spec_name_leads_to_its_options_and_class():
     classes = {"lightweight": LightweightConv, "dynamic": DynamicConv, "deformable": Deformable,
-               "deform_attn": Deformable, "deform_conv": DeformConv, "salient": Salient}
-    for name, cls in classes.items():
-        assert mechanism(term(name)).build is cls
-    assert mechanism(term("0110")).options is FactoredOptions
+               "deform_attn": Deformable, "deform_conv": DeformConv, "salient": Salient, "mask": FactoredAttention}
+    assert lookup(term("0110")).options is FactoredOptions
+    assert lookup(term("deformable")) is lookup(term("deform_attn"))
     ctx = BuildContext(16, 2, "encoder")
-    for name, entry in MECHANISMS.items():
+    assert set(classes) <= set(MECHANISMS)
+    for name, cls in classes.items():
+        entry = MECHANISMS[name]
         assert issubclass(entry.options, MechanismOptions) and dataclasses.is_dataclass(entry.options)
         assert entry.options.__dataclass_params__.frozen, name
+        assert entry.builtin and name in (entry.name, *entry.aliases)
         spec = parse_spec("1000" if name == "mask" else name)
-        assert isinstance(build_mixer(spec, ctx), FactoredAttention if name == "mask" else entry.build)
+        assert type(build_mixer(spec, ctx)) is cls
+
+
+def test_declared_properties():
+    assert [n for n, e in MECHANISMS.items() if e.ctranslate2] == ["mask"]
+    assert {n for n, e in MECHANISMS.items() if "cross" not in e.roles} == {"lightweight", "dynamic"}
+    assert FactoredOptions(mask="0100").sees_order() and not FactoredOptions(mask="1010").sees_order()
+    assert DynamicOptions().sees_order() and not SalientOptions().sees_order()
+
+
+def test_a_role_not_declared_is_refused_naming_the_roles():
+    @register("crossless", roles=("encoder", "decoder"))
+    @dataclasses.dataclass(frozen=True)
+    class CrosslessOptions(MechanismOptions):
+        pass
+
+    try:
+        with pytest.raises(SpecError, match=r"^crossless: has no cross role \(it fills encoder, decoder sublayers\)"):
+            resolve(parse_spec("crossless"), BuildContext(16, 2, "cross"))
+        resolve(parse_spec("crossless"), BuildContext(16, 2, "encoder"))
+    finally:
+        MECHANISMS.pop("crossless")
+
+
+def test_registration_is_checked():
+    with pytest.raises(ValueError, match="mechanism name 'salient' is already registered by nmt.modules.salient"):
+        register("salient")(dataclasses.dataclass(frozen=True)(type("Other", (MechanismOptions,), {})))
+    with pytest.raises(TypeError, match="frozen dataclass subclass of MechanismOptions"):
+        register("plain")(type("Plain", (), {}))
+    with pytest.raises(ValueError, match="roles must be some of encoder, decoder, cross"):
+        register("odd", roles=("self",))(dataclasses.dataclass(frozen=True)(type("Odd", (MechanismOptions,), {})))
+    assert "plain" not in MECHANISMS and "odd" not in MECHANISMS
 
 
 def test_mechanisms_do_not_import_the_registry():
     for path in MODULES.glob("*.py"):
-        if path.name == "registry.py":
+        if path.name in ("registry.py", "contract.py"):  # the table itself, and the checks that run on it
             continue
         imported = {
             node.module for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
@@ -79,7 +112,7 @@ def test_terms_parse_into_typed_frozen_options():
 ])
 def test_context_free_errors_come_from_parsing(spec, message):
     with pytest.raises(SpecError) as e:
-        mechanism(term(spec)).options.parse(term(spec))
+        lookup(term(spec)).options.parse(term(spec))
     assert str(e.value).startswith(message)
 
 
