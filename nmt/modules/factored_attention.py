@@ -52,6 +52,12 @@ source plus w) reads nothing: its output is 0, without NaN.
 
 FLOPs (``flops``) count the computation actually done, multiply-add = 2; masked (q, k) pairs are
 still computed (dense logits); see ``FactoredAttention.flops``.
+
+Where the parts live: this module holds the parameters, the options and the order of the work
+(projections, terms, attention, output); ``nmt.modules.factored_terms`` the E2/E4 offset table and
+the E3 key bias (used by the logits and by ``term_logits`` alike); ``nmt.modules.relative_offsets``
+the reference points and allowed pairs; ``nmt.modules.attention_paths`` the fused, explicit and
+decoding-step attention; ``nmt.modules.merge`` the merged projections of ``fuse_projections``.
 """
 
 from __future__ import annotations
@@ -61,13 +67,22 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.modules import relative_offsets as rel
+from nmt.modules.attention_paths import allowed_keys, attend, attend_step
 from nmt.modules.base import Mixer, Role, State, extend_cache, linear_flops, softmax_flops, step_position
+from nmt.modules.factored_terms import (
+    gather_offsets,
+    key_scores,
+    offset_index,
+    offset_rows,
+    project_offsets,
+    relative_table,
+    split_heads,
+)
+from nmt.modules.merge import stack_linears
 from nmt.modules.options import MASK, NOT_AN_OPTION, BuildContext, MechanismOptions, register
-from nmt.modules.positions import sinusoidal_table
 from nmt.modules.spec import MASK_RE
 
 OFFSETS = ("plain", "aligned")
@@ -160,18 +175,7 @@ class FactoredAttention(Mixer):
         parts = [(n, m) for n, m in (("q", self.q_proj), ("k", self.k_proj), ("v", self.v_proj)) if m is not None]
         if len(parts) < 2:
             return 0
-        D = self.d_model
-        w = self.v_proj.weight
-        fused = torch.nn.utils.skip_init(nn.Linear, D, D * len(parts), device=w.device, dtype=w.dtype)  # no RNG use
-        with torch.no_grad():  # part by part, without a concatenated temporary
-            for i, (_, m) in enumerate(parts):
-                rows = slice(i * D, (i + 1) * D)
-                fused.weight[rows].copy_(m.weight)
-                if m.bias is None:
-                    fused.bias[rows].zero_()
-                else:
-                    fused.bias[rows].copy_(m.bias)
-        self.qkv_proj, self._fused = fused, tuple(n for n, _ in parts)
+        self.qkv_proj, self._fused = stack_linears([m for _, m in parts]), tuple(n for n, _ in parts)
         self.q_proj = self.k_proj = self.v_proj = None
         return len(parts) - 1
 
@@ -328,45 +332,15 @@ class FactoredAttention(Mixer):
     # Scores
 
     def _project_offsets(self, offsets: Tensor, like: Tensor) -> Tensor:
-        """V^R R_offsets -> (1, H, L, dh)."""
-        R = sinusoidal_table(offsets, self.d_model, dtype=like.dtype)  # (L, D)
-        return self._heads(self.r_proj(R)[None])
+        """V^R R_offsets -> (1, H, L, dh) (``nmt.modules.factored_terms``; the CTranslate2 export reads it)."""
+        return project_offsets(self.r_proj, self.n_heads, offsets, like)
 
-    def _offset_rows(self, lo: int, hi: int, state: State | None, batch: int, like: Tensor) -> Tensor:
-        """Projected R for offsets hi, hi-1, ..., lo (at least) -> (1 or B, H, L, dh).
-
-        When decoding, rows are cached in ``state["r"]`` and only new offsets are projected.
-        """
-        dev = like.device
-        if state is None:
-            return self._project_offsets(torch.arange(hi, lo - 1, -1, device=dev), like)
-        cached = state.get("r")
-        n = 0 if cached is None else cached.size(2)
-        if hi - n >= lo:
-            new = self._project_offsets(torch.arange(hi - n, lo - 1, -1, device=dev), like)
-            new = new.expand(batch, -1, -1, -1)  # (B, H, m, dh)
-            cached = new.contiguous() if cached is None else torch.cat([cached, new], dim=2)
-            state["r"] = cached
-        return cached
-
-    def _relative_scores(self, q: Tensor | None, r: Tensor, index: Tensor) -> Tensor:
-        """Scaled E2 (+E4) or E4 alone: (q + v)·r on the offset table, gathered -> (B or 1, H, T, S).
-
-        ``r`` (Br, H, L, dh) rows are offsets hi - j; ``index`` (Bc, T, S) holds j per pair.
-        """
-        if self.e2:
-            qv = q + self.v[:, None] if self.e4 else q  # (B, H, T, dh)
-            table = (qv * self.scale) @ r.transpose(-1, -2)  # (B, H, T, L)
-        else:
-            table = (self.v[None, :, None] * self.scale) @ r.transpose(-1, -2)  # (Br, H, 1, L)
-        return self._gather_offsets(table, index)
-
-    def _gather_offsets(self, table: Tensor, index: Tensor) -> Tensor:
-        """Per-offset scores (Bt, H, T or 1, L) -> per pair (max(Bt, Bc), H, T, S) by ``index`` (Bc, T, S)."""
-        Bc, T, S = index.shape
-        Bg = max(table.size(0), Bc)
-        table = table.expand(Bg, -1, T, -1)  # (Bg, H, T, L)
-        return table.gather(-1, index[:, None].expand(Bg, self.n_heads, T, S))  # (Bg, H, T, S)
+    def _relative(self, centre: Tensor, S: int, state: State | None, batch: int, like: Tensor) -> tuple[Tensor, Tensor]:
+        """The projected offset rows (Br, H, L, dh) the queries at ``centre`` (Bc, T) can use over S
+        keys, and each pair's row (Bc, T, S) (``offset_index``)."""
+        lo, hi = self.offset_range(int(centre.max()), S)
+        r = offset_rows(self.r_proj, self.n_heads, lo, hi, state, batch, like)  # (Br, H, L, dh)
+        return r, offset_index(centre, S, hi, r.size(2))
 
     def term_logits(
         self,
@@ -403,16 +377,13 @@ class FactoredAttention(Mixer):
         if self.e1:
             terms["E1"] = (q @ k.transpose(-1, -2)) * self.scale
         if self.e2 or self.e4:
-            lo, hi = self.offset_range(int(centre.max()), S)
-            r = self._offset_rows(lo, hi, None, B, x)  # (1, H, L, dh)
-            index = (hi - (torch.arange(S, device=x.device) - centre[..., None])).clamp(0, r.size(2) - 1)
+            r, index = self._relative(centre, S, None, B, x)  # (1, H, L, dh), (Bc, T, S)
             if self.e2:
-                terms["E2"] = self._gather_offsets((q * self.scale) @ r.transpose(-1, -2), index).expand(shape)
+                terms["E2"] = gather_offsets(relative_table(q, self.v, r, self.scale, True, False), index).expand(shape)
+            if self.e4:
+                terms["E4"] = gather_offsets(relative_table(None, self.v, r, self.scale, False, True), index).expand(shape)
         if self.e3:
-            terms["E3"] = ((self.u[None, :, None] * self.scale) @ k.transpose(-1, -2)).expand(shape)
-        if self.e4:
-            table = (self.v[None, :, None] * self.scale) @ r.transpose(-1, -2)  # (1, H, 1, L)
-            terms["E4"] = self._gather_offsets(table, index).expand(shape)
+            terms["E3"] = key_scores(self.u, k, self.scale).expand(shape)
         return dict(sorted(terms.items())), ok
 
     def _mix(
@@ -435,13 +406,10 @@ class FactoredAttention(Mixer):
 
         bias = None  # scaled, broadcastable to (B, H, T, S)
         if self.e2 or self.e4:
-            lo, hi = self.offset_range(int(centre.max()), S)
-            r = self._offset_rows(lo, hi, state, B, x)  # (Br, H, L, dh)
-            k_pos = torch.arange(S, device=x.device)
-            index = (hi - (k_pos - centre[..., None])).clamp(0, r.size(2) - 1)  # (Bc, T, S)
-            bias = self._relative_scores(q, r, index)
+            r, index = self._relative(centre, S, state, B, x)  # (Br, H, L, dh), (Bc, T, S)
+            bias = gather_offsets(relative_table(q, self.v, r, self.scale, self.e2, self.e4), index)
         if self.e3 and not self.e1:
-            e3 = (self.u[None, :, None] * self.scale) @ k.transpose(-1, -2)  # (B, H, 1, S)
+            e3 = key_scores(self.u, k, self.scale)  # (B, H, 1, S)
             bias = e3 if bias is None else bias + e3
         qc = None
         if self.e1:
@@ -449,124 +417,24 @@ class FactoredAttention(Mixer):
 
         # whole sequences take the fused kernel; decoding steps are too small for it
         fused = state is None and qc is not None and not self.record_weights
-        allowed, causal, row_ok = self._allowed(centre, q_pos, S, key_pad, state, fused and bias is None)
+        allowed, causal, row_ok = allowed_keys(self.role, self.window, centre, q_pos, S, key_pad, state,
+                                               fused and bias is None)
         lean = state is not None and not self.training and qc is not None and bias is None
         if lean and row_ok is None and not causal:
-            ctx = self._attend_step(qc, k, v, allowed, state)  # (B, H, T, dh)
+            ctx, weights = attend_step(qc, k, v, allowed, state, scale=self.scale, record=self.record_weights)  # (B, H, T, dh)
         else:
-            ctx = self._attend(qc, k, v, bias, allowed, causal, row_ok, T, fused)  # (B, H, T or 1, dh)
+            ctx, weights = attend(qc, k, v, bias, allowed, causal, row_ok, T, fused, scale=self.scale,
+                                  dropout=self.dropout if self.training else 0.0, record=self.record_weights)
+        if weights is not None:
+            self.last_weights = weights
         y = self.out_proj(ctx.transpose(1, 2).flatten(2))  # (B, T or 1, D)
         if row_ok is not None:
             y = y * row_ok[:, 0]  # queries with no valid key read nothing
         return y.expand(B, T, self.d_model)
 
-    def _allowed(
-        self,
-        centre: Tensor | None,
-        q_pos: Tensor,
-        S: int,
-        key_pad: Tensor | None,
-        state: State | None,
-        keep_causal: bool,
-    ) -> tuple[Tensor | None, bool, Tensor | None]:
-        """The pairs a query may attend: (allowed (Bm, 1, T, S) bool or None = all; whether plain
-        causality is left to the fused kernel, only when ``keep_causal``; the queries that have an
-        allowed key (Bm, 1, T, 1), None when all have one). A query without any is given all keys
-        so that the softmax stays finite; the caller zeroes its output.
-
-        Cross-attention without a window allows the same keys at every decoding step: they are
-        computed on the first step and kept in ``state`` ("allowed", "rows_with_keys")."""
-        steady = state is not None and self.role == "cross" and self.window is None
-        if steady and "allowed" in state:
-            return state["allowed"], False, state["rows_with_keys"]
-        allowed, causal = rel.allowed_pairs(self.role, self.window, centre, q_pos, S, key_pad)
-        if causal and not keep_causal:
-            T = q_pos.numel()
-            allowed = torch.ones(T, S, dtype=torch.bool, device=q_pos.device).tril()[None, None]
-            causal = False
-        row_ok = None
-        if allowed is not None:
-            row_ok = allowed.any(-1, keepdim=True)  # (Bm, 1, T, 1)
-            if bool(row_ok.all()):
-                row_ok = None
-            else:
-                allowed = allowed | ~row_ok
-        if steady:
-            state["allowed"], state["rows_with_keys"] = allowed, row_ok
-        return allowed, causal, row_ok
-
-    def _attend(
-        self,
-        qc: Tensor | None,
-        k: Tensor | None,
-        v: Tensor,
-        bias: Tensor | None,
-        allowed: Tensor | None,
-        causal: bool,
-        row_ok: Tensor | None,
-        T: int,
-        fused: bool,
-    ) -> Tensor:
-        """Softmax-weighted values (B, H, T or 1, dh) of T queries under ``allowed`` (``_allowed``).
-
-        ``fused``: one ``scaled_dot_product_attention`` call (E2-E4 and masks as an additive
-        bias); otherwise explicit logits, softmax and weighted sum. Decoding steps take the
-        explicit path: for a few queries SDPA's CPU kernel is slower than it (docs/benchmarks.md)."""
-        B, H, S, _ = v.shape
-        p = self.dropout if self.training else 0.0
-        if fused:
-            mask = allowed
-            if bias is not None:
-                mask = bias if allowed is None else torch.where(allowed, bias, float("-inf"))
-            return F.scaled_dot_product_attention(qc, k, v, attn_mask=mask, dropout_p=p, is_causal=causal)
-
-        if qc is not None:
-            logits = (qc @ k.transpose(-1, -2)) * self.scale  # (B, H, T, S)
-            if bias is not None:
-                logits = logits + bias
-        else:  # no content term: the bias alone, or uniform weights
-            logits = bias if bias is not None else v.new_zeros(1, 1, 1, S)
-        if allowed is not None:
-            logits = torch.where(allowed, logits, float("-inf"))
-        probs = logits.softmax(-1)  # (B or 1, H, T or 1, S)
-        if row_ok is not None:
-            probs = probs * row_ok
-        if self.record_weights:
-            self.last_weights = probs.detach().expand(B, H, T, S)
-        if p > 0:
-            probs = F.dropout(probs.expand(B, H, T, S), p)
-        return probs @ v
-
-    def _attend_step(self, qc: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, state: State) -> Tensor:
-        """``_attend``'s explicit path for an inference decoding step with a content term and
-        nothing else (no relative bias, every query with a key, no dropout), in fewer operations:
-        three batched products over (B*H) heads, the scale and the masked keys folded into the
-        first. Softmax-weighted values (B, H, T, dh). The additive form of ``allowed`` (0 or -inf,
-        (B, H, 1 or T, S)) is kept in ``state`` when ``allowed`` is itself kept there (cross)."""
-        B, H, T, dh = qc.shape
-        S = v.size(2)
-        q = qc.reshape(B * H, T, dh)  # a view when T = 1
-        keys = k.transpose(-1, -2).reshape(B * H, dh, S)  # a view of the cache or the stored keys
-        if allowed is None:
-            logits = torch.bmm(q, keys).mul_(self.scale)  # (B*H, T, S)
-        else:
-            kept = state.get("allowed") is allowed
-            additive = state.get("additive") if kept else None
-            if additive is None:
-                additive = torch.zeros(allowed.shape, dtype=qc.dtype, device=qc.device).masked_fill_(~allowed, float("-inf"))
-                additive = additive.expand(B, H, -1, S).contiguous()  # (B, H, 1 or T, S)
-                if kept:
-                    state["additive"] = additive
-            logits = torch.baddbmm(additive.view(B * H, -1, S), q, keys, alpha=self.scale)  # (B*H, T, S)
-        probs = logits.softmax(-1)
-        if self.record_weights:
-            self.last_weights = probs.detach().view(B, H, T, S)
-        return torch.bmm(probs, v.reshape(B * H, S, dh)).view(B, H, T, dh)
-
     def _heads(self, x: Tensor) -> Tensor:
         """(B, N, D) -> (B, H, N, dh)."""
-        B, N, _ = x.shape
-        return x.view(B, N, self.n_heads, self.d_head).transpose(1, 2)
+        return split_heads(x, self.n_heads)
 
 
 @register(MASK, ctranslate2=True, examples=(
