@@ -10,9 +10,9 @@ docs/extending.md walks through it; ``nmt.modules.contract.check_mechanism("pref
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from nmt.modules import BuildContext, MechanismOptions, Mixer, linear_flops, register
+from nmt.modules import BuildContext, MechanismOptions, Mixer, MixerState, linear_flops, register
 
 
 @register("prefix_mean")  # every role; sees no word order by itself
@@ -20,6 +20,11 @@ from nmt.modules import BuildContext, MechanismOptions, Mixer, linear_flops, reg
 class PrefixMeanOptions(MechanismOptions):
     def build(self, ctx: BuildContext) -> Mixer:
         return PrefixMean(ctx.d_model, ctx.role)
+
+
+@dataclass(eq=False)
+class PrefixMeanState(MixerState):  # t, the next position, comes from MixerState
+    total: Tensor | None = None  # (B, 1, D) sum of the prefix's values; tensors follow beam reorders
 
 
 class PrefixMean(Mixer):
@@ -38,11 +43,12 @@ class PrefixMean(Mixer):
         return (v.sum(1, keepdim=True) / keep.sum(1, keepdim=True)).expand_as(x)
 
     def step(self, x_t, state, *, memory=None, memory_padding_mask=None):
-        if self.role == "cross":
-            return self.forward(x_t, memory=memory, memory_padding_mask=memory_padding_mask), state
-        total = self.value(x_t) + state.get("sum", 0)  # (B, 1, D); state tensors follow beam reorders
-        n = state.get("t", 0) + 1  # an int: the same for every row
-        return total / n, {"sum": total, "t": n}
+        state = state or PrefixMeanState()  # None: the first step
+        if self.role == "cross":  # the memory's mean: nothing to keep but the position
+            y = self.forward(x_t, memory=memory, memory_padding_mask=memory_padding_mask)
+            return y, PrefixMeanState(t=state.t + 1)
+        total = self.value(x_t) + (0 if state.total is None else state.total)  # (B, 1, D)
+        return total / (state.t + 1), PrefixMeanState(t=state.t + 1, total=total)
 
     def flops(self, tgt_len, src_len=None):
         keys = src_len or tgt_len

@@ -3,6 +3,7 @@ never knows which mechanism it holds, only the ``Mixer`` contract."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from torch import Tensor, nn
@@ -91,6 +92,16 @@ def real_positions(padding_mask: Tensor | None) -> Tensor | None:
     return (~padding_mask).flatten().nonzero().squeeze(1)
 
 
+@dataclass(eq=False)
+class LayerState:
+    """A decoder layer's decoding state: its self mixer's (one row per hypothesis) and its cross
+    mixer's (one row per source sentence; ``Transformer.reorder_state`` moves each by its own index).
+    None: a mixer that has not stepped yet (or a removed self sublayer)."""
+
+    self_mixer: State | None = None
+    cross_mixer: State | None = None
+
+
 class DecoderLayer(nn.Module):
     """[causal self-mixing] + cross-mixing over the encoder output + FFN."""
 
@@ -124,23 +135,23 @@ class DecoderLayer(nn.Module):
         return self.ffn_res(x, self.ffn)  # (B, T, D)
 
     def step(
-        self, x_t: Tensor, state: dict[str, State], memory: Tensor, memory_padding_mask: Tensor | None
-    ) -> tuple[Tensor, dict[str, State]]:
+        self, x_t: Tensor, state: LayerState, memory: Tensor, memory_padding_mask: Tensor | None
+    ) -> tuple[Tensor, LayerState]:
         """One incremental step: ``x_t`` (N, 1, D), N = B x n rows where each of the B sentences of
         ``memory`` (B, S, D) owns n consecutive rows (its hypotheses); ``state`` holds the self and
         cross mixer states. Cross-mixing sees each sentence's n rows as n queries at one position,
         so it reads the sentence's memory once instead of once per hypothesis."""
-        new: dict[str, State] = {}
+        self_state = None
         if self.self_mixer is not None:
-            x_t, new["self"] = self.self_res.step(x_t, lambda h: self.self_mixer.step(h, state.get("self", {})))
+            x_t, self_state = self.self_res.step(x_t, lambda h: self.self_mixer.step(h, state.self_mixer))
 
         def cross(h: Tensor) -> tuple[Tensor, State]:
             N, _, D = h.shape
             B = memory.size(0)
             y, s = self.cross_mixer.step(  # (B, n, D)
-                h.view(B, N // B, D), state.get("cross", {}), memory=memory, memory_padding_mask=memory_padding_mask
+                h.view(B, N // B, D), state.cross_mixer, memory=memory, memory_padding_mask=memory_padding_mask
             )
             return y.reshape(N, 1, D), s
 
-        x_t, new["cross"] = self.cross_res.step(x_t, cross)
-        return self.ffn_res(x_t, self.ffn), new
+        x_t, cross_state = self.cross_res.step(x_t, cross)
+        return self.ffn_res(x_t, self.ffn), LayerState(self_state, cross_state)

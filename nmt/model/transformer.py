@@ -7,13 +7,13 @@ Model code only: no losses, optimisers or data. It implements the decoding proto
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from nmt.model.config import ModelConfig
-from nmt.model.layers import DecoderLayer, EncoderLayer, FeedForward, real_positions
+from nmt.model.layers import DecoderLayer, EncoderLayer, FeedForward, LayerState, real_positions
 from nmt.model.packed import PackedLinear
 from nmt.modules.base import Mixer, reorder_state
 from nmt.modules.positions import sinusoidal_table
@@ -38,6 +38,17 @@ class Embedding(nn.Module):
                 raise ValueError(f"sequence of length {end} exceeds model.max_positions={self.positions.size(0)}")
             x = x + self.positions[start:end]
         return self.drop(x)
+
+
+@dataclass(eq=False)
+class DecoderState:
+    """Incremental decoding state of a batch: the next position ``t``, the encoded sources (B, S, D)
+    and their padding (B, S), and each decoder layer's mixer states."""
+
+    t: int
+    memory: Tensor
+    memory_padding_mask: Tensor
+    layers: tuple[LayerState, ...]
 
 
 class Transformer(nn.Module):
@@ -121,54 +132,43 @@ class Transformer(nn.Module):
         return self.output(hidden)
 
     # ---- incremental decoding (nmt.decode.protocol.Seq2Seq) ----
-    def init_state(self, memory: Tensor, memory_padding_mask: Tensor) -> dict[str, Any]:
+    def init_state(self, memory: Tensor, memory_padding_mask: Tensor) -> DecoderState:
         """A fresh decoder state for a batch of encoded sources."""
-        return {
-            "t": 0,
-            "memory": memory,
-            "memory_padding_mask": memory_padding_mask,
-            "layers": [{} for _ in self.decoder],
-        }
+        return DecoderState(0, memory, memory_padding_mask, tuple(LayerState() for _ in self.decoder))
 
-    def step(self, tokens: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-        """Feed the last tokens (N,) at step ``state['t']``; return next-token logits (N, V) and the state.
+    def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+        """Feed the last tokens (N,) at step ``state.t``; return next-token logits (N, V) and the state.
 
         The N rows are B equal groups of consecutive rows, one per sentence of the memory (B, S, D):
         cross-attention reads each sentence's memory once for its group (``DecoderLayer.step``).
         """
-        t = state["t"]
-        if tokens.size(0) % state["memory"].size(0):
+        t = state.t
+        if tokens.size(0) % state.memory.size(0):
             raise ValueError(
                 f"{tokens.size(0)} decoder rows do not split into equal groups over "
-                f"{state['memory'].size(0)} source sentences"
+                f"{state.memory.size(0)} source sentences"
             )
         x = self.tgt_embed(tokens[:, None], start=t)  # (N, 1, D)
         layers = []
-        for layer, ls in zip(self.decoder, state["layers"]):
-            x, ls = layer.step(x, ls, state["memory"], state["memory_padding_mask"])
+        for layer, ls in zip(self.decoder, state.layers):
+            x, ls = layer.step(x, ls, state.memory, state.memory_padding_mask)
             layers.append(ls)
         logits = self.logits(self.decoder_norm(x)[:, 0])  # (N, V)
-        return logits, {**state, "t": t + 1, "layers": layers}
+        return logits, DecoderState(t + 1, state.memory, state.memory_padding_mask, tuple(layers))
 
-    def reorder_state(self, state: dict[str, Any], index: Tensor, sources: Tensor | None) -> dict[str, Any]:
+    def reorder_state(self, state: DecoderState, index: Tensor, sources: Tensor | None) -> DecoderState:
         """Select (or repeat) rows ``index`` of the decoder self-mixer caches (beam reordering and
         expansion) and sentences ``sources`` of the source side: the memory, its padding mask and
         every cross-mixer cache, which are kept once per sentence (``None``: left as they are)."""
-        memory, memory_mask = state["memory"], state["memory_padding_mask"]
+        memory, memory_mask = state.memory, state.memory_padding_mask
         if sources is not None:
             memory, memory_mask = memory.index_select(0, sources), memory_mask.index_select(0, sources)
-
-        def move(role: str, s: dict[str, Any]) -> dict[str, Any]:
-            if role != "cross":
-                return reorder_state(s, index)
-            return s if sources is None else reorder_state(s, sources)
-
-        return {
-            "t": state["t"],
-            "memory": memory,
-            "memory_padding_mask": memory_mask,
-            "layers": [{role: move(role, s) for role, s in ls.items()} for ls in state["layers"]],
-        }
+        layers = tuple(
+            LayerState(reorder_state(ls.self_mixer, index),
+                       ls.cross_mixer if sources is None else reorder_state(ls.cross_mixer, sources))
+            for ls in state.layers
+        )
+        return DecoderState(state.t, memory, memory_mask, layers)
 
     def fuse_projections(self) -> int:
         """Inference only: let every mixer merge its linear layers that read the same input

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nmt.modules import relative_offsets as rel
-from nmt.modules.base import State
+from nmt.modules.factored_terms import FactoredState
 
 
 def allowed_keys(
@@ -29,7 +29,7 @@ def allowed_keys(
     q_pos: Tensor,
     S: int,
     key_pad: Tensor | None,
-    state: State | None,
+    state: FactoredState | None,
     keep_causal: bool,
 ) -> tuple[Tensor | None, bool, Tensor | None]:
     """The pairs a query may attend: (allowed (Bm, 1, T, S) bool or None = all; whether plain
@@ -38,10 +38,10 @@ def allowed_keys(
     so that the softmax stays finite; the caller zeroes its output.
 
     Cross-attention without a window allows the same keys at every decoding step: they are
-    computed on the first step and kept in ``state`` ("allowed", "rows_with_keys")."""
+    computed on the first step and kept in ``state`` (``allowed``, ``rows_with_keys``)."""
     steady = state is not None and role == "cross" and window is None
-    if steady and "allowed" in state:  # type: ignore[operator]
-        return state["allowed"], False, state["rows_with_keys"]  # type: ignore[index]
+    if steady and state.steady:  # type: ignore[union-attr]
+        return state.allowed, False, state.rows_with_keys  # type: ignore[union-attr]
     allowed, causal = rel.allowed_pairs(role, window, centre, q_pos, S, key_pad)
     if causal and not keep_causal:
         T = q_pos.numel()
@@ -55,7 +55,7 @@ def allowed_keys(
         else:
             allowed = allowed | ~row_ok
     if steady:
-        state["allowed"], state["rows_with_keys"] = allowed, row_ok  # type: ignore[index]
+        state.allowed, state.rows_with_keys, state.steady = allowed, row_ok, True  # type: ignore[union-attr]
     return allowed, causal, row_ok
 
 
@@ -104,7 +104,7 @@ def attend(
 
 
 def attend_step(
-    qc: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, state: State, *, scale: float, record: bool
+    qc: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, state: FactoredState, *, scale: float, record: bool
 ) -> tuple[Tensor, Tensor | None]:
     """``attend``'s explicit path for an inference decoding step with a content term and nothing
     else (no relative bias, every query with a key, no dropout), in fewer operations: three batched
@@ -119,13 +119,13 @@ def attend_step(
     if allowed is None:
         logits = torch.bmm(q, keys).mul_(scale)  # (B*H, T, S)
     else:
-        kept = state.get("allowed") is allowed
-        additive = state.get("additive") if kept else None
+        kept = state.allowed is allowed
+        additive = state.additive if kept else None
         if additive is None:
             additive = torch.zeros(allowed.shape, dtype=qc.dtype, device=qc.device).masked_fill_(~allowed, float("-inf"))
             additive = additive.expand(B, H, -1, S).contiguous()  # (B, H, 1 or T, S)
             if kept:
-                state["additive"] = additive
+                state.additive = additive
         logits = torch.baddbmm(additive.view(B * H, -1, S), q, keys, alpha=scale)  # (B*H, T, S)
     probs = logits.softmax(-1)
     weights = probs.detach().view(B, H, T, S) if record else None

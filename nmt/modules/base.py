@@ -14,21 +14,70 @@ Conventions: tensors are batch-first; ``x`` is ``(B, T, D)``; ``memory`` is ``(B
 padding masks are bool with ``True`` at padding. Padded query positions may hold any finite value
 (callers ignore them); padded keys must never influence real positions.
 
-Incremental state is a ``dict[str, Any]``. Tensor and ``TimeCache`` entries have the batch as
-dim 0, so that ``reorder_state`` (beam search) can select rows generically; other entries (ints,
-flags) are shared by the whole batch. A fresh state is an empty dict: ``step`` fills it on first use.
+Incremental state is typed: each mechanism's ``step`` takes and returns its own ``MixerState``
+dataclass (None for a fresh one, which ``step`` creates on first use). Tensor and ``TimeCache``
+fields have the batch as dim 0, so that ``MixerState.reorder`` (beam search) selects rows of every
+one of them; other fields (ints, flags) are shared by the whole batch.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import dataclasses
+from typing import Any, ClassVar, Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 Role = Literal["encoder", "decoder", "cross"]
 ROLES: tuple[str, ...] = ("encoder", "decoder", "cross")
-State = dict[str, Any]
+S = TypeVar("S", bound="MixerState")
+
+
+@dataclasses.dataclass(eq=False)
+class MixerState:
+    """The decoding state of one mixer: ``t``, the position of the next step, and, in subclasses
+    (one per mechanism), its caches. ``reorder`` selects batch rows for beam search: every tensor
+    and ``TimeCache`` field along dim 0, every nested state (also in a tuple) in turn; other values
+    are shared by the batch. ``step`` works on a ``copy`` and returns it, leaving its input as it was."""
+
+    t: int = 0
+    _FIELDS: ClassVar[tuple[str, ...]] = ("t",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._FIELDS = ()  # set on first use: the dataclass decorator runs after this hook
+
+    @classmethod
+    def _fields(cls) -> tuple[str, ...]:
+        if not cls._FIELDS:
+            cls._FIELDS = tuple(f.name for f in dataclasses.fields(cls))
+        return cls._FIELDS
+
+    def copy(self: S) -> S:
+        """A shallow copy (the same tensors and caches)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def reorder(self: S, index: Tensor) -> S:
+        """The state of batch rows ``index`` (N',): beam search's reorder and expansion."""
+        new = self.copy()
+        for name in self._fields():
+            setattr(new, name, _select(getattr(self, name), index))
+        return new
+
+
+def _select(value: Any, index: Tensor) -> Any:
+    if isinstance(value, Tensor):
+        return value.index_select(0, index)
+    if isinstance(value, (TimeCache, MixerState)):
+        return value.select(index) if isinstance(value, TimeCache) else value.reorder(index)
+    if isinstance(value, tuple):
+        return tuple(_select(v, index) for v in value)
+    return value
+
+
+State = MixerState  # what ``Mixer.step`` takes and returns
 
 
 class Mixer(nn.Module):
@@ -77,17 +126,19 @@ class Mixer(nn.Module):
     def step(
         self,
         x_t: Tensor,
-        state: State,
+        state: State | None,
         *,
         memory: Tensor | None = None,
         memory_padding_mask: Tensor | None = None,
     ) -> tuple[Tensor, State]:
-        """One decoding step: ``x_t`` (B, n, D) at position ``state``'s current time -> (B, n, D).
+        """One decoding step: ``x_t`` (B, n, D) at position ``state.t`` (None: a fresh state, t = 0)
+        -> (B, n, D).
 
         Equals row t of ``forward`` over the prefix (decoder / cross roles only). The decoder role
         has n = 1; the cross role takes n >= 1 queries per memory row, all at the current position
         (the hypotheses of one sentence in beam search: the memory is read once for all of them).
-        The returned state is the updated cache; callers pass it back on the next step.
+        The returned state (the mechanism's ``MixerState``, its ``t`` advanced) is passed back on
+        the next step.
         """
         raise NotImplementedError(f"{type(self).__name__} does not support incremental decoding")
 
@@ -213,17 +264,14 @@ def extend_cache(cache: TimeCache | None, new: Tensor) -> tuple[TimeCache, Tenso
     return grown, grown.data
 
 
-def reorder_state(state: State, index: Tensor) -> State:
-    """Select batch rows ``index`` (beam search) from every tensor and ``TimeCache`` in a mixer state."""
-    return {
-        k: v.index_select(0, index) if isinstance(v, Tensor) else v.select(index) if isinstance(v, TimeCache) else v
-        for k, v in state.items()
-    }
+def reorder_state(state: State | None, index: Tensor) -> State | None:
+    """``state.reorder(index)`` (beam search), None for a mixer that has not stepped yet."""
+    return None if state is None else state.reorder(index)
 
 
-def step_position(state: State) -> int:
+def step_position(state: State | None) -> int:
     """Current decoding time step (0 for a fresh state)."""
-    return int(state.get("t", 0))
+    return 0 if state is None else state.t
 
 
 def masked_fill_padding(x: Tensor, padding_mask: Tensor | None) -> Tensor:

@@ -10,9 +10,18 @@ Both keep one sub-state per branch for incremental decoding.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 
-from nmt.modules.base import Mixer, State
+from nmt.modules.base import Mixer, MixerState
+
+
+@dataclass(eq=False)
+class CombinedState(MixerState):
+    """The states of a combination's branches, in order (each reorders itself)."""
+
+    parts: tuple[MixerState | None, ...] = ()
 
 
 class _Combined(Mixer):
@@ -29,14 +38,8 @@ class _Combined(Mixer):
     def shared_flops(self, tgt_len: int, src_len: int | None = None) -> int:
         return sum(m.shared_flops(tgt_len, src_len) for m in self.branches)
 
-    @staticmethod
-    def _split(state: State, i: int) -> State:
-        prefix = f"{i}."
-        return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-
-    @staticmethod
-    def _merge(states: list[State]) -> State:
-        return {f"{i}.{k}": v for i, s in enumerate(states) for k, v in s.items()}
+    def _parts(self, state: CombinedState | None) -> tuple[MixerState | None, ...]:
+        return (None,) * len(self.branches) if state is None else state.parts
 
 
 class ParallelMixer(_Combined):
@@ -49,13 +52,13 @@ class ParallelMixer(_Combined):
             out = y if out is None else out + y
         return out
 
-    def step(self, x_t: Tensor, state: State, *, memory=None, memory_padding_mask=None):
+    def step(self, x_t: Tensor, state: CombinedState | None, *, memory=None, memory_padding_mask=None):
         out, states = None, []
-        for i, m in enumerate(self.branches):
-            y, s = m.step(x_t, self._split(state, i), memory=memory, memory_padding_mask=memory_padding_mask)
+        for m, s in zip(self.branches, self._parts(state)):
+            y, s = m.step(x_t, s, memory=memory, memory_padding_mask=memory_padding_mask)
             out = y if out is None else out + y
             states.append(s)
-        return out, self._merge(states)
+        return out, CombinedState(t=states[0].t, parts=tuple(states))
 
 
 class StackedMixer(_Combined):
@@ -66,9 +69,9 @@ class StackedMixer(_Combined):
             x = m(x, padding_mask=padding_mask, memory=memory, memory_padding_mask=memory_padding_mask)
         return x
 
-    def step(self, x_t: Tensor, state: State, *, memory=None, memory_padding_mask=None):
+    def step(self, x_t: Tensor, state: CombinedState | None, *, memory=None, memory_padding_mask=None):
         states = []
-        for i, m in enumerate(self.branches):
-            x_t, s = m.step(x_t, self._split(state, i), memory=memory, memory_padding_mask=memory_padding_mask)
+        for m, s in zip(self.branches, self._parts(state)):
+            x_t, s = m.step(x_t, s, memory=memory, memory_padding_mask=memory_padding_mask)
             states.append(s)
-        return x_t, self._merge(states)
+        return x_t, CombinedState(t=states[0].t, parts=tuple(states))

@@ -154,7 +154,7 @@ def check_step(spec: str, role: Role) -> None:
     B, T = 3, 6
     x, _, memory, mem_pad = _inputs(role, [T] * B, seed=4, mem_lengths=[7, 4, 6])
     index = torch.tensor([1, 1, 0])  # a beam reorder: row 0 continues row 1's prefix, row 2 row 0's
-    state: dict = {}
+    state = None
     prefix = x[:, :0]
     with torch.no_grad():
         for t in range(T):
@@ -177,7 +177,7 @@ def check_step(spec: str, role: Role) -> None:
             n = 2
             queries = torch.randn(B, T, n, D_MODEL, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
             wants = [_run(m, queries[:, :, j], None, memory, mem_pad) for j in range(n)]  # each (B, T, D)
-            state = {}
+            state = None
             for t in range(T):
                 y_t, state = m.step(queries[:, t], state, memory=memory, memory_padding_mask=mem_pad)  # (B, n, D)
                 err = max((y_t[:, j] - wants[j][:, t]).abs().max().item() for j in range(n))

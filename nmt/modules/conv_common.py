@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nmt.modules.base import Mixer, Role, State, linear_flops, masked_fill_padding, step_position
+from nmt.modules.base import Mixer, MixerState, Role, linear_flops, masked_fill_padding, step_position
 from nmt.modules.options import BuildContext, MechanismOptions
 
 # fairseq's LightConv / DynamicConv kernel widths for layers 0..5 (transformer_big-sized models);
@@ -85,6 +85,13 @@ class ConvOptions(MechanismOptions):
         if ctx.role == "encoder" and k % 2 == 0:
             self.fail(f"option k={k} must be odd in the encoder (centred window, k//2 each side)")
         self.resolve_heads(ctx, self.heads)
+
+
+@dataclass(eq=False)
+class ConvState(MixerState):
+    """A convolution's decoding state: the last K-1 projected inputs (B, K-1, D), oldest first."""
+
+    buf: Tensor | None = None
 
 
 def apply_windows(windows: Tensor, kernel: Tensor) -> Tensor:
@@ -210,24 +217,23 @@ class ConvMixer(Mixer):
     def step(
         self,
         x_t: Tensor,
-        state: State,
+        state: ConvState | None,
         *,
         memory: Tensor | None = None,
         memory_padding_mask: Tensor | None = None,
-    ) -> tuple[Tensor, State]:
+    ) -> tuple[Tensor, ConvState]:
         if self.role != "decoder":
             raise RuntimeError(f"{self.name}: incremental decoding is only defined for the decoder role")
         B, _, D = x_t.shape
         K = self.kernel_size
         h_t = self.project(x_t)  # (B, 1, D)
-        buf = state.get("buf")
+        buf = None if state is None else state.buf
         if buf is None:  # positions before the start read as zeros (causal padding)
             buf = h_t.new_zeros(B, K - 1, D)
         window = torch.cat([buf, h_t], dim=1)  # (B, K, D), oldest first
         w = self.kernel(h_t)  # (B|1, 1, H, K)
         y = apply_windows(window.transpose(1, 2).unsqueeze(1), w)  # (B, 1, D)
-        new_state = {"buf": window[:, 1:], "t": step_position(state) + 1}
-        return self.out_proj(y), new_state
+        return self.out_proj(y), ConvState(t=step_position(state) + 1, buf=window[:, 1:])
 
     def flops(self, tgt_len: int, src_len: int | None = None) -> int:
         """in_proj (+GLU: sigmoid and product, 2 per channel) + kernels + convolution + out_proj.

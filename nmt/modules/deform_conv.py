@@ -36,14 +36,19 @@ from torch import Tensor, nn
 
 from nmt.modules.base import (
     Mixer,
-    State,
     extend_cache,
     linear_flops,
     masked_fill_padding,
     softmax_flops,
-    step_position,
 )
-from nmt.modules.deformable import cross_reference, linear_neighbours, reference_points, sampling_grid, source_lengths
+from nmt.modules.deformable import (
+    DeformState,
+    cross_reference,
+    linear_neighbours,
+    reference_points,
+    sampling_grid,
+    source_keys,
+)
 from nmt.modules.options import BuildContext, MechanismOptions, register
 
 
@@ -168,39 +173,36 @@ class DeformConv(Mixer):
     def step(
         self,
         x_t: Tensor,
-        state: State,
+        state: DeformState | None,
         *,
         memory: Tensor | None = None,
         memory_padding_mask: Tensor | None = None,
-    ) -> tuple[Tensor, State]:
-        """State: decoder "x" (``TimeCache`` of the prefix, (B, 1, t+1, D)); cross "x" (the memory
-        zeroed on padding, (B, 1, S, D)), "key_ok" (B, S), "src_len" (B,), set on the first step; "t"."""
-        t = step_position(state)
+    ) -> tuple[Tensor, DeformState]:
+        """State (``DeformState``): decoder ``x`` (``TimeCache`` of the prefix, (B, 1, t+1, D)); cross
+        ``x`` (the memory zeroed on padding, (B, 1, S, D)), ``key_ok`` (B, S), ``src_len`` (B,), set
+        on the first step."""
+        state = DeformState() if state is None else state.copy()
+        t = state.t
         if self.role == "decoder":
-            cache, src = extend_cache(state.get("x"), x_t.unsqueeze(1))  # (B, 1, t+1, D)
+            state.x, src = extend_cache(state.x, x_t.unsqueeze(1))  # type: ignore[arg-type]  (B, 1, t+1, D)
             ref = torch.full((1, 1, 1, 1), float(t), dtype=x_t.dtype, device=x_t.device)
-            return self.conv(x_t, src, ref, None), {"x": cache, "t": t + 1}
+            state.t = t + 1
+            return self.conv(x_t, src, ref, None), state
         if self.role == "cross":
-            state = self.cross_state(state, memory, memory_padding_mask)
-            ref = cross_reference(torch.tensor([t], device=x_t.device), state["src_len"], self.opts.cross_ratio, x_t.dtype)
-            return self.conv(x_t, state["x"], ref, state["key_ok"]), {**state, "t": t + 1}
+            self.cross_source(state, memory, memory_padding_mask)
+            ref = cross_reference(torch.tensor([t], device=x_t.device), state.src_len, self.opts.cross_ratio, x_t.dtype)
+            state.t = t + 1
+            return self.conv(x_t, state.x, ref, state.key_ok), state
         return super().step(x_t, state, memory=memory, memory_padding_mask=memory_padding_mask)
 
-    def cross_state(self, state: State, memory: Tensor | None, memory_padding_mask: Tensor | None) -> State:
-        """The cross role's cached source (computed once, on the first step)."""
-        if "x" in state:
-            return state
+    def cross_source(self, state: DeformState, memory: Tensor | None, memory_padding_mask: Tensor | None) -> None:
+        """Set the cross role's cached source in ``state`` (``x``, ``key_ok``, ``src_len``) on the first step."""
+        if state.x is not None:
+            return
         if memory is None:
             raise ValueError("deform_conv cross role needs memory on the first step")
-        key_ok = torch.ones(memory.shape[:2], dtype=torch.bool, device=memory.device)
-        if memory_padding_mask is not None:
-            key_ok = ~memory_padding_mask
-        return {
-            **state,
-            "x": self.source(memory, memory_padding_mask),
-            "key_ok": key_ok,
-            "src_len": source_lengths(memory, memory_padding_mask),
-        }
+        state.x = self.source(memory, memory_padding_mask)
+        state.key_ok, state.src_len = source_keys(memory, memory_padding_mask)
 
     def flops(self, tgt_len: int, src_len: int | None = None) -> int:
         """Forward FLOPs (multiply-add = 2) of T queries; ``src_len`` does not matter (no projection

@@ -42,12 +42,12 @@ from torch import Tensor, nn
 
 from nmt.modules.base import (
     Mixer,
-    State,
+    MixerState,
+    TimeCache,
     extend_cache,
     linear_flops,
     masked_fill_padding,
     softmax_flops,
-    step_position,
 )
 from nmt.modules.options import BuildContext, MechanismOptions, register
 from nmt.modules.positions import estimated_target_length
@@ -116,6 +116,29 @@ def cross_reference(q: Tensor, src_len: Tensor, ratio: float, dtype: torch.dtype
     """r_q = q * S / T_hat for query positions ``q`` (T,) and source lengths (B,) -> (B, 1, T, 1)."""
     scale = src_len.to(torch.float64) / estimated_target_length(src_len, ratio).to(torch.float64)  # (B,)
     return (q.to(torch.float64)[None, :] * scale[:, None]).to(dtype)[:, None, :, None]
+
+
+@dataclass(eq=False)
+class DeformState(MixerState):
+    """The decoding state of the deformable family (deform_attn, deform_conv, their joint forms with
+    E3). Decoder: ``v`` (attention) or ``x`` (convolution), the prefix's values or inputs as
+    ``TimeCache`` (B, ., t, .), and ``e3`` the prefix's E3 logits (joint forms). Cross, set on the
+    first step: the memory's values ``v`` (B, H, S, dh) or zero-padded inputs ``x`` (B, 1, S, D),
+    ``key_ok`` (B, S), ``src_len`` (B,), and ``e3`` the query-independent average (joint forms)."""
+
+    v: TimeCache | Tensor | None = None
+    x: TimeCache | Tensor | None = None
+    e3: TimeCache | Tensor | None = None
+    key_ok: Tensor | None = None
+    src_len: Tensor | None = None
+
+
+def source_keys(memory: Tensor, memory_padding_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Which memory positions are real (B, S) bool, and each row's true length (B,)."""
+    key_ok = torch.ones(memory.shape[:2], dtype=torch.bool, device=memory.device)
+    if memory_padding_mask is not None:
+        key_ok = ~memory_padding_mask
+    return key_ok, source_lengths(memory, memory_padding_mask)
 
 
 def source_lengths(memory: Tensor, memory_padding_mask: Tensor | None) -> Tensor:
@@ -228,37 +251,33 @@ class Deformable(Mixer):
     def step(
         self,
         x_t: Tensor,
-        state: State,
+        state: DeformState | None,
         *,
         memory: Tensor | None = None,
         memory_padding_mask: Tensor | None = None,
-    ) -> tuple[Tensor, State]:
-        t = step_position(state)
+    ) -> tuple[Tensor, DeformState]:
+        state = DeformState() if state is None else state.copy()
+        t = state.t
         q = torch.tensor([t], device=x_t.device)
         if self.role == "decoder":
             v_t = self._values(x_t, None)  # (B, H, 1, d_head)
-            v_cache, v = extend_cache(state.get("v"), v_t)  # (B, H, t+1, d_head)
+            state.v, v = extend_cache(state.v, v_t)  # type: ignore[arg-type]  (B, H, t+1, d_head)
             ref = torch.full((1, 1, 1, 1), float(t), dtype=x_t.dtype, device=x_t.device)
             pos, w = self._points(x_t, ref)
             y, _, _ = self._read(v, torch.minimum(pos, ref), w, None, t)
-            return self._merge(y), {"v": v_cache, "t": t + 1}
+            state.t = t + 1
+            return self._merge(y), state
         if self.role == "cross":
-            if "v" not in state:
+            if state.v is None:
                 if memory is None:
                     raise ValueError("deformable cross role needs memory on the first step")
-                B, S, _ = memory.shape
-                key_ok = torch.ones(B, S, dtype=torch.bool, device=memory.device)
-                if memory_padding_mask is not None:
-                    key_ok = ~memory_padding_mask
-                state = {
-                    "v": self._values(memory, memory_padding_mask),
-                    "key_ok": key_ok,
-                    "src_len": source_lengths(memory, memory_padding_mask),
-                }
-            ref = cross_reference(q, state["src_len"], self.ratio, x_t.dtype)  # (B, 1, 1, 1)
+                state.v = self._values(memory, memory_padding_mask)
+                state.key_ok, state.src_len = source_keys(memory, memory_padding_mask)
+            ref = cross_reference(q, state.src_len, self.ratio, x_t.dtype)  # (B, 1, 1, 1)
             pos, w = self._points(x_t, ref)
-            y, _, _ = self._read(state["v"], pos, w, state["key_ok"], None)
-            return self._merge(y), {**state, "t": t + 1}
+            y, _, _ = self._read(state.v, pos, w, state.key_ok, None)
+            state.t = t + 1
+            return self._merge(y), state
         return super().step(x_t, state, memory=memory, memory_padding_mask=memory_padding_mask)
 
     def flops(self, tgt_len: int, src_len: int | None = None) -> int:

@@ -71,8 +71,9 @@ from torch import Tensor, nn
 
 from nmt.modules import relative_offsets as rel
 from nmt.modules.attention_paths import allowed_keys, attend, attend_step
-from nmt.modules.base import Mixer, Role, State, extend_cache, linear_flops, softmax_flops, step_position
+from nmt.modules.base import Mixer, Role, extend_cache, linear_flops, softmax_flops
 from nmt.modules.factored_terms import (
+    FactoredState,
     gather_offsets,
     key_scores,
     offset_index,
@@ -220,46 +221,40 @@ class FactoredAttention(Mixer):
     def step(
         self,
         x_t: Tensor,
-        state: State,
+        state: FactoredState | None,
         *,
         memory: Tensor | None = None,
         memory_padding_mask: Tensor | None = None,
-    ) -> tuple[Tensor, State]:
-        """Queries ``x_t`` (B, n, D) at time ``state["t"]`` -> (B, n, D), O(S) per step; n = 1 for
-        the decoder role, n >= 1 rows of one sentence for the cross role (``Mixer.step``).
-
-        State: "t"; "k"/"v" projected keys/values: the prefix for the decoder (``TimeCache``,
-        (B, H, t, dh)), the memory for cross (tensors (B, H, S, dh), computed on the first step);
-        "r" projected R rows (B, H, L, dh) for the offsets seen so far (E2/E4);
-        "memory_padding_mask", and "allowed" / "rows_with_keys" without a window (cross, ``_allowed``).
-        """
+    ) -> tuple[Tensor, FactoredState]:
+        """Queries ``x_t`` (B, n, D) at time ``state.t`` -> (B, n, D), O(S) per step; n = 1 for
+        the decoder role, n >= 1 rows of one sentence for the cross role (``Mixer.step``; the
+        state's fields: ``FactoredState``)."""
         if self.role == "encoder":
             raise RuntimeError("encoder self-attention is not decoded incrementally")
-        t = step_position(state)
-        state = dict(state)
+        state = FactoredState() if state is None else state.copy()
+        t = state.t
         if self.role == "decoder":
             q, k_t, v_t = self._self_projections(x_t)  # (B, H, 1, dh)
             k = None
             if k_t is not None:
-                state["k"], k = extend_cache(state.get("k"), k_t)  # (B, H, t+1, dh)
-            state["v"], v = extend_cache(state.get("v"), v_t)  # (B, H, t+1, dh)
+                state.k, k = extend_cache(state.k, k_t)  # type: ignore[arg-type]  (B, H, t+1, dh)
+            state.v, v = extend_cache(state.v, v_t)  # type: ignore[arg-type]  (B, H, t+1, dh)
         else:
-            if "v" not in state:
+            if state.v is None:
                 if memory is None:
                     raise ValueError("cross-attention needs memory on the first decoding step")
                 k, v = self._keys_values(memory)  # (B, H, S, dh)
                 # laid out once for every later step's products: keys as (B, H, dh, S), values as
                 # (B, H, S, dh) (read strided, each product is slower)
                 if k is not None:
-                    state["k"] = k.transpose(-1, -2).contiguous().transpose(-1, -2)
-                state["v"] = v.contiguous()
-                if memory_padding_mask is not None:
-                    state["memory_padding_mask"] = memory_padding_mask
-            q, k, v = self._queries(x_t), state.get("k"), state["v"]
-        key_pad = state.get("memory_padding_mask")
+                    state.k = k.transpose(-1, -2).contiguous().transpose(-1, -2)
+                state.v = v.contiguous()
+                state.memory_padding_mask = memory_padding_mask
+            q, k, v = self._queries(x_t), state.k, state.v
+        key_pad = state.memory_padding_mask
         q_pos = torch.full((x_t.size(1),), t, device=x_t.device)  # (n,)
         y = self._mix(x_t, q, q_pos, k, v, key_pad, state=state)
-        state["t"] = t + 1
+        state.t = t + 1
         return y, state
 
     def flops(self, tgt_len: int, src_len: int | None = None) -> int:
@@ -335,7 +330,9 @@ class FactoredAttention(Mixer):
         """V^R R_offsets -> (1, H, L, dh) (``nmt.modules.factored_terms``; the CTranslate2 export reads it)."""
         return project_offsets(self.r_proj, self.n_heads, offsets, like)
 
-    def _relative(self, centre: Tensor, S: int, state: State | None, batch: int, like: Tensor) -> tuple[Tensor, Tensor]:
+    def _relative(
+        self, centre: Tensor, S: int, state: FactoredState | None, batch: int, like: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """The projected offset rows (Br, H, L, dh) the queries at ``centre`` (Bc, T) can use over S
         keys, and each pair's row (Bc, T, S) (``offset_index``)."""
         lo, hi = self.offset_range(int(centre.max()), S)
@@ -394,7 +391,7 @@ class FactoredAttention(Mixer):
         k: Tensor | None,
         v: Tensor,
         key_pad: Tensor | None,
-        state: State | None,
+        state: FactoredState | None,
     ) -> Tensor:
         """Attention of queries ``x`` (B, T, D) (query heads ``q``) at positions ``q_pos`` over
         projected keys/values; ``state`` is the decoding state (None: whole sequences)."""

@@ -11,11 +11,30 @@ score table (..., L) becomes per-pair scores (..., T, S) by ``gather_offsets`` w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
-from nmt.modules.base import State
+from nmt.modules.base import MixerState, TimeCache
 from nmt.modules.positions import sinusoidal_table
+
+
+@dataclass(eq=False)
+class FactoredState(MixerState):
+    """Factored attention's decoding state. Decoder: the prefix's keys and values (``TimeCache``,
+    (B, H, t, dh)); cross: the memory's, projected on the first step (B, H, S, dh), its padding mask,
+    and without a window the allowed keys (``allowed``, ``rows_with_keys``, ``additive``: the same
+    at every step). Both: ``r``, the projected offset rows seen so far (B, H, L, dh) for E2/E4."""
+
+    k: TimeCache | Tensor | None = None
+    v: TimeCache | Tensor | None = None
+    r: Tensor | None = None
+    memory_padding_mask: Tensor | None = None
+    allowed: Tensor | None = None
+    rows_with_keys: Tensor | None = None
+    additive: Tensor | None = None
+    steady: bool = False  # ``allowed`` and ``rows_with_keys`` are set (cross without a window)
 
 
 def split_heads(x: Tensor, n_heads: int) -> Tensor:
@@ -30,21 +49,23 @@ def project_offsets(r_proj: nn.Linear, n_heads: int, offsets: Tensor, like: Tens
     return split_heads(r_proj(R)[None], n_heads)
 
 
-def offset_rows(r_proj: nn.Linear, n_heads: int, lo: int, hi: int, state: State | None, batch: int, like: Tensor) -> Tensor:
+def offset_rows(
+    r_proj: nn.Linear, n_heads: int, lo: int, hi: int, state: FactoredState | None, batch: int, like: Tensor
+) -> Tensor:
     """Projected R for offsets hi, hi-1, ..., lo (at least) -> (1 or B, H, L, dh).
 
-    When decoding (``state`` given), rows are cached in ``state["r"]`` and only new offsets are projected.
+    When decoding (``state`` given), rows are cached in ``state.r`` and only new offsets are projected.
     """
     dev = like.device
     if state is None:
         return project_offsets(r_proj, n_heads, torch.arange(hi, lo - 1, -1, device=dev), like)
-    cached = state.get("r")
+    cached = state.r
     n = 0 if cached is None else cached.size(2)
     if hi - n >= lo:
         new = project_offsets(r_proj, n_heads, torch.arange(hi - n, lo - 1, -1, device=dev), like)
         new = new.expand(batch, -1, -1, -1)  # (B, H, m, dh)
         cached = new.contiguous() if cached is None else torch.cat([cached, new], dim=2)
-        state["r"] = cached
+        state.r = cached
     return cached
 
 

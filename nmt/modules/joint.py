@@ -31,9 +31,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nmt.modules.base import Mixer, State, check_no_nan_rows, extend_cache, linear_flops, softmax_flops, step_position
+from nmt.modules.base import Mixer, check_no_nan_rows, extend_cache, linear_flops, softmax_flops
 from nmt.modules.deform_conv import DeformConv, DeformConvOptions
-from nmt.modules.deformable import Deformable, DeformableOptions, cross_reference, reference_points, source_lengths
+from nmt.modules.deformable import (
+    Deformable,
+    DeformableOptions,
+    DeformState,
+    cross_reference,
+    reference_points,
+    source_keys,
+)
 from nmt.modules.options import BuildContext, MechanismOptions
 from nmt.modules.spec import MixerSpec, SpecError
 
@@ -132,38 +139,38 @@ class JointDeformAttn(Mixer):
     def step(
         self,
         x_t: Tensor,
-        state: State,
+        state: DeformState | None,
         *,
         memory: Tensor | None = None,
         memory_padding_mask: Tensor | None = None,
-    ) -> tuple[Tensor, State]:
-        """State: "t"; decoder "v" and "e3" (``TimeCache``s of the prefix's values and E3 logits);
-        cross "v", "key_ok", "src_len" and "e3" (the query-independent average, (B, H, 1, dh))."""
+    ) -> tuple[Tensor, DeformState]:
+        """State (``DeformState``): decoder ``v`` and ``e3`` (``TimeCache``s of the prefix's values and
+        E3 logits); cross ``v``, ``key_ok``, ``src_len`` and ``e3`` (the query-independent average,
+        (B, H, 1, dh))."""
         d = self.deform
-        t = step_position(state)
+        state = DeformState() if state is None else state.copy()
+        t = state.t
         if self.role == "decoder":
-            v_cache, v = extend_cache(state.get("v"), d._values(x_t, None))  # (B, H, t+1, dh)
-            l_cache, logits = extend_cache(state.get("e3"), self.saliency.logits(x_t))  # (B, H, t+1, 1)
+            state.v, v = extend_cache(state.v, d._values(x_t, None))  # type: ignore[arg-type]  (B, H, t+1, dh)
+            state.e3, logits = extend_cache(state.e3, self.saliency.logits(x_t))  # type: ignore[arg-type]  (B, H, t+1, 1)
             ref = torch.full((1, 1, 1, 1), float(t), dtype=x_t.dtype, device=x_t.device)
             pos, w = d._points(x_t, ref)
             y, _, _ = d._read(v, torch.minimum(pos, ref), w, None, t)
             _, e3 = self.saliency.average(logits, v, None, False, 1)
-            return d._merge(y + e3), {"v": v_cache, "e3": l_cache, "t": t + 1}
+            state.t = t + 1
+            return d._merge(y + e3), state
         if self.role == "cross":
-            if "v" not in state:
+            if state.v is None:
                 if memory is None:
                     raise ValueError("0010&deform_attn cross role needs memory on the first step")
-                v = d._values(memory, memory_padding_mask)
-                _, e3 = self.saliency.average(self.saliency.logits(memory), v, memory_padding_mask, False, 1)
-                key_ok = torch.ones(memory.shape[:2], dtype=torch.bool, device=memory.device)
-                if memory_padding_mask is not None:
-                    key_ok = ~memory_padding_mask
-                src_len = source_lengths(memory, memory_padding_mask)
-                state = {"v": v, "key_ok": key_ok, "src_len": src_len, "e3": e3}
-            ref = cross_reference(torch.tensor([t], device=x_t.device), state["src_len"], d.ratio, x_t.dtype)
+                state.v = d._values(memory, memory_padding_mask)
+                _, state.e3 = self.saliency.average(self.saliency.logits(memory), state.v, memory_padding_mask, False, 1)
+                state.key_ok, state.src_len = source_keys(memory, memory_padding_mask)
+            ref = cross_reference(torch.tensor([t], device=x_t.device), state.src_len, d.ratio, x_t.dtype)
             pos, w = d._points(x_t, ref)
-            y, _, _ = d._read(state["v"], pos, w, state["key_ok"], None)
-            return d._merge(y + state["e3"]), {**state, "t": t + 1}
+            y, _, _ = d._read(state.v, pos, w, state.key_ok, None)
+            state.t = t + 1
+            return d._merge(y + state.e3), state
         return super().step(x_t, state, memory=memory, memory_padding_mask=memory_padding_mask)
 
     def flops(self, tgt_len: int, src_len: int | None = None) -> int:
@@ -218,28 +225,32 @@ class JointDeformConv(Mixer):
     def step(
         self,
         x_t: Tensor,
-        state: State,
+        state: DeformState | None,
         *,
         memory: Tensor | None = None,
         memory_padding_mask: Tensor | None = None,
-    ) -> tuple[Tensor, State]:
-        """State: "t"; decoder "x" and "e3" (``TimeCache``s of the prefix and its E3 logits); cross
-        the convolution's cached source plus "e3" (the query-independent W_E average, (B, 1, D))."""
+    ) -> tuple[Tensor, DeformState]:
+        """State (``DeformState``): decoder ``x`` and ``e3`` (``TimeCache``s of the prefix and its E3
+        logits); cross the convolution's cached source plus ``e3`` (the query-independent W_E
+        average, (B, 1, D))."""
         c = self.conv
-        t = step_position(state)
+        state = DeformState() if state is None else state.copy()
+        t = state.t
         if self.role == "decoder":
-            x_cache, src = extend_cache(state.get("x"), x_t.unsqueeze(1))  # (B, 1, t+1, D)
-            l_cache, logits = extend_cache(state.get("e3"), self.saliency.logits(x_t))  # (B, H, t+1, 1)
+            state.x, src = extend_cache(state.x, x_t.unsqueeze(1))  # type: ignore[arg-type]  (B, 1, t+1, D)
+            state.e3, logits = extend_cache(state.e3, self.saliency.logits(x_t))  # type: ignore[arg-type]  (B, H, t+1, 1)
             ref = torch.full((1, 1, 1, 1), float(t), dtype=x_t.dtype, device=x_t.device)
             y = c.conv(x_t, src, ref, None) + self._e3(logits, src, None, False, 1)
-            return y, {"x": x_cache, "e3": l_cache, "t": t + 1}
+            state.t = t + 1
+            return y, state
         if self.role == "cross":
-            if "x" not in state:
-                state = c.cross_state(state, memory, memory_padding_mask)
-                logits = self.saliency.logits(state["x"].squeeze(1))
-                state["e3"] = self._e3(logits, state["x"], memory_padding_mask, False, 1)  # (B, 1, D)
-            ref = cross_reference(torch.tensor([t], device=x_t.device), state["src_len"], c.opts.cross_ratio, x_t.dtype)
-            return c.conv(x_t, state["x"], ref, state["key_ok"]) + state["e3"], {**state, "t": t + 1}
+            if state.x is None:
+                c.cross_source(state, memory, memory_padding_mask)
+                logits = self.saliency.logits(state.x.squeeze(1))  # type: ignore[union-attr]
+                state.e3 = self._e3(logits, state.x, memory_padding_mask, False, 1)  # (B, 1, D)
+            ref = cross_reference(torch.tensor([t], device=x_t.device), state.src_len, c.opts.cross_ratio, x_t.dtype)
+            state.t = t + 1
+            return c.conv(x_t, state.x, ref, state.key_ok) + state.e3, state
         return super().step(x_t, state, memory=memory, memory_padding_mask=memory_padding_mask)
 
     def flops(self, tgt_len: int, src_len: int | None = None) -> int:

@@ -32,16 +32,28 @@ from torch import Tensor, nn
 
 from nmt.modules.base import (
     Mixer,
-    State,
+    MixerState,
+    TimeCache,
     check_no_nan_rows,
     extend_cache,
     linear_flops,
     softmax_flops,
-    step_position,
 )
 from nmt.modules.options import BuildContext, MechanismOptions, register
 
 DEFAULT_FRAC = 0.5
+
+
+@dataclass(eq=False)
+class SalientState(MixerState):
+    """Decoder: the prefix's keys and values (``TimeCache``, (B, H, t, dh)); cross: the selected
+    memory keys and values and which of them are kept, set on the first step."""
+
+    k: TimeCache | None = None
+    v: TimeCache | None = None
+    k_sel: Tensor | None = None
+    v_sel: Tensor | None = None
+    keep: Tensor | None = None
 
 
 @register("salient", examples=("salient:k=2", "salient:k=3", "salient:frac=0.5,heads=1"))
@@ -187,29 +199,31 @@ class Salient(Mixer):
     def step(
         self,
         x_t: Tensor,
-        state: State,
+        state: SalientState | None,
         *,
         memory: Tensor | None = None,
         memory_padding_mask: Tensor | None = None,
-    ) -> tuple[Tensor, State]:
-        t = step_position(state)
+    ) -> tuple[Tensor, SalientState]:
+        state = SalientState() if state is None else state.copy()
+        t = state.t
         q = self._queries(x_t)  # (B, H, 1, d_head)
         if self.role == "decoder":
             k_t, v_t = self._heads(self.k_proj, x_t), self._heads(self.v_proj, x_t)
-            k_cache, k = extend_cache(state.get("k"), k_t)  # (B, H, t+1, d_head)
-            v_cache, v = extend_cache(state.get("v"), v_t)
+            state.k, k = extend_cache(state.k, k_t)  # type: ignore[arg-type]  (B, H, t+1, d_head)
+            state.v, v = extend_cache(state.v, v_t)  # type: ignore[arg-type]
             n = budget(torch.full((x_t.shape[0],), t + 1, device=x_t.device), self.k, self.frac)
             _, k_sel, v_sel, keep = self._select(k, v, self._scores(k, None), n)
             y, _ = self._attend(q, k_sel, v_sel, keep[:, :, None, :])
-            return self._merge(y), {"k": k_cache, "v": v_cache, "t": t + 1}
+            state.t = t + 1
+            return self._merge(y), state
         if self.role == "cross":
-            if "k_sel" not in state:
+            if state.k_sel is None:
                 if memory is None:
                     raise ValueError("salient cross role needs memory on the first step")
-                _, k_sel, v_sel, keep = self._select_source(memory, memory_padding_mask)
-                state = {"k_sel": k_sel, "v_sel": v_sel, "keep": keep}
-            y, _ = self._attend(q, state["k_sel"], state["v_sel"], state["keep"][:, :, None, :])
-            return self._merge(y), {**state, "t": t + 1}
+                _, state.k_sel, state.v_sel, state.keep = self._select_source(memory, memory_padding_mask)
+            y, _ = self._attend(q, state.k_sel, state.v_sel, state.keep[:, :, None, :])  # type: ignore[index]
+            state.t = t + 1
+            return self._merge(y), state
         return super().step(x_t, state, memory=memory, memory_padding_mask=memory_padding_mask)
 
     def kept(self, tgt_len: int, src_len: int) -> list[int]:

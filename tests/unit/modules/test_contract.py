@@ -10,7 +10,7 @@ import torch
 from helpers.paths import REPO
 from torch import nn
 
-from nmt.modules import MechanismOptions, register
+from nmt.modules import MechanismOptions, MixerState, register
 from nmt.modules.contract import CHECKS, ContractError, cases_for, check_mechanism, contract_cases
 from nmt.modules.options import MECHANISMS
 from nmt.modules.plugins import load_plugins
@@ -74,8 +74,8 @@ def _variants():
             if self.role == "cross":
                 return super().step(x_t, state, memory=memory, memory_padding_mask=memory_padding_mask)
             self.total = self.value(x_t) + (self.total if state else 0)
-            n = state.get("t", 0) + 1
-            return self.total / n, {"t": n}
+            n = (state.t if state else 0) + 1
+            return self.total / n, MixerState(t=n)
 
     class UnusedParameter(base):
         def __init__(self, d_model, role):
@@ -115,7 +115,7 @@ def test_tolerances_do_not_hide_a_real_difference():
     class Nudged(base):
         def step(self, x_t, state, **kw):
             y, state = super().step(x_t, state, **kw)
-            return y + (1e-6 if state.get("t") == 4 else 0.0), state
+            return y + (1e-6 if state.t == 4 else 0.0), state
 
     name = _broken("nudged", Nudged)
     try:
@@ -124,3 +124,9 @@ def test_tolerances_do_not_hide_a_real_difference():
     finally:
         MECHANISMS.pop(name)
     assert torch.get_default_dtype() == torch.float32  # the suite's float64 stays inside it
+
+
+def test_the_extending_page_shows_the_example_as_it_is():
+    source = (REPO / "examples" / "plugins" / "prefix_mean.py").read_text(encoding="utf-8")
+    body = source[source.index('@register("prefix_mean")'):]
+    assert body in (REPO / "docs" / "extending.md").read_text(encoding="utf-8")

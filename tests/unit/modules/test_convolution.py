@@ -91,7 +91,7 @@ def test_auto_impl_threshold(cls):
 def test_step_refused_in_encoder():
     m = make(LightweightConv, "encoder", 3)
     with pytest.raises(RuntimeError, match="decoder"):
-        m.step(torch.zeros(1, 1, D, dtype=torch.float64), {})
+        m.step(torch.zeros(1, 1, D, dtype=torch.float64), None)
 
 
 @pytest.mark.parametrize("cls", CLASSES)

@@ -240,7 +240,7 @@ def test_decoding_steps_record_the_weights_forward_records(mask, role):
     key_pad = pad_mask([5, 3], 5) if role == "cross" else None
     att(x, memory=memory, memory_padding_mask=key_pad)
     full = att.last_weights  # (B, H, T, S)
-    state = {}
+    state = None
     for t in range(x.size(1)):
         _, state = att.step(x[:, t : t + 1], state, memory=memory, memory_padding_mask=key_pad)
         S = full.size(-1) if role == "cross" else t + 1
@@ -250,10 +250,10 @@ def test_decoding_steps_record_the_weights_forward_records(mask, role):
 def decode(att, x, memory=None, key_pad=None):
     """Step through ``x`` (B, T, D) position by position -> (B, T, D). (Step against forward, causality,
     beam reorders: the contract suite, tests/unit/modules/test_contract.py.)"""
-    state, outs = {}, []
+    state, outs = None, []
     for t in range(x.size(1)):
         y, state = att.step(x[:, t : t + 1], state, memory=memory, memory_padding_mask=key_pad)
-        assert state["t"] == t + 1
+        assert state.t == t + 1
         outs.append(y)
     return torch.cat(outs, dim=1)
 
@@ -308,7 +308,7 @@ def test_cross_attention_merges_nothing(mask):
 
 def test_encoder_has_no_step():
     with pytest.raises(RuntimeError, match="encoder"):
-        make("1000", "encoder").step(inputs()[0][:, :1], {})
+        make("1000", "encoder").step(inputs()[0][:, :1], None)
 
 
 # --------------------------------------------------------------------------------------------------

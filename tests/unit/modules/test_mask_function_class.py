@@ -88,7 +88,7 @@ def weights(att: FactoredAttention, x: torch.Tensor, keys: torch.Tensor, via: st
             att(keys, padding_mask=pad)
         return att.last_weights.clone()
     seq = x if att.role == "cross" else keys
-    state, rows = {}, []
+    state, rows = None, []
     for t in range(T):
         _, state = att.step(seq[:, t : t + 1], state, memory=keys if att.role == "cross" else None,
                             memory_padding_mask=pad if att.role == "cross" else None)

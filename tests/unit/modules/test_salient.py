@@ -120,7 +120,7 @@ def test_decoder_is_causal_and_prefix_only():
 
 def test_encoder_has_no_step():
     with pytest.raises(NotImplementedError):
-        make("encoder", k=2).step(torch.zeros(1, 1, D, dtype=torch.float64), {})
+        make("encoder", k=2).step(torch.zeros(1, 1, D, dtype=torch.float64), None)
 
 
 def test_spec_parsing_and_errors():

@@ -3,11 +3,13 @@ select-then-concatenate would; a cache overwritten in place refuses to be read."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 import torch
 
 from nmt.modules import base
-from nmt.modules.base import TimeCache, extend_cache, reorder_state
+from nmt.modules.base import MixerState, TimeCache, extend_cache, reorder_state
 
 
 def _random_walk(seed: int, steps: int = 40) -> None:
@@ -93,11 +95,27 @@ def test_extend_cache_starts_contiguous():
     assert k.is_contiguous() and torch.equal(k, x)
 
 
-def test_reorder_state_selects_time_caches_and_tensors_alike():
+@dataclass(eq=False)
+class Cached(MixerState):
+    k: TimeCache | None = None
+    x: torch.Tensor | None = None
+    nested: tuple = ()
+    shared: str = "all rows"
+
+
+def test_a_typed_state_reorders_time_caches_tensors_and_nested_states_alike():
     data, flat = torch.randn(4, 1, 2, 1), torch.arange(4.0)
     index = torch.tensor([3, 3, 1])
-    out = reorder_state({"k": TimeCache(data), "x": flat, "t": 2}, index)
-    assert torch.equal(out["k"].tensor(), data[index]) and torch.equal(out["x"], flat[index]) and out["t"] == 2
+    state = Cached(t=2, k=TimeCache(data), x=flat, nested=(Cached(x=flat * 2), None))
+    out = reorder_state(state, index)
+    assert type(out) is Cached and out is not state and out.t == 2 and out.shared == "all rows"
+    assert torch.equal(out.k.tensor(), data[index]) and torch.equal(out.x, flat[index])
+    assert torch.equal(out.nested[0].x, (flat * 2)[index]) and out.nested[1] is None
+    assert torch.equal(state.x, flat)  # the input is left as it was
+    assert reorder_state(None, index) is None  # a mixer that has not stepped yet
+    copied = state.copy()
+    copied.t = 5
+    assert state.t == 2 and copied.x is state.x
 
 
 def test_append_with_gradients_stays_differentiable():
