@@ -26,8 +26,8 @@ COMMANDS = ("prepare", "fit", "validate", "test", "translate", "score", "average
             "analyze")
 
 
-NO_PACK_HELP = ("keep the linear layers' plain, separate weights (default: self-attention projections merged and, "
-                "on CPUs with AVX-512, pre-packed for oneDNN; nmt.model.packed.default_pack)")
+NO_PACK_HELP = ("keep the linear layers' plain, separate weights (default: on CPUs with AVX-512, self-attention "
+                "projections merged and pre-packed for oneDNN; elsewhere plain; nmt.model.packed.default_pack)")
 PACK_HELP = "pre-pack the linear layers for oneDNN even where the CPU's default would not (an AVX2-only CPU)"
 
 

@@ -54,7 +54,8 @@ def load_model(path: str | Path, pack: bool | None = None, *, quantize: str | No
     1.2-2.4x faster GEMMs at decoding shapes on AVX-512 CPUs, results equal up to float rounding;
     None: where the CPU has AVX-512, ``default_pack``). ``quantize="int8"``: run
     them as dynamic int8 layers instead (``nmt.model.quantize``). Either way the self-attention
-    projections are first merged (``Transformer.fuse_projections``) and the model is then inference-only."""
+    projections are first merged (``Transformer.fuse_projections``); without packing or int8 the
+    weights stay plain and separate (``prepare_for_inference``)."""
     ckpt = Checkpoint.load(path)
     cfg = ExperimentConfig.from_plain(ckpt.config)
     vocab = ckpt.load_vocab()
@@ -77,15 +78,17 @@ def prepare_for_inference(
     """Make an eval-mode ``model`` inference-only and fast, in place: merge the projections that read
     the same input (``merge``, ``Transformer.fuse_projections``), run the linear layers in int8
     (``quantize``, on ``engine``) or on oneDNN-packed weights (``pack``), and hand the replaced float
-    weights back to the kernel. ``pack`` None: merge, and pack where the CPU's default says so
-    (``default_pack``, logged). Nothing changes with ``pack=False`` and no ``quantize`` (the plain,
-    separate weights). Returns how many layers were merged away, converted to int8 and packed."""
+    weights back to the kernel. ``pack`` None: merge and pack where the CPU's default says so
+    (``default_pack``, logged), else nothing. Nothing changes with ``pack=False`` and no
+    ``quantize`` (the plain, separate weights): merged projections on plain weights decoded beam 5
+    at 0.80x the separate ones (docs/benchmarks.md, "Linear layers by CPU"), so merging goes only
+    with packing or int8. Returns how many layers were merged away, converted to int8 and packed."""
     done = {"merged": 0, "int8": 0, "packed": 0}
-    if pack is False and quantize is None:
-        return done  # --no_pack: the plain, separate weights
     if pack is None and quantize is None:
         pack, why = default_pack()
         log.info("linear layers: %s", why)
+    if not pack and quantize is None:
+        return done  # --no_pack, or the CPU's default: the plain, separate weights
     if merge:
         done["merged"] = model.fuse_projections()
     if quantize is not None:

@@ -1,7 +1,8 @@
 """``Translator``: a trained checkpoint as a Python object, for calling the toolkit from one's own code.
 
-It loads the model once, as ``nmt translate`` does (``nmt.inference.load_model``: on CPU the
-self-attention projections merged and the linear layers pre-packed for oneDNN, or run in int8), then
+It loads the model once, as ``nmt translate`` does (``nmt.inference.load_model``: on a CPU with
+AVX-512 the self-attention projections merged and the linear layers pre-packed for oneDNN; or run
+in int8), then
 translates each call's sentences in length-sorted batches of at most ``max_tokens`` source tokens
 (``nmt.inference.translate_lines``) and hands them back in input order. Decoding settings not given
 to ``translate`` are the checkpoint's (its ``decode`` section, e.g. the length penalty ``nmt select``

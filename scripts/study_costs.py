@@ -87,7 +87,7 @@ def flips(config: str, lengths: range, batch_tokens: int = 4000) -> list[dict]:
 def test_set_costs(config: str, overrides: list | None = None) -> list[dict]:
     """Per setting: the varied attention's FLOPs over the study's test split, relative-position tables
     charged once per sentence (the cost) and once per test batch."""
-    from nmt.ablate.measure import corpus_flops, corpus_flops_per_batch
+    from nmt.ablate.measure import corpus_flops, corpus_flops_per_batch, token_lengths
     from nmt.data.datamodule import NMTDataModule
     from nmt.data.prepare import load_prepared
 
@@ -95,14 +95,13 @@ def test_set_costs(config: str, overrides: list | None = None) -> list[dict]:
     cfg = study.experiment(study.settings[0].label, study.seeds[0])
     vocab = load_prepared(cfg.data).vocab
     dm = NMTDataModule(cfg.data)
-    sources, references = dm.sources(study.split), dm.references(study.split)
+    lengths = token_lengths(vocab, dm.sources(study.split), dm.references(study.split))
     rows = []
     for label, spec, _, _, _ in models(config, overrides):
         model = Transformer(study.experiment(label, study.seeds[0]).model, vocab.src_size, vocab.tgt_size, vocab.pad_id)
         rows.append({"label": label, "spec": spec,
-                     "per_sentence": study.varied_flops(corpus_flops(model, vocab, sources, references)),
-                     "per_batch": study.varied_flops(corpus_flops_per_batch(model, vocab, sources, references,
-                                                                            study.test_max_tokens))})
+                     "per_sentence": study.varied_flops(corpus_flops(model, lengths)),
+                     "per_batch": study.varied_flops(corpus_flops_per_batch(model, lengths, study.test_max_tokens))})
     return rows
 
 

@@ -31,8 +31,12 @@ SUBLAYER_LENGTHS = (30, 100)  # tokens: a typical Multi30k sentence, a long WMT 
 SUBLAYER_BATCH = 32
 
 
-def _lengths(vocab: Vocab, sources: Sequence[str], references: Sequence[str]) -> tuple[list[int], list[int]]:
-    """Source lengths with ``</s>`` and reference lengths plus one, per sentence pair."""
+Lengths = tuple[list[int], list[int]]  # per sentence pair: source tokens + </s>, reference tokens + 1
+
+
+def token_lengths(vocab: Vocab, sources: Sequence[str], references: Sequence[str]) -> Lengths:
+    """Source lengths with ``</s>`` and reference lengths plus one, per sentence pair (the
+    ``lengths`` both cost charges take: encode the test set once for both)."""
     if len(sources) != len(references):
         raise ValueError(f"{len(sources)} sources but {len(references)} references")
     return ([len(ids) + 1 for ids in vocab.encode_src(list(sources))],
@@ -45,10 +49,11 @@ def _add_total(parts: Counter[str]) -> dict[str, int]:
     return out
 
 
-def corpus_flops(model: Transformer, vocab: Vocab, sources: Sequence[str], references: Sequence[str]) -> dict[str, int]:
-    """Sum over sentence pairs of ``model.flops(src_len, tgt_len)`` plus the relative-position
-    tables charged once per sentence (``model.shared_flops`` at its lengths): per part and "total"."""
-    src_lens, tgt_lens = _lengths(vocab, sources, references)
+def corpus_flops(model: Transformer, lengths: Lengths) -> dict[str, int]:
+    """Sum over sentence pairs (``token_lengths``) of ``model.flops(src_len, tgt_len)`` plus the
+    relative-position tables charged once per sentence (``model.shared_flops`` at its lengths): per
+    part and "total"."""
+    src_lens, tgt_lens = lengths
     totals = _per_sentence(model, src_lens, tgt_lens)
     for (s, t), count in Counter(zip(src_lens, tgt_lens)).items():
         for part, value in model.shared_flops(s, t).items():
@@ -65,8 +70,7 @@ def _per_sentence(model: Transformer, src_lens: list[int], tgt_lens: list[int]) 
     return totals
 
 
-def corpus_flops_per_batch(model: Transformer, vocab: Vocab, sources: Sequence[str], references: Sequence[str],
-                           max_tokens: int) -> dict[str, int]:
+def corpus_flops_per_batch(model: Transformer, lengths: Lengths, max_tokens: int) -> dict[str, int]:
     """Like ``corpus_flops``, with the relative-position tables charged once per batch of the test
     decoding (sources sorted by length, ``max_tokens`` source tokens per batch) at the batch's
     longest source and reference."""
@@ -74,11 +78,11 @@ def corpus_flops_per_batch(model: Transformer, vocab: Vocab, sources: Sequence[s
 
     from nmt.data.batching import chunk_by_budget
 
-    src_lens, tgt_lens = _lengths(vocab, sources, references)
+    src_lens, tgt_lens = lengths
     totals = _per_sentence(model, src_lens, tgt_lens)
-    lengths = np.array(src_lens, dtype=np.int64)
-    order = np.argsort(lengths, kind="stable")
-    for batch in chunk_by_budget(order, lengths, None, max_tokens, oversize_alone=True):
+    by_source = np.array(src_lens, dtype=np.int64)
+    order = np.argsort(by_source, kind="stable")
+    for batch in chunk_by_budget(order, by_source, None, max_tokens, oversize_alone=True):
         b = batch.tolist()
         for part, value in model.shared_flops(max(src_lens[i] for i in b), max(tgt_lens[i] for i in b)).items():
             totals[part] += int(value)

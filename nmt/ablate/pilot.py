@@ -11,7 +11,7 @@ from typing import Sequence
 
 from nmt.ablate.power import seeds_for_power, tost_power
 from nmt.ablate.results import RunRecord
-from nmt.ablate.verdict import paired_stats
+from nmt.ablate.verdict import paired_stats, pooled_sd
 
 
 def plateau_step(curve: Sequence[Sequence[float]], tolerance: float = 0.5) -> int:
@@ -27,16 +27,9 @@ def plateau_step(curve: Sequence[Sequence[float]], tolerance: float = 0.5) -> in
 def pooled_paired_sd(records: Sequence[RunRecord], pairs: Sequence[tuple[str, str]]) -> tuple[float, int, int]:
     """Pooled SD of the paired differences a - b over ``pairs`` (each pair's sample variance
     weighted by its degrees of freedom): (SD, pairs used, degrees of freedom)."""
-    num, df, used = 0.0, 0, 0
-    for a, b in pairs:
-        s = paired_stats(records, a, b)
-        if s is not None:
-            num += (s.n - 1) * s.sd ** 2
-            df += s.n - 1
-            used += 1
-    if df == 0:
-        raise ValueError("no pair has two seeds: no spread to pool")
-    return (num / df) ** 0.5, used, df
+    stats = [paired_stats(records, a, b) for a, b in pairs]
+    sd, df = pooled_sd(stats)
+    return sd, sum(s is not None for s in stats), df
 
 
 def pilot_report(records: Sequence[RunRecord], a: str, b: str, margin: float, alpha: float = 0.05,

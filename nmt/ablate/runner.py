@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from nmt.ablate.measure import corpus_flops, corpus_flops_per_batch, sublayer_ms
+from nmt.ablate.measure import corpus_flops, corpus_flops_per_batch, sublayer_ms, token_lengths
 from nmt.ablate.report import (
     blind_record_path,
     blind_sources,
@@ -137,17 +137,17 @@ def run_one(study: StudyConfig, label: str, seed: int) -> RunRecord:
     if found is not None:
         return load_record(found)
     cfg = study.experiment(label, seed)
-    blind_sources(study, label, seed)  # a missing blind set stops the run before training, not after
+    blind = blind_sources(study, label, seed)  # a missing blind set stops the run before training, not after
     t0 = time.perf_counter()
     with run_lock(run_dir):
         found = finished_record_path(study, label, seed)  # finished by another process meanwhile
         if found is not None:
             return load_record(found)
-        return _train_and_test(study, label, seed, cfg, run_dir, t0)
+        return _train_and_test(study, label, seed, cfg, run_dir, t0, blind)
 
 
 def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentConfig, run_dir: Path,
-                    t0: float) -> RunRecord:
+                    t0: float, blind_sets: dict[str, Path]) -> RunRecord:
     done_path = run_dir / "train_done.json"
     if done_path.is_file():
         done = json.loads(done_path.read_text(encoding="utf-8"))
@@ -168,9 +168,10 @@ def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentCo
     test = score_split(loaded, dm, study.split, {}, hyp_path, study.test_max_tokens)
     sources, references = dm.sources(study.split), dm.references(study.split)
     _store_references(study, references)
-    blind = _translate_blind(study, label, seed, loaded, run_dir)
-    flops = corpus_flops(loaded.model, loaded.vocab, sources, references)
-    per_batch = corpus_flops_per_batch(loaded.model, loaded.vocab, sources, references, study.test_max_tokens)
+    blind = _translate_blind(blind_sets, label, seed, loaded, run_dir, study.test_max_tokens)
+    lengths = token_lengths(loaded.vocab, sources, references)
+    flops = corpus_flops(loaded.model, lengths)
+    per_batch = corpus_flops_per_batch(loaded.model, lengths, study.test_max_tokens)
     setting = study.setting(label)
     record = RunRecord(
         label=label, seed=seed, spec=setting.spec, decoder_spec=setting.decoder_spec, vary=study.vary,
@@ -200,15 +201,17 @@ def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentCo
     return record
 
 
-def _translate_blind(study: StudyConfig, label: str, seed: int, loaded: Any, run_dir: Path) -> dict[str, Path]:
-    """Translate the study's blind sets with the tested model and the test's decoding settings;
-    returns set name -> hypotheses file in the run directory (``blind.<name>.hyp``)."""
+def _translate_blind(sets: dict[str, Path], label: str, seed: int, loaded: Any, run_dir: Path,
+                     max_tokens: int) -> dict[str, Path]:
+    """Translate the blind ``sets`` (name -> source file, ``blind_sources``) with the tested model and
+    the test's decoding settings; returns set name -> hypotheses file in the run directory
+    (``blind.<name>.hyp``)."""
     from nmt.inference import decode_config, translate_lines
 
     out = {}
     dcfg = decode_config(loaded.cfg.decode, {})
-    for name, src in blind_sources(study, label, seed).items():
-        results = translate_lines(loaded, read_lines(src), dcfg, study.test_max_tokens)
+    for name, src in sets.items():
+        results = translate_lines(loaded, read_lines(src), dcfg, max_tokens)
         hyps = [loaded.vocab.decode_tgt(r[0].tokens) for r in results]
         out[name] = run_dir / f"blind.{name}.hyp"
         atomic_write_text(out[name], lines_text(hyps))

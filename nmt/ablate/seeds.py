@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from nmt.ablate.power import one_sided_power, tost_power
-from nmt.ablate.verdict import Claim, Run, paired_stats
+from nmt.ablate.verdict import Claim, Run, paired_stats, pooled_sd
 
 
 @dataclass
@@ -29,10 +29,14 @@ class SeedDecision:
     part_sd: list[tuple[str, str, str, float | None, int]]  # claim, "A vs B", test, SD or None, seeds used
     pooled_sd: float
     df: int
-    level: float
-    claims: int  # k: the level is alpha / k
+    alpha: float
+    claims: int  # k: power is taken at alpha / k, Holm's first step
     seeds: int
     claim_power: dict[str, float]
+
+    @property
+    def level(self) -> float:
+        return self.alpha / self.claims
 
 
 def claim_power(claim: Claim, n: int, sd: float, level: float, default_margin: float = 1.0) -> float:
@@ -55,26 +59,25 @@ def decide_seeds(claims: Sequence[Claim], runs_of: dict[str, Sequence[Run]], fir
     if not in_scope:
         raise ValueError("no claim of the campaign is tested in this family")
     rows: list[tuple[str, str, str, float | None, int]] = []
-    num, df = 0.0, 0
+    stats = []
     for claim in in_scope:
         for part in claim.parts:
             runs = [r for r in runs_of[part.study] if r.seed in first]
             s = paired_stats(runs, part.a, part.b, part.metric)
             rows.append((claim.id, f"{part.a} vs {part.b} ({part.study})", part.test,
                          None if s is None else s.sd, 0 if s is None else s.n))
-            if s is not None:
-                num += (s.n - 1) * s.sd ** 2
-                df += s.n - 1
-    if df == 0:
-        raise ValueError(f"no claim part has two of seeds {list(first)} finished for both settings")
-    sd = (num / df) ** 0.5
+            stats.append(s)
+    try:
+        sd, df = pooled_sd(stats)
+    except ValueError:
+        raise ValueError(f"no claim part has two of seeds {list(first)} finished for both settings") from None
     level = alpha / len(in_scope)
     if sd == 0.0:
-        return SeedDecision(rows, sd, df, level, len(in_scope), min_seeds, {c.id: 1.0 for c in in_scope})
+        return SeedDecision(rows, sd, df, alpha, len(in_scope), min_seeds, {c.id: 1.0 for c in in_scope})
     for n in range(min_seeds, max_seeds + 1):
         powers = {c.id: claim_power(c, n, sd, level, default_margin) for c in in_scope}
         if min(powers.values()) >= power:
-            return SeedDecision(rows, sd, df, level, len(in_scope), n, powers)
+            return SeedDecision(rows, sd, df, alpha, len(in_scope), n, powers)
     raise ValueError(f"{max_seeds} seeds do not reach power {power} at the pooled SD {sd:.2f}")
 
 

@@ -99,6 +99,19 @@ def paired_stats(runs: Sequence[Run], a: str, b: str, metric: str = "bleu") -> P
                        statistics.fmean(by_a[k] for k in seeds), statistics.fmean(by_b[k] for k in seeds))
 
 
+def pooled_sd(stats: Sequence[PairedStats | None]) -> tuple[float, int]:
+    """The pooled SD of several pairs' differences (each pair's variance weighted by its degrees of
+    freedom; None entries skipped) and its degrees of freedom; ValueError when none has two seeds."""
+    num, df = 0.0, 0
+    for s in stats:
+        if s is not None:
+            num += (s.n - 1) * s.sd ** 2
+            df += s.n - 1
+    if df == 0:
+        raise ValueError("no pair has two seeds: no spread to pool")
+    return (num / df) ** 0.5, df
+
+
 def p_greater(s: PairedStats, threshold: float) -> float:
     """One-sided p-value of H0: delta <= threshold against H1: delta > threshold."""
     if s.sd == 0.0:  # all differences equal: certain on either side, undecidable on the threshold

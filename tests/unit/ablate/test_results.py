@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nmt.ablate.measure import corpus_flops, corpus_flops_per_batch
+from nmt.ablate.measure import corpus_flops, corpus_flops_per_batch, token_lengths
 from nmt.ablate.plot import plot_study
 from nmt.ablate.results import (
     RunRecord,
@@ -140,7 +140,8 @@ def test_corpus_flops_sums_model_flops_over_real_lengths() -> None:
                       encoder_self="0110", decoder_self="1111", cross="1000")
     model = Transformer(cfg, 20, 20, 0)
     sources, refs = ["a b c", "a b c", "d e", "f"], ["x y", "x y", "z z z z", "w"]
-    flops = corpus_flops(model, FakeVocab(), sources, refs)
+    lengths = token_lengths(FakeVocab(), sources, refs)
+    flops = corpus_flops(model, lengths)
     pairs = [(4, 3), (4, 3), (3, 5), (2, 2)]  # +1 each side
     expected = [model.flops(s, t) for s, t in pairs]
     tables = [model.shared_flops(s, t) for s, t in pairs]  # charged once per sentence
@@ -150,13 +151,13 @@ def test_corpus_flops_sums_model_flops_over_real_lengths() -> None:
                      "total": sum(e["total"] for e in expected) + sum(sum(t.values()) for t in tables)}
     assert flops["total"] == sum(v for k, v in flops.items() if k != "total")
     with pytest.raises(ValueError, match="4 sources but 3 references"):
-        corpus_flops(model, FakeVocab(), sources, refs[:3])
+        token_lengths(FakeVocab(), sources, refs[:3])
     # once per batch: one batch of all four at its longest lengths, or one batch per sentence
-    one = corpus_flops_per_batch(model, FakeVocab(), sources, refs, max_tokens=1000)
+    one = corpus_flops_per_batch(model, lengths, max_tokens=1000)
     shared = model.shared_flops(4, 5)
     assert one == {**{k: sum(e[k] for e in expected) + shared.get(k, 0) for k in parts},
                    "total": sum(e["total"] for e in expected) + sum(shared.values())}
-    assert corpus_flops_per_batch(model, FakeVocab(), sources, refs, max_tokens=1) == flops
+    assert corpus_flops_per_batch(model, lengths, max_tokens=1) == flops
     assert one["total"] < flops["total"]
 
 
