@@ -104,13 +104,18 @@ def test_relu_feed_forward_blocks_apply_their_relu_in_the_int8_kernel(engine):
     assert not gelu[0].fc1.relu and type(gelu[0].act) is nn.GELU
 
 
-def test_loading_for_inference_merges_the_self_attention_projections(trained_tiny):
+def test_loading_for_inference_merges_the_self_attention_projections_with_packing_or_int8(trained_tiny):
+    from nmt.model.packed import default_pack
+
     ckpt = trained_tiny / "checkpoints" / "last.ckpt"
     plain = inference.load_model(ckpt, pack=False).model
-    for loaded in (inference.load_model(ckpt).model, inference.load_model(ckpt, pack=False, quantize="int8").model):
+    packs = default_pack()[0]  # this CPU's default: merged and packed, or plain and separate
+    for loaded, merged in ((inference.load_model(ckpt).model, packs),
+                           (inference.load_model(ckpt, pack=True).model, True),
+                           (inference.load_model(ckpt, pack=False, quantize="int8").model, True)):
         assert loaded.num_parameters() == plain.num_parameters()
         for layer in [*loaded.encoder, *loaded.decoder]:
-            assert layer.self_mixer.qkv_proj is not None and layer.self_mixer.q_proj is None
+            assert (layer.self_mixer.qkv_proj is not None) == merged and (layer.self_mixer.q_proj is None) == merged
     assert all(layer.self_mixer.qkv_proj is None for layer in plain.encoder)
 
 

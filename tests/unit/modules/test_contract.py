@@ -28,7 +28,7 @@ def test_every_registered_mechanism_keeps_the_contract(spec, role, check):
 
 def test_every_mechanism_and_declared_role_is_covered():
     covered = {(spec.split(":")[0], role) for spec, role in CASES}
-    for entry in {e.name: e for e in MECHANISMS.values()}.values():
+    for entry in {e.name: e for e in MECHANISMS.values() if e.builtin}.values():  # plugins: their own tests
         names = ("1000", "1111", "0110", "0011", "0101", "1111") if entry.name == "mask" else (entry.name,)
         for role in entry.roles:
             assert any((n, role) in covered for n in names), (entry.name, role)
