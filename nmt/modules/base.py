@@ -70,8 +70,10 @@ class MixerState:
 def _select(value: Any, index: Tensor) -> Any:
     if isinstance(value, Tensor):
         return value.index_select(0, index)
-    if isinstance(value, (TimeCache, MixerState)):
-        return value.select(index) if isinstance(value, TimeCache) else value.reorder(index)
+    if isinstance(value, TimeCache):
+        return value.select(index)
+    if isinstance(value, MixerState):
+        return value.reorder(index)
     if isinstance(value, tuple):
         return tuple(_select(v, index) for v in value)
     return value
