@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from nmt.ablate.report import collect_records, finished_record_path
-from nmt.ablate.results import save_json_atomic
+from nmt.ablate.results import RunRecord, save_json_atomic
 from nmt.ablate.study import StudyConfig, load_study
 from nmt.ablate.verdict import RISE_WINDOW, TESTS, Claim, ClaimPart, ClaimResult, PartResult, decide_family
 from nmt.config import ConfigError, field, from_dict, load_yaml, to_dict
@@ -156,15 +156,27 @@ def _run_state(study: StudyConfig, label: str, seed: int) -> str:
     return "interrupted" if run_dir.is_dir() else "todo"
 
 
-def _progress(study: StudyConfig, label: str, seed: int) -> str:
-    """`` at <updates>`` of a started run's last checkpoint, or nothing when it has none (yet)."""
+def _progress(study: StudyConfig, label: str, seed: int) -> int | None:
+    """Updates done by a started run when its last checkpoint was saved; None without one (yet)."""
     from nmt.checkpoint import CheckpointError, global_step
 
     last = study.run_dir(label, seed) / "checkpoints" / "last.ckpt"
     try:
-        return f" at {global_step(last):,}" if last.is_file() else ""
+        return global_step(last) if last.is_file() else None
     except (CheckpointError, OSError):
-        return ""
+        return None
+
+
+def _budget(study: StudyConfig, label: str, seed: int) -> int | None:
+    """A run's fixed number of updates (``train.max_steps``), None when it has none."""
+    steps = study.experiment(label, seed).train.max_steps
+    return steps if steps > 0 else None
+
+
+def _per_update(records: list[RunRecord]) -> float | None:
+    """Mean seconds per update of finished runs (``run_seconds / train_steps``), None without any."""
+    rates = [r.run_seconds / r.train_steps for r in records if r.run_seconds and r.train_steps]
+    return statistics.fmean(rates) if rates else None
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -175,37 +187,40 @@ def _fmt_duration(seconds: float | None) -> str:
 
 
 def campaign_status(studies: list[StudyConfig]) -> str:
-    """A table of each study's runs: done, running, interrupted, left, and the estimated time left
-    (per unfinished run: the mean wall time of the finished runs of its setting, else its study,
-    else the whole campaign; one stream, sequential)."""
+    """A table of each study's runs: done, running, interrupted, left, and the estimated time left.
+    Time per update is what the finished runs took (``RunRecord.run_seconds``: every training process
+    and testing, over their updates), the mean over the run's setting, else its study, else the whole
+    campaign, times the updates the run has still to do; one stream, sequential."""
     per_study = [(st, collect_records(st)) for st in studies]
-    all_walls = [r.wall_seconds for _, recs in per_study for r in recs if r.wall_seconds]
-    overall = statistics.fmean(all_walls) if all_walls else None
+    overall = _per_update([r for _, recs in per_study for r in recs])
     lines = ["| study | done | running | interrupted | left | est. time left |", "|---|---|---|---|---|---|"]
     total_left, total_secs, unknown = 0, 0.0, False
     for st, recs in per_study:
         states = {(s.label, k): _run_state(st, s.label, k) for s in st.settings for k in st.seeds}
-        study_walls = [r.wall_seconds for r in recs if r.wall_seconds]
-        secs = 0.0
-        for (label, _), state in states.items():
+        in_study = _per_update(recs)
+        secs, running, study_unknown = 0.0, [], False
+        for (label, seed), state in states.items():
             if state == "done":
                 continue
-            mine = [r.wall_seconds for r in recs if r.label == label and r.wall_seconds]
-            est = statistics.fmean(mine) if mine else statistics.fmean(study_walls) if study_walls else overall
-            if est is None:
-                unknown = True
+            updates = _progress(st, label, seed) if state in ("running", "interrupted") else None
+            if state == "running":
+                running.append(f"{label}/seed{seed}" + (f" at {updates:,}" if updates is not None else ""))
+            rate = _per_update([r for r in recs if r.label == label]) or in_study or overall
+            budget = _budget(st, label, seed)
+            if rate is None or budget is None:
+                study_unknown = True
             else:
-                secs += est
+                secs += rate * max(0, budget - (updates or 0))
         counts = {s: sum(v == s for v in states.values()) for s in ("done", "running", "interrupted")}
         left = len(states) - counts["done"]
-        running = [f"{label}/seed{k}{_progress(st, label, k)}" for (label, k), v in states.items() if v == "running"]
         total_left += left
         total_secs += secs
+        unknown = unknown or study_unknown
         lines.append(f"| {st.name} ({st.output_dir}) | {counts['done']}/{len(states)} | "
                      f"{', '.join(running) or 0} | {counts['interrupted']} | {left} | "
-                     f"{_fmt_duration(secs if (left == 0 or overall is not None) else None)} |")
+                     f"{_fmt_duration(None if study_unknown else secs)} |")
     lines += ["", f"{total_left} run(s) left; estimated {_fmt_duration(None if unknown else total_secs)} "
-              "of one stream (from the finished runs' wall time)."]
+              "of one stream (the finished runs' time per update, resumes and testing included)."]
     return "\n".join(lines) + "\n"
 
 

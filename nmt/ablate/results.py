@@ -60,10 +60,21 @@ class RunRecord:
         None, help="code version (git commit, nmt.provenance) of each process that trained the run, in order")
     train_seconds_total: Optional[float] = field(
         None, help="training wall time summed over every process that trained the run (resumes included)")
+    test_seconds: Optional[float] = field(
+        None, help="wall time of testing: checkpoint choice, test and blind-set decoding, cost measurements")
 
     @property
     def total_flops(self) -> int:
         return self.flops["total"]
+
+    @property
+    def run_seconds(self) -> Optional[float]:
+        """Wall time the whole run took: every training process plus testing. Records from before
+        ``train_seconds_total`` give ``wall_seconds`` (their last process only); records from before
+        ``test_seconds`` count no testing time (about a minute on the stage-1 runs)."""
+        if self.train_seconds_total is None:
+            return self.wall_seconds
+        return self.train_seconds_total + (self.test_seconds or 0.0)
 
 
 def save_json_atomic(path: str | Path, data: Any) -> None:

@@ -161,6 +161,7 @@ def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentCo
     from nmt.data.datamodule import NMTDataModule
     from nmt.inference import load_model, score_split
 
+    t_test = time.perf_counter()
     ckpt, val_bleu = select_checkpoint(study, run_dir)
     hyp_path = run_dir / f"{study.split}.hyp"
     loaded = load_model(ckpt)
@@ -189,6 +190,7 @@ def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentCo
         sublayer_ms=sublayer_ms(loaded.model, VARIED_FLOPS[study.vary]),
         blind_hypotheses={name: path.name for name, path in blind.items()} or None,
         code_versions=done.get("code_versions"), train_seconds_total=done.get("train_seconds_total"),
+        test_seconds=time.perf_counter() - t_test,
     )
     save_json_atomic(result_path(study, label, seed), to_dict(record))
     committed = record_path(study, label, seed)

@@ -113,6 +113,8 @@ def test_best_checkpoint_records_dir_and_a_fresh_machine(tmp_path: Path, caplog)
         rec = load_record(records / label / "seed1.json")
         assert rec.checkpoint == "average_best2.ckpt" and (run / "average_best2.ckpt").is_file()
         assert rec.val_bleu is None and rec.wall_seconds is not None and rec.wall_seconds > 0
+        assert rec.test_seconds is not None and 0 < rec.test_seconds < rec.wall_seconds
+        assert rec.run_seconds == rec.train_seconds_total + rec.test_seconds  # trained in one process
         assert (records / label / "seed1.hyp").read_text(encoding="utf-8") == (run / "test.hyp").read_text(encoding="utf-8")
         assert not (run / "RUNNING").exists()
     first = json.loads((records / "results.json").read_text(encoding="utf-8"))

@@ -7,6 +7,7 @@ import os
 import socket
 from pathlib import Path
 
+import torch
 from helpers.ablate_toys import write_study
 
 from nmt.ablate.results import RunRecord, save_json_atomic
@@ -29,13 +30,13 @@ claims:
 """
 
 
-def record(label: str, seed: int, bleu: float, wall: float) -> RunRecord:
+def record(label: str, seed: int, bleu: float, wall: float, **timing: float) -> RunRecord:
     return RunRecord(
         label=label, seed=seed, spec=label, decoder_spec=None, vary="self", absolute_positions="no",
         bleu=bleu, chrf=bleu + 20, bleu_signature="nrefs:1|tok:13a", chrf_signature="nrefs:1|nc:6",
         test_sentences=3, flops={"encoder_self": 1, "decoder_self": 1, "total": 5}, attention_flops=2,
-        params=10, train_steps=10, train_tokens_per_s=None, decode_sentences_per_s=1.0, hypotheses="test.hyp",
-        checkpoint="checkpoints/last.ckpt", wall_seconds=wall,
+        params=10, train_steps=8, train_tokens_per_s=None, decode_sentences_per_s=1.0, hypotheses="test.hyp",
+        checkpoint="checkpoints/last.ckpt", wall_seconds=wall, **timing,  # type: ignore[arg-type]
     )
 
 
@@ -46,24 +47,29 @@ def setup(tmp_path: Path) -> Path:
     return path
 
 
-def finish(tmp_path: Path, label: str, seed: int, bleu: float, wall: float = 600.0) -> None:
-    save_json_atomic(tmp_path / "out" / label / f"seed{seed}" / "result.json", to_dict(record(label, seed, bleu, wall)))
+def finish(tmp_path: Path, label: str, seed: int, bleu: float, wall: float = 600.0, **timing: float) -> None:
+    save_json_atomic(tmp_path / "out" / label / f"seed{seed}" / "result.json",
+                     to_dict(record(label, seed, bleu, wall, **timing)))
 
 
 def test_status_counts_done_running_interrupted_and_estimates_time(tmp_path: Path, capsys) -> None:
     campaign = setup(tmp_path)
     seeds = ["--study.seeds", "[1, 2, 3, 4]", "--study.bootstrap_samples", "0"]
-    finish(tmp_path, "1000", 1, 30.0, wall=600.0)
-    finish(tmp_path, "1000", 2, 30.0, wall=1200.0)
+    finish(tmp_path, "1000", 1, 30.0, wall=480.0)  # an old record: its wall time is the whole run
+    # resumed: its last process trained 120 s and tested 240 s, the run took 1,200 s of training
+    finish(tmp_path, "1000", 2, 30.0, wall=360.0, train_seconds_total=1200.0, test_seconds=240.0)
     running = tmp_path / "out" / "1000" / "seed3"
     save_json_atomic(running / "RUNNING", {"pid": os.getpid(), "host": socket.gethostname(), "since": 0})
+    (running / "checkpoints").mkdir(parents=True)
+    torch.save({"global_step": 6}, running / "checkpoints" / "last.ckpt")  # 6 of its 8 updates done
     stale = tmp_path / "out" / "0110-noabs" / "seed1"
     save_json_atomic(stale / "RUNNING", {"pid": 2**22 + 7, "host": "elsewhere", "since": 0})
     assert main(["ablate", "--config", str(campaign), "--status", *seeds]) == 0
     out = capsys.readouterr().out
-    # 6 left at the mean of the finished runs (900 s) = 90 min
-    assert "| 2/8 | 1000/seed3 | 1 | 6 | 1 h 30 min |" in out
-    assert "6 run(s) left; estimated 1 h 30 min of one stream" in out
+    # 8 updates per run at (480 / 8 + 1440 / 8) / 2 = 120 s each: 1000/seed3 has 2 left (4 min),
+    # the other five runs 8 each (80 min)
+    assert "| 2/8 | 1000/seed3 at 6 | 1 | 6 | 1 h 24 min |" in out
+    assert "6 run(s) left; estimated 1 h 24 min of one stream" in out
     assert main(["ablate", "--config", str(tmp_path / "study.yaml"), "--status", *seeds]) == 0  # a study file too
     assert "| 2/8 |" in capsys.readouterr().out
 
