@@ -333,7 +333,7 @@ def score_split(
     loaded: Loaded, dm: Any, split: str, overrides: dict[str, Any], out: Path, max_tokens: int = 4000
 ) -> dict[str, Any]:
     """Translate ``split`` of the data module ``dm`` with ``loaded``, write the hypotheses to ``out``
-    and score them (BLEU, chrF, signatures, decoding speed)."""
+    and score them (BLEU with its length statistics, chrF, signatures, decoding speed)."""
     from nmt.eval.score import score
 
     dcfg = decode_config(loaded.cfg.decode, overrides)
@@ -344,12 +344,17 @@ def score_split(
     hyps = [loaded.vocab.decode_tgt(r[0].tokens) for r in results]
     nmt_io.atomic_write_text(out, nmt_io.lines_text(hyps))
     bleu, chrf = score(hyps, refs, metrics=("bleu", "chrf"))
+    assert bleu.lengths is not None
     lines = [bleu.text, f"  signature: {bleu.signature}", chrf.text, f"  signature: {chrf.signature}"]
     lines.append(f"{len(hyps)} sentences in {seconds:.1f}s ({len(hyps) / seconds:.1f} sentences/s) -> {out}")
     return {
         "split": split,
         "bleu": bleu.score,
         "chrf": chrf.score,
+        "bp": bleu.lengths.bp,
+        "length_ratio": bleu.lengths.ratio,
+        "hyp_len": bleu.lengths.hyp_len,
+        "ref_len": bleu.lengths.ref_len,
         "bleu_signature": bleu.signature,
         "chrf_signature": chrf.signature,
         "sentences": len(hyps),

@@ -27,6 +27,21 @@ class ScoreError(ValueError):
     """Bad scoring input: mismatched line counts, unknown metric or test set, unreachable data."""
 
 
+@dataclass(frozen=True)
+class BleuLengths:
+    """BLEU's length statistics: output and (closest) reference length in the metric's tokens, and
+    the brevity penalty they give."""
+
+    hyp_len: int
+    ref_len: int
+    bp: float
+
+    @property
+    def ratio(self) -> float:
+        """Output / reference length (sacrebleu's "ratio"); 0 for an empty reference."""
+        return self.hyp_len / self.ref_len if self.ref_len else 0.0
+
+
 @dataclass
 class MetricResult:
     """One corpus-level score: ``name`` as sacrebleu spells it (BLEU, chrF2, chrF2++, TER)."""
@@ -35,6 +50,7 @@ class MetricResult:
     score: float
     signature: str
     text: str  # sacrebleu's full line, e.g. "BLEU = 27.31 58.9/33.1/20.8/13.4 (BP = 1.000 ...)"
+    lengths: BleuLengths | None = None  # BLEU only
 
 
 def make_metric(name: str, *, tokenize: str | None = None, lowercase: bool = False) -> Metric:
@@ -80,7 +96,8 @@ def score(
     for name in metrics:
         metric = make_metric(name, tokenize=tokenize, lowercase=lowercase)
         s = metric.corpus_score(list(hyps), streams)
-        results.append(MetricResult(s.name, float(s.score), str(metric.get_signature()), str(s)))
+        lengths = BleuLengths(int(s.sys_len), int(s.ref_len), float(s.bp)) if isinstance(metric, BLEU) else None
+        results.append(MetricResult(s.name, float(s.score), str(metric.get_signature()), str(s), lengths))
     return results
 
 

@@ -85,16 +85,6 @@ class Decoded:
     refs: list[str]
 
 
-def decoded(hyps: Sequence[str], refs: Sequence[str]) -> Decoded:
-    """Score detokenised ``hyps`` against ``refs`` as ``nmt test`` does (sacrebleu defaults)."""
-    from sacrebleu.metrics import BLEU, CHRF
-
-    bleu = BLEU().corpus_score(list(hyps), [list(refs)])
-    chrf = CHRF().corpus_score(list(hyps), [list(refs)])
-    ratio = bleu.sys_len / bleu.ref_len if bleu.ref_len else 0.0
-    return Decoded(float(bleu.score), float(chrf.score), ratio, list(hyps), list(refs))
-
-
 def _val_bleu(path: Path, split: str, overrides: dict[str, Any], max_tokens: int, pack: bool | None) -> Decoded:
     """Decode ``split`` with a checkpoint file and decode ``overrides`` and score it, by the code of
     ``nmt test`` (``score_split``); the hypotheses and references are kept for the bootstrap."""
@@ -108,9 +98,8 @@ def _val_bleu(path: Path, split: str, overrides: dict[str, Any], max_tokens: int
         out = Path(tmp) / "hyp"
         result = score_split(loaded, dm, split, overrides, out, max_tokens)
         hyps = nmt_io.read_lines(out)
-    scored = decoded(hyps, dm.references(split))
-    scored.bleu, scored.chrf = float(result["bleu"]), float(result["chrf"])  # the very figures nmt test prints
-    return scored
+    return Decoded(float(result["bleu"]), float(result["chrf"]), float(result["length_ratio"]), hyps,
+                   dm.references(split))
 
 
 def _best(scores: dict[Any, float], prefer: Sequence[Any]) -> Any:

@@ -11,11 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from sacrebleu.metrics import BLEU
 
 from nmt.checkpoint import Checkpoint
 from nmt.cli import main
 from nmt.data.datamodule import NMTDataModule
 from nmt.eval import select as sel
+from nmt.eval.score import score
+from nmt.inference import load_model
+from nmt.io import read_lines
 from nmt.train.average import average_checkpoints, candidates, select
 
 # Synthetic validation set: a hypothesis is either its reference (every n-gram matches) or shares
@@ -25,7 +29,9 @@ REFS = [f"w{i} a{i} b{i} c{i} d{i} e{i}" for i in range(200)]
 
 def _right(k: int) -> sel.Decoded:
     """A decoding that gets the first ``k`` sentences right (BLEU = k / 2)."""
-    return sel.decoded([r if i < k else "x y z q r s" for i, r in enumerate(REFS)], REFS)
+    hyps = [r if i < k else "x y z q r s" for i, r in enumerate(REFS)]
+    bleu, chrf = score(hyps, REFS, ("bleu", "chrf"))
+    return sel.Decoded(bleu.score, chrf.score, bleu.lengths.ratio, hyps, REFS)
 
 
 def _fake(right_by_model: dict[str, int], right_by_alpha):
@@ -172,4 +178,12 @@ def test_sweep_scores_like_nmt_test(trained_tiny, tmp_path, capsys):
                for r in rows)
     capsys.readouterr()
     assert main(["test", "--checkpoint", str(last), "--split", "valid", "--alpha", "1.5", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["bleu"] == pytest.approx(rows[1]["bleu"])
+    tested = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert tested["bleu"] == pytest.approx(rows[1]["bleu"])
+    # BLEU's length statistics as sacrebleu gives them for the written hypotheses
+    refs = NMTDataModule(load_model(last).cfg.data).references("valid")
+    again = BLEU().corpus_score(read_lines(tested["hypotheses"]), [refs])
+    assert (tested["hyp_len"], tested["ref_len"], tested["bp"]) == (again.sys_len, again.ref_len, again.bp)
+    assert tested["length_ratio"] == pytest.approx(again.sys_len / again.ref_len)
+    assert {k: rows[1][k] for k in ("bp", "length_ratio", "hyp_len", "ref_len")} == {
+        k: tested[k] for k in ("bp", "length_ratio", "hyp_len", "ref_len")}

@@ -84,6 +84,22 @@ def test_format_results():
     data = json.loads(format_results(results, as_json=True))
     assert [d["name"] for d in data] == ["BLEU", "chrF2", "TER"]
     assert data[0]["signature"] == results[0].signature
+    assert data[0]["lengths"] == {"hyp_len": results[0].lengths.hyp_len, "ref_len": results[0].lengths.ref_len,
+                                  "bp": results[0].lengths.bp} and data[1]["lengths"] is None
+
+
+def test_bleu_lengths_are_sacrebleus():
+    """Output and reference length and brevity penalty as sacrebleu's BLEU computes them, with
+    several reference streams (closest reference length) and a short output (BP < 1)."""
+    hyps = ["the cat sat", "a dog"]
+    refs = [["the cat sat on the mat", "a dog barked"], ["the cat sat down", "a dog"]]
+    bleu = score(hyps, refs, ("bleu", "chrf", "ter"))
+    expected = sacrebleu.BLEU().corpus_score(hyps, refs)
+    lengths = bleu[0].lengths
+    assert (lengths.hyp_len, lengths.ref_len, lengths.bp) == (expected.sys_len, expected.ref_len, expected.bp)
+    assert lengths.hyp_len == 5 and lengths.ref_len == 6 and lengths.bp < 1  # closest references: 4 and 2
+    assert lengths.ratio == pytest.approx(5 / 6)
+    assert bleu[1].lengths is None and bleu[2].lengths is None
 
 
 def test_testset_refs_errors(monkeypatch):
