@@ -306,7 +306,7 @@ def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
         print(f"exported {args.checkpoint} ({record['quantization']}) -> {args.output}")
         return 0
     if cmd == "select":
-        from nmt.eval.select import DEFAULT_ALPHAS, format_record, select_final
+        from nmt.selection.select import DEFAULT_ALPHAS, format_record, select_final
 
         record = select_final(args.dir, args.output, args.alphas or DEFAULT_ALPHAS, args.max_n, args.split, args.max_tokens,
                               alpha_max=args.alpha_max)

@@ -24,7 +24,7 @@ echo "== test_2016_flickr, last checkpoint (beam 5, alpha 0.6)"
 $NMT translate --checkpoint $RUN/checkpoints/last.ckpt --beam 5 \
   --input "$ROOT/multi30k/test_2016_flickr.en" --output $RUN/test_2016_flickr.hyp.de
 $NMT score --hyp $RUN/test_2016_flickr.hyp.de --ref "$ROOT/multi30k/test_2016_flickr.de" --metrics bleu chrf
-# The final model, chosen on the validation set only (nmt/eval/select.py): last.ckpt with the configured
+# The final model, chosen on the validation set only (nmt/selection/select.py): last.ckpt with the configured
 # alpha 0.6, unless an average of the N best checkpoints beats it on val BLEU by a paired bootstrap at
 # p < 0.05. The length penalty is not tuned here: Multi30k's val references are ~3 % longer (relative to
 # their sources) than test_2016_flickr's, so val BLEU rewards output that is too long for the test sets

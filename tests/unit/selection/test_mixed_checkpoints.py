@@ -10,7 +10,7 @@ import torch
 
 from nmt.checkpoint import Checkpoint, CheckpointError
 from nmt.cli import main
-from nmt.eval import select as sel
+from nmt.selection import select as sel
 from nmt.train.average import average_checkpoints
 
 VOCAB = {"pad_id": 0, "unk_id": 1, "bos_id": 2, "eos_id": 3, "src_size": 24, "tgt_size": 24,

@@ -16,10 +16,10 @@ from sacrebleu.metrics import BLEU
 from nmt.checkpoint import Checkpoint
 from nmt.cli import main
 from nmt.data.datamodule import NMTDataModule
-from nmt.eval import select as sel
 from nmt.eval.score import score
 from nmt.inference import load_model
 from nmt.io import read_lines
+from nmt.selection import select as sel
 from nmt.train.average import average_checkpoints, candidates, select
 
 # Synthetic validation set: a hypothesis is either its reference (every n-gram matches) or shares
@@ -167,7 +167,7 @@ def test_bad_input_is_a_clear_error(tmp_path):
 
 
 def test_sweep_scores_like_nmt_test(trained_tiny, tmp_path, capsys):
-    from nmt.eval.sweep import main as sweep_main
+    from nmt.selection.sweep import main as sweep_main
 
     last = trained_tiny / "checkpoints" / "last.ckpt"
     assert sweep_main(["--checkpoints", f"last={last}", "--splits", "valid", "--alphas", "0.6", "1.5",

@@ -1,4 +1,4 @@
-"""Score checkpoints on several splits and length penalties at once (``python -m nmt.eval.sweep``).
+"""Score checkpoints on several splits and length penalties at once (``python -m nmt.selection.sweep``).
 
 For each checkpoint, split and alpha: what ``nmt test --checkpoint C --split S --alpha A`` reports
 (the same code, ``nmt.inference.score_split``: detokenised output, sacrebleu's default 13a BLEU and
@@ -8,7 +8,7 @@ BLEU, and the mean source and output length. Each model is loaded once. The hypo
 printed. This is how docs/results.md measures the final-model rule of ``nmt select`` on both the
 validation and the test split; ``nmt select`` itself never reads the test split.
 
-    python -m nmt.eval.sweep --checkpoints last=RUN/checkpoints/last.ckpt best3=AVG.ckpt \\
+    python -m nmt.selection.sweep --checkpoints last=RUN/checkpoints/last.ckpt best3=AVG.ckpt \\
         --splits valid test --alphas 0.6 1.0 1.5 --output runs/sweep
 """
 
@@ -69,7 +69,7 @@ def format_row(r: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nmt.eval.sweep", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m nmt.selection.sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoints", nargs="+", required=True, help="NAME=PATH of each checkpoint")
     p.add_argument("--splits", nargs="+", default=["valid", "test"], help="data splits (default: valid test)")
     p.add_argument("--alphas", type=float, nargs="+", default=[0.6], help="length penalties (default: 0.6)")
