@@ -14,19 +14,18 @@ Holm across the claims of a family) and written to ``<results_dir>/verdicts.{md,
 from __future__ import annotations
 
 import logging
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from nmt.ablate.report import collect_records, finished_record_path
-from nmt.ablate.results import RunRecord, save_json_atomic
+from nmt.ablate.report import collect_records
+from nmt.ablate.results import save_json_atomic
+from nmt.ablate.status import campaign_status, finished_runs, run_state
 from nmt.ablate.study import StudyConfig, load_study
 from nmt.ablate.verdict import RISE_WINDOW, TESTS, Claim, ClaimPart, ClaimResult, PartResult, decide_family
 from nmt.config import ConfigError, field, from_dict, load_yaml, to_dict
 from nmt.io import atomic_write_text
-from nmt.lock import holder, is_alive
 
 log = logging.getLogger("nmt")
 
@@ -144,86 +143,6 @@ def load_campaign(path: str | Path, overrides: list[tuple[str, Any]] | None = No
     return Campaign(cfg, families)
 
 
-# ---- status ------------------------------------------------------------------------------------
-
-def _run_state(study: StudyConfig, label: str, seed: int) -> str:
-    """done | running | interrupted (started, resumable) | todo."""
-    if finished_record_path(study, label, seed) is not None:
-        return "done"
-    run_dir = study.run_dir(label, seed)
-    if is_alive(holder(run_dir / "RUNNING")):
-        return "running"
-    return "interrupted" if run_dir.is_dir() else "todo"
-
-
-def _progress(study: StudyConfig, label: str, seed: int) -> int | None:
-    """Updates done by a started run when its last checkpoint was saved; None without one (yet)."""
-    from nmt.checkpoint import CheckpointError, global_step
-
-    last = study.run_dir(label, seed) / "checkpoints" / "last.ckpt"
-    try:
-        return global_step(last) if last.is_file() else None
-    except (CheckpointError, OSError):
-        return None
-
-
-def _budget(study: StudyConfig, label: str, seed: int) -> int | None:
-    """A run's fixed number of updates (``train.max_steps``), None when it has none."""
-    steps = study.experiment(label, seed).train.max_steps
-    return steps if steps > 0 else None
-
-
-def _per_update(records: list[RunRecord]) -> float | None:
-    """Mean seconds per update of finished runs (``run_seconds / train_steps``), None without any."""
-    rates = [r.run_seconds / r.train_steps for r in records if r.run_seconds and r.train_steps]
-    return statistics.fmean(rates) if rates else None
-
-
-def _fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    h, m = divmod(int(round(seconds / 60)), 60)
-    return f"{h} h {m:02d} min" if h else f"{m} min"
-
-
-def campaign_status(studies: list[StudyConfig]) -> str:
-    """A table of each study's runs: done, running, interrupted, left, and the estimated time left.
-    Time per update is what the finished runs took (``RunRecord.run_seconds``: every training process
-    and testing, over their updates), the mean over the run's setting, else its study, else the whole
-    campaign, times the updates the run has still to do; one stream, sequential."""
-    per_study = [(st, collect_records(st)) for st in studies]
-    overall = _per_update([r for _, recs in per_study for r in recs])
-    lines = ["| study | done | running | interrupted | left | est. time left |", "|---|---|---|---|---|---|"]
-    total_left, total_secs, unknown = 0, 0.0, False
-    for st, recs in per_study:
-        states = {(s.label, k): _run_state(st, s.label, k) for s in st.settings for k in st.seeds}
-        in_study = _per_update(recs)
-        secs, running, study_unknown = 0.0, [], False
-        for (label, seed), state in states.items():
-            if state == "done":
-                continue
-            updates = _progress(st, label, seed) if state in ("running", "interrupted") else None
-            if state == "running":
-                running.append(f"{label}/seed{seed}" + (f" at {updates:,}" if updates is not None else ""))
-            rate = _per_update([r for r in recs if r.label == label]) or in_study or overall
-            budget = _budget(st, label, seed)
-            if rate is None or budget is None:
-                study_unknown = True
-            else:
-                secs += rate * max(0, budget - (updates or 0))
-        counts = {s: sum(v == s for v in states.values()) for s in ("done", "running", "interrupted")}
-        left = len(states) - counts["done"]
-        total_left += left
-        total_secs += secs
-        unknown = unknown or study_unknown
-        lines.append(f"| {st.name} ({st.output_dir}) | {counts['done']}/{len(states)} | "
-                     f"{', '.join(running) or 0} | {counts['interrupted']} | {left} | "
-                     f"{_fmt_duration(None if study_unknown else secs)} |")
-    lines += ["", f"{total_left} run(s) left; estimated {_fmt_duration(None if unknown else total_secs)} "
-              "of one stream (the finished runs' time per update, resumes and testing included)."]
-    return "\n".join(lines) + "\n"
-
-
 # ---- verdicts ----------------------------------------------------------------------------------
 
 def _num(x: float) -> str:
@@ -302,10 +221,10 @@ def twin_started(groups: list[list[tuple[StudyConfig, str, int]]]) -> Callable[[
             twins_of[(st.output_dir, label, seed)] = [m for m in g if m[0].output_dir != st.output_dir]
 
     def busy(st: StudyConfig, label: str, seed: int) -> Optional[str]:
-        if _run_state(st, label, seed) != "todo":
+        if run_state(st, label, seed) != "todo":
             return None  # started here: resume it
         for other, lab, sd in twins_of.get((st.output_dir, label, seed), []):
-            state = _run_state(other, lab, sd)
+            state = run_state(other, lab, sd)
             if state in ("running", "interrupted"):
                 return f"its twin {other.name}/{lab}/seed{sd} has started ({state}); it is copied when done"
         return None
@@ -364,14 +283,16 @@ def ablate_command(
         if verdicts:
             raise ConfigError(f"--verdicts: {config_path} is a study; verdicts need a campaign file (with families)")
         if status:
-            print(campaign_status([load_study(config_path, overrides)]), end="")
+            study = [load_study(config_path, overrides)]
+            print(campaign_status(study) + "\n" + finished_runs(study), end="")
             return 0
         return run_study(config_path, overrides, only=only, report_only=report_only)
     if only:
         raise ConfigError("--only applies to a study file, not to a campaign")
     campaign = load_campaign(config_path, overrides)
     if status:
-        print(campaign_status(campaign.studies()), end="")
+        studies = campaign.studies()
+        print(campaign_status(studies) + "\n" + finished_runs(studies), end="")
         return 0
     if verdicts:
         print(write_verdicts(campaign), end="")

@@ -55,7 +55,8 @@ def finish(tmp_path: Path, label: str, seed: int, bleu: float, wall: float = 600
 def test_status_counts_done_running_interrupted_and_estimates_time(tmp_path: Path, capsys) -> None:
     campaign = setup(tmp_path)
     seeds = ["--study.seeds", "[1, 2, 3, 4]", "--study.bootstrap_samples", "0"]
-    finish(tmp_path, "1000", 1, 30.0, wall=480.0)  # an old record: its wall time is the whole run
+    finish(tmp_path, "1000", 1, 30.0, wall=480.0,  # an old record: its wall time is the whole run
+           val_curve=[[2, 10.0], [4, 20.0], [6, 25.5], [8, 24.0]])
     # resumed: its last process trained 120 s and tested 240 s, the run took 1,200 s of training
     finish(tmp_path, "1000", 2, 30.0, wall=360.0, train_seconds_total=1200.0, test_seconds=240.0)
     running = tmp_path / "out" / "1000" / "seed3"
@@ -70,8 +71,15 @@ def test_status_counts_done_running_interrupted_and_estimates_time(tmp_path: Pat
     # the other five runs 8 each (80 min)
     assert "| 2/8 | 1000/seed3 at 6 | 1 | 6 | 1 h 24 min |" in out
     assert "6 run(s) left; estimated 1 h 24 min of one stream" in out
+    # the finished runs: validation BLEU at 2, 4, 6 and 8 of the 8 updates, the best, hours
+    assert "| tiny | 1000 | 1 | 30.00 | 50.00 | 10.00 / 20.00 / 25.50 / 24.00 | 25.50 (6) | 0.1 | – |" in out
+    assert "| tiny | 1000 | 2 | 30.00 | 50.00 | – / – / – / – | – | 0.4 | – |" in out
     assert main(["ablate", "--config", str(tmp_path / "study.yaml"), "--status", *seeds]) == 0  # a study file too
-    assert "| 2/8 |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| 2/8 |" in out and "| tiny | 1000 | 1 |" in out
+    finished_none = setup(tmp_path / "fresh")
+    assert main(["ablate", "--config", str(finished_none), "--status", *seeds]) == 0
+    assert "No run has finished yet." in capsys.readouterr().out
 
 
 def test_verdicts_are_decided_from_the_records_and_written(tmp_path: Path, capsys) -> None:
@@ -134,6 +142,12 @@ def test_campaign_runs_seed_by_seed_and_trains_twins_once(tmp_path: Path, monkey
             copied = json.loads((tmp_path / "rec2" / label / f"seed{seed}.json").read_text(encoding="utf-8"))
             assert copied["label"] == label and (tmp_path / "rec2" / label / f"seed{seed}.hyp").is_file()
     assert (tmp_path / "verdicts" / "verdicts.md").is_file() and (tmp_path / "rec2" / "results.md").is_file()
+    from nmt.ablate.campaign import load_campaign
+    from nmt.ablate.status import finished_runs
+
+    table = finished_runs(load_campaign(campaign, [("study.seeds", [1, 2])]).studies())
+    assert table.count("| tiny |") == 4 and "| tiny2 |" not in table  # each run once, under its first study
+    assert "| tiny | 1000 | 2 | 30.00 | 50.00 | – / – / – / – | – | 0.0 | tiny2/1000 |" in table
 
 
 def test_a_run_waits_while_its_twin_has_started(tmp_path: Path) -> None:

@@ -1,0 +1,130 @@
+"""``nmt ablate --status``: a campaign's or study's runs (done, running, interrupted, left), the time
+left, and the finished runs with their scores, validation curve and time."""
+
+from __future__ import annotations
+
+import statistics
+
+from nmt.ablate.report import collect_records, finished_record_path
+from nmt.ablate.results import RunRecord
+from nmt.ablate.study import StudyConfig
+from nmt.lock import holder, is_alive
+
+
+def run_state(study: StudyConfig, label: str, seed: int) -> str:
+    """done | running | interrupted (started, resumable) | todo."""
+    if finished_record_path(study, label, seed) is not None:
+        return "done"
+    run_dir = study.run_dir(label, seed)
+    if is_alive(holder(run_dir / "RUNNING")):
+        return "running"
+    return "interrupted" if run_dir.is_dir() else "todo"
+
+
+def _progress(study: StudyConfig, label: str, seed: int) -> int | None:
+    """Updates done by a started run when its last checkpoint was saved; None without one (yet)."""
+    from nmt.checkpoint import CheckpointError, global_step
+
+    last = study.run_dir(label, seed) / "checkpoints" / "last.ckpt"
+    try:
+        return global_step(last) if last.is_file() else None
+    except (CheckpointError, OSError):
+        return None
+
+
+def _budget(study: StudyConfig, label: str, seed: int) -> int | None:
+    """A run's fixed number of updates (``train.max_steps``), None when it has none."""
+    steps = study.experiment(label, seed).train.max_steps
+    return steps if steps > 0 else None
+
+
+def _per_update(records: list[RunRecord]) -> float | None:
+    """Mean seconds per update of finished runs (``run_seconds / train_steps``), None without any."""
+    rates = [r.run_seconds / r.train_steps for r in records if r.run_seconds and r.train_steps]
+    return statistics.fmean(rates) if rates else None
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    h, m = divmod(int(round(seconds / 60)), 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min"
+
+
+def campaign_status(studies: list[StudyConfig]) -> str:
+    """A table of each study's runs: done, running, interrupted, left, and the estimated time left.
+    Time per update is what the finished runs took (``RunRecord.run_seconds``: every training process
+    and testing, over their updates), the mean over the run's setting, else its study, else the whole
+    campaign, times the updates the run has still to do; one stream, sequential."""
+    per_study = [(st, collect_records(st)) for st in studies]
+    overall = _per_update([r for _, recs in per_study for r in recs])
+    lines = ["| study | done | running | interrupted | left | est. time left |", "|---|---|---|---|---|---|"]
+    total_left, total_secs, unknown = 0, 0.0, False
+    for st, recs in per_study:
+        states = {(s.label, k): run_state(st, s.label, k) for s in st.settings for k in st.seeds}
+        in_study = _per_update(recs)
+        secs, running, study_unknown = 0.0, [], False
+        for (label, seed), state in states.items():
+            if state == "done":
+                continue
+            updates = _progress(st, label, seed) if state in ("running", "interrupted") else None
+            if state == "running":
+                running.append(f"{label}/seed{seed}" + (f" at {updates:,}" if updates is not None else ""))
+            rate = _per_update([r for r in recs if r.label == label]) or in_study or overall
+            budget = _budget(st, label, seed)
+            if rate is None or budget is None:
+                study_unknown = True
+            else:
+                secs += rate * max(0, budget - (updates or 0))
+        counts = {s: sum(v == s for v in states.values()) for s in ("done", "running", "interrupted")}
+        left = len(states) - counts["done"]
+        total_left += left
+        total_secs += secs
+        unknown = unknown or study_unknown
+        lines.append(f"| {st.name} ({st.output_dir}) | {counts['done']}/{len(states)} | "
+                     f"{', '.join(running) or 0} | {counts['interrupted']} | {left} | "
+                     f"{_fmt_duration(None if study_unknown else secs)} |")
+    lines += ["", f"{total_left} run(s) left; estimated {_fmt_duration(None if unknown else total_secs)} "
+              "of one stream (the finished runs' time per update, resumes and testing included)."]
+    return "\n".join(lines) + "\n"
+
+
+QUARTERS = (0.25, 0.5, 0.75, 1.0)
+
+
+def _val_at(rec: RunRecord, fraction: float) -> str:
+    """Validation BLEU of the last validation at or before ``fraction`` of the run's updates."""
+    points = [(u, b) for u, b in rec.val_curve or [] if u <= fraction * rec.train_steps]
+    return f"{points[-1][1]:.2f}" if points else "–"
+
+
+def finished_runs(studies: list[StudyConfig]) -> str:
+    """A table of the finished runs, study by study: test BLEU and chrF, validation BLEU at a quarter,
+    half, three quarters and the end of the run's updates, the best validation BLEU (at its update),
+    and the run's hours (``RunRecord.run_seconds``). A run shared with twins (``nmt.ablate.twins``)
+    is listed once, under its first study, naming the others."""
+    from nmt.ablate.twins import twin_groups
+
+    shared: dict[tuple[str, str, int], list[str]] = {}
+    later: set[tuple[str, str, int]] = set()
+    for group in twin_groups(studies):
+        (first, label, seed), rest = group[0], group[1:]
+        shared[(first.output_dir, label, seed)] = [f"{st.name}/{lab}" for st, lab, _ in rest]
+        later |= {(st.output_dir, lab, sd) for st, lab, sd in rest}
+    lines = ["| study | setting | seed | test BLEU | chrF | validation BLEU at 1/4, 1/2, 3/4, all updates | "
+             "best validation (update) | hours | also counts as |", "|---|---|---|---|---|---|---|---|---|"]
+    for st in studies:
+        for rec in sorted(collect_records(st), key=lambda r: (r.seed, r.label)):
+            if (st.output_dir, rec.label, rec.seed) in later:
+                continue
+            best = max(rec.val_curve or [], key=lambda p: p[1], default=None)
+            hours = rec.run_seconds / 3600 if rec.run_seconds else None
+            lines.append(" | ".join([
+                f"| {st.name}", rec.label, str(rec.seed), f"{rec.bleu:.2f}", f"{rec.chrf:.2f}",
+                " / ".join(_val_at(rec, f) for f in QUARTERS),
+                f"{best[1]:.2f} ({int(best[0]):,})" if best else "–",
+                f"{hours:.1f}" if hours is not None else "–",
+                ", ".join(shared.get((st.output_dir, rec.label, rec.seed), [])) or "–"]) + " |")
+    if len(lines) == 2:
+        return "No run has finished yet.\n"
+    return "\n".join(lines) + "\n"
