@@ -6,6 +6,7 @@ import json
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import torch
 from helpers.ablate_toys import write_study
@@ -30,13 +31,13 @@ claims:
 """
 
 
-def record(label: str, seed: int, bleu: float, wall: float, **timing: float) -> RunRecord:
+def record(label: str, seed: int, bleu: float, wall: float, **extra: Any) -> RunRecord:
     return RunRecord(
         label=label, seed=seed, spec=label, decoder_spec=None, vary="self", absolute_positions="no",
         bleu=bleu, chrf=bleu + 20, bleu_signature="nrefs:1|tok:13a", chrf_signature="nrefs:1|nc:6",
         test_sentences=3, flops={"encoder_self": 1, "decoder_self": 1, "total": 5}, attention_flops=2,
         params=10, train_steps=8, train_tokens_per_s=None, decode_sentences_per_s=1.0, hypotheses="test.hyp",
-        checkpoint="checkpoints/last.ckpt", wall_seconds=wall, **timing,  # type: ignore[arg-type]
+        checkpoint="checkpoints/last.ckpt", wall_seconds=wall, **extra,
     )
 
 
@@ -47,9 +48,9 @@ def setup(tmp_path: Path) -> Path:
     return path
 
 
-def finish(tmp_path: Path, label: str, seed: int, bleu: float, wall: float = 600.0, **timing: float) -> None:
+def finish(tmp_path: Path, label: str, seed: int, bleu: float, wall: float = 600.0, **extra: Any) -> None:
     save_json_atomic(tmp_path / "out" / label / f"seed{seed}" / "result.json",
-                     to_dict(record(label, seed, bleu, wall, **timing)))
+                     to_dict(record(label, seed, bleu, wall, **extra)))
 
 
 def test_status_counts_done_running_interrupted_and_estimates_time(tmp_path: Path, capsys) -> None:
