@@ -53,7 +53,7 @@ def plot(data: dict[str, dict[int, list[tuple[float, float]]]], out: Path, title
             ax.plot([s for s, _ in curve], [b for _, b in curve], color=color, alpha=0.25, linewidth=0.8)
         steps = sorted(set.intersection(*(set(s for s, _ in c) for c in seeds.values())))
         mean = [statistics.fmean(dict(c)[s] for c in seeds.values()) for s in steps]
-        ax.plot(steps, mean, color=color, linewidth=2, label=f"{name} ({len(seeds)} seeds)")
+        ax.plot(steps, mean, color=color, linewidth=2, label=f"{name} ({len(seeds)} seed{'' if len(seeds) == 1 else 's'})")
     ax.set_xlabel("update")
     ax.set_ylabel("validation BLEU (greedy)")
     ax.set_title(title)
