@@ -5,7 +5,7 @@ when the term is switched off in every layer of the role (``contributions.csv`` 
 of each report, docs/analyze.md). With several reports (the seeds of one setting) each cell is the
 mean over them, with the lowest and highest value in brackets.
 
-    python scripts/term_shares.py docs/findings/repro/multi30k-ende/analyze/1111/seed*
+    python scripts/term_shares.py docs/findings/repro/multi30k-ende/self/1111/seed*.analyze
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from nmt.ablate.analysis import analysis_due, analyze_run
 from nmt.ablate.measure import corpus_flops, corpus_flops_per_batch, sublayer_ms, token_lengths
 from nmt.ablate.report import (
     blind_record_path,
@@ -135,6 +136,7 @@ def run_one(study: StudyConfig, label: str, seed: int) -> RunRecord:
     run_dir = study.run_dir(label, seed)
     found = finished_record_path(study, label, seed)
     if found is not None:
+        analyze_finished(study, label, seed)
         return load_record(found)
     cfg = study.experiment(label, seed)
     blind = blind_sources(study, label, seed)  # a missing blind set stops the run before training, not after
@@ -143,7 +145,24 @@ def run_one(study: StudyConfig, label: str, seed: int) -> RunRecord:
         found = finished_record_path(study, label, seed)  # finished by another process meanwhile
         if found is not None:
             return load_record(found)
-        return _train_and_test(study, label, seed, cfg, run_dir, t0, blind)
+        record = _train_and_test(study, label, seed, cfg, run_dir, t0, blind)
+        if analysis_due(study, label, seed):
+            analyze_run(study, label, seed)
+        return record
+
+
+def analyze_finished(study: StudyConfig, label: str, seed: int) -> None:
+    """Analyse a finished run of an ``analyze`` setting that has no report yet, under its run lock
+    (``LockHeld`` while another process holds it); a run directory that is gone is left with a warning."""
+    if not analysis_due(study, label, seed):
+        return
+    run_dir = study.run_dir(label, seed)
+    if not run_dir.is_dir():
+        log.warning("%s seed %d: not analysed, its run directory %s is gone", label, seed, run_dir)
+        return
+    with run_lock(run_dir):
+        if analysis_due(study, label, seed):  # not done by another process meanwhile
+            analyze_run(study, label, seed)
 
 
 def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentConfig, run_dir: Path,
@@ -268,6 +287,10 @@ def run_loaded(
                 found = finished_record_path(study, label, seed)
                 if found is not None:
                     log.info("skip %s seed %d: finished (%s)", label, seed, found)
+                    try:
+                        analyze_finished(study, label, seed)
+                    except LockHeld as e:
+                        log.info("analysis of %s seed %d left for now: %s", label, seed, e)
                     continue
                 reason = busy(study, label, seed) if busy is not None else None
                 if reason is not None:

@@ -75,6 +75,9 @@ class StudyConfig:
     records_dir: Optional[str] = field(
         None, help="committed results folder: each finished run's record and hypotheses "
         "(<label>/seed<k>.json, .hyp) and the study's results.*; a run recorded there is finished")
+    analyze: list[str] = field(
+        default_factory=list, help="setting labels whose finished runs are analysed (nmt analyze of the tested "
+        "checkpoint on the split, term removal per role): <run>/analyze/, and <label>/seed<k>.analyze/ in records_dir")
 
     def __post_init__(self) -> None:
         if not self.settings:
@@ -108,6 +111,9 @@ class StudyConfig:
         for i, name in enumerate(self.blind_sets):
             if not LABEL_RE.match(name):
                 raise ConfigError(f"blind_sets[{i}]: {name!r} is not a valid set name (letters, digits and . _ + = , -)")
+        for i, label in enumerate(self.analyze):
+            if label not in labels:
+                raise ConfigError(f"analyze[{i}]: {label!r} is not a setting label ({', '.join(labels)})")
         if self.bootstrap_samples < 0:
             raise ConfigError(f"bootstrap_samples must be >= 0, got {self.bootstrap_samples}")
         self.best_n()  # validates test_checkpoint
@@ -185,7 +191,8 @@ def _flatten(data: dict[str, Any], prefix: str) -> list[tuple[str, Any]]:
 
 
 STUDY_KEYS = {"name", "base", "vary", "settings", "reference", "output_dir", "seeds", "data", "overrides",
-              "split", "test_max_tokens", "bootstrap_samples", "compare", "test_checkpoint", "records_dir"}
+              "split", "test_max_tokens", "bootstrap_samples", "compare", "test_checkpoint", "records_dir",
+              "blind_sets", "blind_dir", "analyze"}
 EXPERIMENT_SECTIONS = {"model", "optim", "train", "decode"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import shutil
 from pathlib import Path
 
 from helpers.ablate_toys import write_study
@@ -202,3 +203,43 @@ def test_a_run_held_by_another_process_is_skipped(tmp_path: Path, caplog) -> Non
     assert main(["ablate", "--config", str(study), "--only", "1000"]) == 0
     assert "taking over a stale lock" in caplog.text and (held / "result.json").is_file()
     assert not (held / "RUNNING").exists()
+
+
+def test_analyze_settings_are_analysed_once_and_committed(tmp_path: Path, caplog) -> None:
+    """A setting named in ``analyze`` is analysed after its run (test split, removal per role) and
+    the report's tables go beside its record; it is not redone, a lost report is redone from the run
+    directory, and a run whose checkpoint is gone is left with its record and a warning."""
+    caplog.set_level(logging.INFO, logger="nmt")
+    study = write_study(tmp_path)
+    records = tmp_path / "committed"
+    study.write_text(study.read_text(encoding="utf-8") + f'records_dir: {records}\nanalyze: ["1000"]\n',
+                     encoding="utf-8")
+    assert main(["ablate", "--config", str(study)]) == 0
+    report = records / "1000" / "seed1.analyze"
+    assert sorted(p.name for p in report.iterdir()) == sorted(
+        ["analysis.md", "analysis.json", "contributions.csv", "ablation.csv", "summary.txt",
+         "terms_cross.png", "terms_decoder.png", "terms_encoder.png"])
+    rows = list(csv.DictReader((report / "ablation.csv").open(encoding="utf-8")))
+    assert [(r["role"], r["layer"], r["term"]) for r in rows] == [
+        ("intact", "", ""), ("encoder", "all", "E1"), ("decoder", "all", "E1"), ("cross", "all", "E1")]
+    rec = load_record(records / "1000" / "seed1.json")
+    assert float(rows[0]["bleu"]) == rec.bleu  # the intact row is the run's test score
+    assert json.loads((report / "analysis.json").read_text(encoding="utf-8"))["sentences"] == rec.test_sentences
+    assert not (records / "0110-noabs" / "seed1.analyze").exists()
+
+    before = (report / "analysis.json").stat().st_mtime_ns
+    caplog.clear()
+    assert main(["ablate", "--config", str(study)]) == 0  # done: not analysed again
+    assert (report / "analysis.json").stat().st_mtime_ns == before and "analyse 1000" not in caplog.text
+
+    shutil.rmtree(report)  # a lost report is made again from the run directory's checkpoint
+    assert main(["ablate", "--config", str(study)]) == 0
+    again = list(csv.DictReader((report / "ablation.csv").open(encoding="utf-8")))
+    assert [(r["role"], r["term"], r["bleu"]) for r in again] == [(r["role"], r["term"], r["bleu"]) for r in rows]
+
+    shutil.rmtree(report)
+    (tmp_path / "out" / "1000" / "seed1" / rec.checkpoint).unlink()
+    caplog.clear()
+    assert main(["ablate", "--config", str(study)]) == 0
+    assert "not analysed, its tested checkpoint" in caplog.text and not report.exists()
+    assert load_record(records / "1000" / "seed1.json") == rec

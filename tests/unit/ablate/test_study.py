@@ -83,6 +83,7 @@ def test_cross_study_sets_only_cross(tmp_path: Path) -> None:
     ({"base": "missing.yaml"}, "base: experiment config"),
     ({"compare": [["1111", "zz"]]}, "compare[0]: 'zz' is not a setting label"),
     ({"compare": [["1111", "1111"]]}, "compare[0]: expected two different setting labels"),
+    ({"analyze": ["1111", "0111"]}, "analyze[1]: '0111' is not a setting label"),
     ({"vary": "cross", "overrides": {}, "settings": [{"label": "1111", "spec": "1111", "decoder_spec": "1000"}]},
      "settings[0].decoder_spec: only valid with vary: self"),
     ({"vary": "cross", "overrides": {}, "settings": [{"label": "1111", "spec": "w/o"}]},
@@ -108,6 +109,7 @@ def test_bad_command_line_override(tmp_path: Path) -> None:
         load_study(path, [("colour.x", 1)])
     with pytest.raises(ConfigError, match="override --study.colour"):
         load_study(path, [("study.colour", 1)])
+    assert load_study(path, [("study.analyze", ["1111"]), ("study.blind_sets", ["x"])]).analyze == ["1111"]
 
 
 def test_cli_reports_bad_study_in_one_line(tmp_path: Path, capsys) -> None:
