@@ -136,7 +136,6 @@ def run_one(study: StudyConfig, label: str, seed: int) -> RunRecord:
     run_dir = study.run_dir(label, seed)
     found = finished_record_path(study, label, seed)
     if found is not None:
-        analyze_finished(study, label, seed)
         return load_record(found)
     cfg = study.experiment(label, seed)
     blind = blind_sources(study, label, seed)  # a missing blind set stops the run before training, not after
@@ -145,24 +144,25 @@ def run_one(study: StudyConfig, label: str, seed: int) -> RunRecord:
         found = finished_record_path(study, label, seed)  # finished by another process meanwhile
         if found is not None:
             return load_record(found)
-        record = _train_and_test(study, label, seed, cfg, run_dir, t0, blind)
-        if analysis_due(study, label, seed):
-            analyze_run(study, label, seed)
-        return record
+        return _train_and_test(study, label, seed, cfg, run_dir, t0, blind)
 
 
 def analyze_finished(study: StudyConfig, label: str, seed: int) -> None:
-    """Analyse a finished run of an ``analyze`` setting that has no report yet, under its run lock
-    (``LockHeld`` while another process holds it); a run directory that is gone is left with a warning."""
+    """Analyse a finished run of an ``analyze`` setting that has no report yet, under its run lock;
+    left for later while another process holds the lock, and with a warning when the run directory
+    is gone."""
     if not analysis_due(study, label, seed):
         return
     run_dir = study.run_dir(label, seed)
     if not run_dir.is_dir():
         log.warning("%s seed %d: not analysed, its run directory %s is gone", label, seed, run_dir)
         return
-    with run_lock(run_dir):
-        if analysis_due(study, label, seed):  # not done by another process meanwhile
-            analyze_run(study, label, seed)
+    try:
+        with run_lock(run_dir):
+            if analysis_due(study, label, seed):  # not done by another process meanwhile
+                analyze_run(study, label, seed)
+    except LockHeld as e:
+        log.info("analysis of %s seed %d left for now: %s", label, seed, e)
 
 
 def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentConfig, run_dir: Path,
@@ -287,25 +287,22 @@ def run_loaded(
                 found = finished_record_path(study, label, seed)
                 if found is not None:
                     log.info("skip %s seed %d: finished (%s)", label, seed, found)
+                else:
+                    reason = busy(study, label, seed) if busy is not None else None
+                    if reason is not None:
+                        log.info("skip %s seed %d for now: %s", label, seed, reason)
+                        continue
                     try:
-                        analyze_finished(study, label, seed)
+                        run_one(study, label, seed)
                     except LockHeld as e:
-                        log.info("analysis of %s seed %d left for now: %s", label, seed, e)
-                    continue
-                reason = busy(study, label, seed) if busy is not None else None
-                if reason is not None:
-                    log.info("skip %s seed %d for now: %s", label, seed, reason)
-                    continue
-                try:
-                    run_one(study, label, seed)
-                except LockHeld as e:
-                    log.info("skip %s seed %d: %s", label, seed, e)
-                    continue
-                except Exception:  # one failed run must not stop a two-hour study; it is reported
-                    log.exception("run %s seed %d failed", label, seed)
-                    failed.append(f"{label}/seed{seed}")
-                write_report(study)  # results land run by run
-                reported = True
+                        log.info("skip %s seed %d: %s", label, seed, e)
+                        continue
+                    except Exception:  # one failed run must not stop a two-hour study; it is reported
+                        log.exception("run %s seed %d failed", label, seed)
+                        failed.append(f"{label}/seed{seed}")
+                    write_report(study)  # results land run by run
+                    reported = True
+                analyze_finished(study, label, seed)  # a finished run of an `analyze` setting, once
     if not reported:
         write_report(study)
     if failed:
