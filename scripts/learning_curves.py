@@ -24,18 +24,17 @@ from nmt.config import ConfigError
 def curves(campaign_file: str, family: str) -> dict[str, dict[int, list[tuple[float, float]]]]:
     """``{"<study>:<label>": {seed: [(update, val BLEU), ...]}}`` of the family's finished runs; a run
     with twins in other studies (``nmt.ablate.twins``) appears once, under its first study."""
-    from nmt.ablate.twins import twin_groups
+    from nmt.ablate.twins import later_twins
 
     campaign = load_campaign(campaign_file)
     if family not in campaign.families:
         raise ConfigError(f"{campaign_file}: no family {family!r} (families: {', '.join(campaign.families)})")
     studies = campaign.families[family]
-    later_twins = {(st.output_dir, label, seed) for group in twin_groups(list(studies.values()))
-                   for st, label, seed in group[1:]}
+    later = {(st.output_dir, label, seed) for (st, label, seed), _ in later_twins(list(studies.values()))}
     out: dict[str, dict[int, list[tuple[float, float]]]] = {}
     for kind, study in studies.items():
         for rec in collect_records(study):
-            if rec.val_curve and (study.output_dir, rec.label, rec.seed) not in later_twins:
+            if rec.val_curve and (study.output_dir, rec.label, rec.seed) not in later:
                 out.setdefault(f"{kind}:{rec.label}", {})[rec.seed] = [(float(a), float(b)) for a, b in rec.val_curve]
     return out
 

@@ -63,6 +63,7 @@ def campaign_status(studies: list[StudyConfig]) -> str:
     for st, recs in per_study:
         states = {(s.label, k): run_state(st, s.label, k) for s in st.settings for k in st.seeds}
         in_study = _per_update(recs)
+        per_label: dict[str, tuple[float | None, int | None]] = {}  # (s/update, updates) of a setting's runs
         secs, running, study_unknown = 0.0, [], False
         for (label, seed), state in states.items():
             if state == "done":
@@ -70,8 +71,10 @@ def campaign_status(studies: list[StudyConfig]) -> str:
             updates = _progress(st, label, seed) if state in ("running", "interrupted") else None
             if state == "running":
                 running.append(f"{label}/seed{seed}" + (f" at {updates:,}" if updates is not None else ""))
-            rate = _per_update([r for r in recs if r.label == label]) or in_study or overall
-            budget = _budget(st, label, seed)
+            if label not in per_label:  # the same for every seed: a seed sets only seeds and the run folder
+                per_label[label] = (_per_update([r for r in recs if r.label == label]) or in_study or overall,
+                                    _budget(st, label, seed))
+            rate, budget = per_label[label]
             if rate is None or budget is None:
                 study_unknown = True
             else:
@@ -103,14 +106,13 @@ def finished_runs(studies: list[StudyConfig]) -> str:
     half, three quarters and the end of the run's updates, the best validation BLEU (at its update),
     and the run's hours (``RunRecord.run_seconds``). A run shared with twins (``nmt.ablate.twins``)
     is listed once, under its first study, naming the others."""
-    from nmt.ablate.twins import twin_groups
+    from nmt.ablate.twins import later_twins
 
-    shared: dict[tuple[str, str, int], list[str]] = {}
     later: set[tuple[str, str, int]] = set()
-    for group in twin_groups(studies):
-        (first, label, seed), rest = group[0], group[1:]
-        shared[(first.output_dir, label, seed)] = [f"{st.name}/{lab}" for st, lab, _ in rest]
-        later |= {(st.output_dir, lab, sd) for st, lab, sd in rest}
+    shared: dict[tuple[str, str, int], list[str]] = {}
+    for (st, label, seed), (first, first_label, _) in later_twins(studies):
+        later.add((st.output_dir, label, seed))
+        shared.setdefault((first.output_dir, first_label, seed), []).append(f"{st.name}/{label}")
     lines = ["| study | setting | seed | test BLEU | chrF | validation BLEU at 1/4, 1/2, 3/4, all updates | "
              "best validation (update) | hours | also counts as |", "|---|---|---|---|---|---|---|---|---|"]
     for st in studies:

@@ -36,6 +36,12 @@ def twin_groups(studies: list[StudyConfig]) -> list[list[Member]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
+def later_twins(studies: list[StudyConfig]) -> list[tuple[Member, Member]]:
+    """Each run that has a twin earlier in ``studies``, paired with the first run of its group: where
+    results are shown once, they are shown under that first run."""
+    return [(member, group[0]) for group in twin_groups(studies) for member in group[1:]]
+
+
 def retarget(rec: RunRecord, study: StudyConfig, label: str) -> RunRecord:
     """A copy of ``rec`` for ``study``: its label, spec, what is varied and the FLOPs of the
     attention that study varies (the per-part FLOPs are the same)."""
