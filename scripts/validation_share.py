@@ -32,17 +32,19 @@ def validation_costs(run_dir: Path) -> dict:
             continue
         train = [(e.step, e.wall_time) for e in acc.Scalars("train/loss")]
         vals = [e.step for e in acc.Scalars("val_bleu")] if "val_bleu" in tags else []
-        spans = [(b[0] - a[0], b[1] - a[1], a[0]) for a, b in zip(train, train[1:]) if b[0] > a[0]]
-        with_val = [(n, dt, s) for n, dt, s in spans if any(s < v <= s + n for v in vals)]
-        plain = [dt / n for n, dt, s in spans if (n, dt, s) not in with_val]
+        # (updates, seconds, the validation inside the interval or None) per interval between two losses
+        spans = [(b[0] - a[0], b[1] - a[1], next((v for v in vals if a[0] < v <= b[0]), None))
+                 for a, b in zip(train, train[1:]) if b[0] > a[0]]
+        plain = [dt / n for n, dt, v in spans if v is None]
         if not plain:
             continue
         per_update = statistics.median(plain)
         total += sum(dt for _, dt, _ in spans)
-        for n, dt, s in with_val:
+        for n, dt, v in spans:
+            if v is None:
+                continue
             extra = dt - n * per_update
-            update = next(v for v in vals if s < v <= s + n) + 1
-            costs.append({"update": update, "seconds": round(extra, 1), "updates_worth": round(extra / per_update, 1),
+            costs.append({"update": v + 1, "seconds": round(extra, 1), "updates_worth": round(extra / per_update, 1),
                           "s_per_update": round(per_update, 3)})
     share = sum(c["seconds"] for c in costs) / total if total else None
     return {"run": str(run_dir), "validations": costs, "share": None if share is None else round(share, 4),
