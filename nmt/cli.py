@@ -202,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _config_parser(sub, "ablate", "run an ablation study or campaign (configs/ablation/)")
     p.add_argument("--only", nargs="+", help="run only these settings (by label; a study file only)")
     p.add_argument("--report_only", action="store_true", help="do not train; rebuild table and plot")
-    p.add_argument("--status", action="store_true", help="print runs done, running, interrupted, left, time left")
+    p.add_argument("--status", action="store_true",
+                   help="print runs done, running, interrupted, left, time left; the finished runs' scores")
     p.add_argument("--verdicts", action="store_true", help="campaign: decide the claims from the finished runs")
 
     p = sub.add_parser("analyze", help="which attention terms a trained model uses: statistics, test-time removal")
