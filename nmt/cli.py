@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report_only", action="store_true", help="do not train; rebuild table and plot")
     p.add_argument("--status", action="store_true",
                    help="print runs done, running, interrupted, left, time left; the finished runs' scores")
-    p.add_argument("--verdicts", action="store_true", help="campaign: decide the claims from the finished runs")
+    p.add_argument("--verdicts", action="store_true", help="campaign: decide the claims from the finished runs (pending until every planned seed is in)")
 
     p = sub.add_parser("analyze", help="which attention terms a trained model uses: statistics, test-time removal")
     p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt)")

@@ -7,10 +7,11 @@ setting's validation curve, and the number of seeds from the TOST power analysis
 ``--pooled results.json ...`` instead pools the paired spread of every compared pair (and every
 setting against the reference) of finished studies' ``results.json`` files.
 
-``--campaign FILE --family NAME`` applies the campaign's seed rule (``nmt.ablate.seeds``) to a
-family's first three seeds: the pooled spread of its claim parts' paired differences, blind to their
-means, and the seed count it implies; with ``--write`` the decision also goes to
-``<results_dir>/<family slug>.seeds.md``.
+``--campaign FILE --family NAME`` applies the campaign's seed rule (its ``seed_rule``,
+``nmt.ablate.seeds``) to a family's first seeds: the pooled spread of its claim parts' paired
+differences, blind to their means, and the seed count it implies; with ``--write`` the decision is
+kept as ``<results_dir>/<family slug>.seeds.{md,json}``, which the campaign then runs to (it does
+this itself when a family's first seeds are in).
 
     python scripts/seed_power.py --campaign configs/ablation/repro/campaign.yaml \
         --family "Multi30k en->de, relative positions" --write
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from nmt.ablate.pilot import pilot_report, pooled_paired_sd
@@ -52,30 +54,29 @@ def pooled(paths: list[Path], margin: float, alpha: float, power: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def campaign_seeds(path: str, family: str | None, power: float, write: bool) -> int:
-    """Print (and with ``write`` store) the blinded seed decision of one family of a campaign."""
-    import re
-
-    from nmt.ablate.campaign import load_campaign
-    from nmt.ablate.seeds import decide_seeds, seeds_markdown
-    from nmt.io import atomic_write_text
+def campaign_seeds(path: str, family: str | None, write: bool) -> int:
+    """Print (and with ``write`` keep) the blinded seed decision of one family of a campaign, by the
+    campaign's own ``seed_rule`` (the campaign applies it itself when the first seeds are in)."""
+    from nmt.ablate.campaign import SeedRuleConfig, load_campaign
+    from nmt.ablate.seeds import decide_seeds, seeds_markdown, write_plan
 
     try:
         campaign = load_campaign(path)
         if family not in campaign.families:
             raise ConfigError(f"{path}: no family {family!r} (families: {', '.join(campaign.families)})")
         cfg = campaign.config
-        runs_of = {kind: collect_records(st) for kind, st in campaign.families[family].items()}
-        decision = decide_seeds(cfg.claims_as_data(), runs_of, alpha=cfg.alpha, power=power,
-                                default_margin=cfg.margin)
+        rule = cfg.seed_rule or SeedRuleConfig()
+        runs_of = {kind: collect_records(replace(st, seeds=list(rule.first)))
+                   for kind, st in campaign.families[family].items()}
+        decision = decide_seeds(cfg.claims_as_data(), runs_of, rule.first, cfg.alpha, rule.power, rule.min_seeds,
+                                rule.max_seeds, cfg.margin)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    text = seeds_markdown(family, decision, (1, 2, 3), power)
-    print(text, end="")
     if write:
-        slug = re.sub(r"[^a-z0-9]+", "-", family.lower()).strip("-")
-        atomic_write_text(Path(cfg.results_dir) / f"{slug}.seeds.md", text)
+        print(write_plan(cfg.results_dir, family, decision, rule.first, rule.power), end="")
+    else:
+        print(seeds_markdown(family, decision, rule.first, rule.power), end="")
     return 0
 
 
@@ -87,13 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pooled", nargs="+", type=Path, help="results.json files to pool instead of a pilot study")
     ap.add_argument("--margin", type=float, default=1.0, help="equivalence margin in BLEU")
     ap.add_argument("--alpha", type=float, default=0.05)
-    ap.add_argument("--power", type=float, default=0.8)
+    ap.add_argument("--power", type=float, default=0.8, help="pilot / --pooled (a campaign has its seed_rule)")
     ap.add_argument("--campaign", help="a campaign file: apply its seed rule to --family")
     ap.add_argument("--family", help="the family (as named in the campaign file)")
     ap.add_argument("--write", action="store_true", help="--campaign: also write the decision next to the verdicts")
     args = ap.parse_args(argv)
     if args.campaign:
-        return campaign_seeds(args.campaign, args.family, args.power, args.write)
+        return campaign_seeds(args.campaign, args.family, args.write)
     if args.pooled:
         print(pooled(args.pooled, args.margin, args.alpha, args.power), end="")
         return 0

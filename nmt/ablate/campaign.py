@@ -4,7 +4,9 @@ The campaign file (``configs/ablation/repro/campaign.yaml``) lists *families* (o
 direction, or one position regime) that map study kinds (``self``, ``cross``, ...) to study files,
 and the *claims* as data: for each, the pairs of settings, the test and the margin. The verdicts
 (``nmt.ablate.verdict``) are decided family by family (intersection-union tests within a claim,
-Holm across the claims of a family) and written to ``<results_dir>/verdicts.{md,json}``.
+Holm across the claims of a family) and written to ``<results_dir>/verdicts.{md,json}``. With a
+``seed_rule`` each family's seed count is decided by the campaign itself on its first seeds
+(``nmt.ablate.seeds``), and a family's verdicts stay pending until all its planned seeds are in.
 
     nmt ablate --config configs/ablation/repro/campaign.yaml --data.root ../shared/data   # run / resume
     nmt ablate --config configs/ablation/repro/campaign.yaml --status     # done, running, left, time
@@ -15,12 +17,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from nmt.ablate.report import collect_records
 from nmt.ablate.results import save_json_atomic
+from nmt.ablate.seeds import decide_seeds, planned_seeds, read_plan, write_plan
 from nmt.ablate.status import campaign_status, finished_runs, run_state
 from nmt.ablate.study import StudyConfig, load_study
 from nmt.ablate.verdict import RISE_WINDOW, TESTS, Claim, ClaimPart, ClaimResult, PartResult, decide_family
@@ -65,6 +68,21 @@ class FamilyConfig:
 
 
 @dataclass
+class SeedRuleConfig:
+    """The pre-registered seed rule (``nmt.ablate.seeds``): decided once per family on its first seeds."""
+
+    first: list[int] = field(default_factory=lambda: [1, 2, 3], help="the seeds the spread is measured on")
+    min_seeds: int = field(4, help="never fewer seeds than this")
+    max_seeds: int = field(30, help="refuse to plan more seeds than this")
+    power: float = field(0.8, help="every claim's power at Holm's first step must reach this")
+
+    def __post_init__(self) -> None:
+        if len(set(self.first)) < 2 or not 2 <= self.min_seeds <= self.max_seeds or not 0 < self.power < 1:
+            raise ConfigError("seed_rule: needs two or more distinct first seeds, 2 <= min_seeds <= max_seeds "
+                              f"and power in (0, 1); got {self.first}, {self.min_seeds}, {self.max_seeds}, {self.power}")
+
+
+@dataclass
 class CampaignConfig:
     """Families of studies, the claims decided on each, and the pre-registered test settings."""
 
@@ -74,6 +92,8 @@ class CampaignConfig:
     results_dir: str = field(help="where verdicts.md and verdicts.json are written (committed)")
     alpha: float = field(0.05, help="family-wise error rate (Holm across the claims of a family)")
     margin: float = field(1.0, help="default margin in BLEU, fixed before the runs")
+    seed_rule: Optional[SeedRuleConfig] = field(
+        None, help="decide each family's seed count on its first seeds (without it: the study files' seeds)")
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1 or self.margin < 0:
@@ -96,7 +116,7 @@ class Campaign:
     """A loaded campaign: its config and every family's studies (validated, runs buildable)."""
 
     config: CampaignConfig
-    families: dict[str, dict[str, StudyConfig]]
+    families: dict[str, dict[str, StudyConfig]]  # with each family's planned seeds, once decided
 
     def studies(self) -> list[StudyConfig]:
         """Each study once, in the order the families list them."""
@@ -140,7 +160,58 @@ def load_campaign(path: str | Path, overrides: list[tuple[str, Any]] | None = No
                 if missing:
                     raise ConfigError(f"{p}: claim {claim.id}: family {name!r} study {st.name} has no setting "
                                       f"{', '.join(map(repr, missing))}")
-    return Campaign(cfg, families)
+    campaign = Campaign(cfg, families)
+    for name in families:
+        apply_seed_plan(campaign, name)
+    return campaign
+
+
+# ---- seeds -------------------------------------------------------------------------------------
+
+def seed_count(campaign: Campaign, family: str) -> Optional[int]:
+    """The seed count decided for a family (None: undecided); ConfigError on an unreadable decision."""
+    try:
+        return read_plan(campaign.config.results_dir, family)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def apply_seed_plan(campaign: Campaign, family: str) -> bool:
+    """Extend the family's studies to its decided seed count, if it has one; whether that added seeds."""
+    n = seed_count(campaign, family) if campaign.config.seed_rule is not None else None
+    studies = campaign.families[family]
+    if n is None or all(len(st.seeds) >= n for st in studies.values()):
+        return False
+    campaign.families[family] = {kind: replace(st, seeds=planned_seeds(st.seeds, n)) for kind, st in studies.items()}
+    return True
+
+
+def decide_seed_plan(campaign: Campaign, family: str) -> Optional[str]:
+    """Apply the seed rule to a family whose claims' settings have all finished its first seeds and
+    which has no decision yet: keep the decision and extend the family's studies. Returns the
+    decision's Markdown, None when there was nothing to decide yet."""
+    cfg = campaign.config
+    rule = cfg.seed_rule
+    if rule is None or seed_count(campaign, family) is not None:
+        return None
+    studies = campaign.families[family]
+    claims = [c for c in cfg.claims_as_data() if all(p.study in studies for p in c.parts)]
+    runs_of = {kind: collect_records(replace(st, seeds=list(rule.first))) for kind, st in studies.items()}
+    for c in claims:
+        for p in c.parts:
+            for label in (p.a, p.b):
+                if {r.seed for r in runs_of[p.study] if r.label == label} != set(rule.first):
+                    return None
+    try:
+        decision = decide_seeds(claims, runs_of, rule.first, cfg.alpha, rule.power, rule.min_seeds, rule.max_seeds,
+                                cfg.margin)
+    except ValueError as e:  # e.g. no seed count up to max_seeds reaches the power: a person has to look
+        log.error("campaign %s: seed rule for %s: %s; the family keeps its study files' seeds and its verdicts "
+                  "stay pending", cfg.name, family, e)
+        return None
+    text = write_plan(cfg.results_dir, family, decision, rule.first, rule.power)
+    apply_seed_plan(campaign, family)
+    return text
 
 
 # ---- verdicts ----------------------------------------------------------------------------------
@@ -157,12 +228,15 @@ Decided = dict[str, tuple[list[PartResult], dict[str, ClaimResult]]]
 
 
 def family_verdicts(campaign: Campaign) -> Decided:
-    """Every family's part results and claim verdicts, from the finished runs."""
+    """Every family's part results and claim verdicts, from the finished runs; a family is pending
+    until its seed count is decided (with a seed rule) and every planned seed has finished."""
     claims = campaign.config.claims_as_data()
     out = {}
     for name, studies in campaign.families.items():
         runs_of = {kind: collect_records(st) for kind, st in studies.items()}
-        out[name] = decide_family(claims, runs_of, campaign.config.alpha)
+        undecided = campaign.config.seed_rule is not None and seed_count(campaign, name) is None
+        planned = {} if undecided else {kind: st.seeds for kind, st in studies.items()}
+        out[name] = decide_family(claims, runs_of, campaign.config.alpha, planned)
     return out
 
 
@@ -170,8 +244,8 @@ def verdicts_markdown(campaign: Campaign, decided: Decided) -> str:
     cfg = campaign.config
     texts = {c.id: c.text for c in cfg.claims}
     lines = [f"# Verdicts: {cfg.name}", "",
-             "Mechanical rule (nmt.ablate.verdict): paired differences A − B of test BLEU over the seeds both "
-             "settings finished, with the 95 % t interval; the parts of a claim form an intersection-union test "
+             "Mechanical rule (nmt.ablate.verdict): paired differences A − B of test BLEU over the family's "
+             "planned seeds, with the 95 % t interval; the parts of a claim form an intersection-union test "
              "(support p: the largest of its parts'; refute p: the smallest times the number of parts); Holm "
              f"across the claims of each family, alpha = {cfg.alpha}; default margin {cfg.margin} BLEU. A part's "
              "own test (last column of the first table) is unadjusted and for reading only.", ""]
@@ -179,21 +253,31 @@ def verdicts_markdown(campaign: Campaign, decided: Decided) -> str:
         lines += [f"## {name}", "", "| claim | pair and test | seeds | BLEU A / B | mean A − B [95 % CI] | "
                   "p support | p refute | part at alpha |", "|---|---|---|---|---|---|---|---|"]
         for r in parts:
-            if r.stats is None:
+            if r.verdict == "pending":
+                means, stats = "–", "–"
+                seeds = f"{r.seeds_done} of {'?' if r.seeds_planned is None else r.seeds_planned}"
+            elif r.stats is None:
                 means, stats, seeds = "–", "–", "<2"
             else:
                 means = f"{r.stats.mean_a:.2f} / {r.stats.mean_b:.2f}"
                 stats, seeds = f"{_num(r.stats.mean)} [{_num(r.stats.ci_low)}, {_num(r.stats.ci_high)}]", str(r.stats.n)
             cost = "" if r.cost_ok is None else " (A cheaper)" if r.cost_ok else " (A not cheaper)"
-            lines.append(f"| {r.claim} | {r.part.describe()} | {seeds} | {means} | {stats} | {_p(r.p_support)} "
-                         f"| {_p(r.p_refute)} | {r.verdict}{cost} |")
+            p_sup, p_ref = ("–", "–") if r.verdict == "pending" else (_p(r.p_support), _p(r.p_refute))
+            lines.append(f"| {r.claim} | {r.part.describe()} | {seeds} | {means} | {stats} | {p_sup} "
+                         f"| {p_ref} | {r.verdict}{cost} |")
         lines += ["", "| claim | p support (Holm) | p refute (Holm) | verdict | still rising |", "|---|---|---|---|---|"]
         for cid, c in claims.items():
             rising = ", ".join(c.rising) or "–"
-            lines.append(f"| {cid}. {texts[cid]} | {_p(c.p_support)} ({_p(c.p_support_holm)}) | {_p(c.p_refute)} "
-                         f"({_p(c.p_refute_holm)}) | **{c.verdict}** | {rising} |")
+            if c.verdict == "pending":
+                p_sup = p_ref = "–"
+            else:
+                p_sup, p_ref = f"{_p(c.p_support)} ({_p(c.p_support_holm)})", f"{_p(c.p_refute)} ({_p(c.p_refute_holm)})"
+            lines.append(f"| {cid}. {texts[cid]} | {p_sup} | {p_ref} | **{c.verdict}** | {rising} |")
         lines += ["", f"Still rising: settings whose validation BLEU rose by more than half the margin over their "
                   f"last {RISE_WINDOW:,} updates (mean over seeds).", ""]
+        if any(c.verdict == "pending" for c in claims.values()):
+            lines += ["Pending: nothing is computed until every planned seed of every compared setting has finished "
+                      "(seeds: finished of planned; `?` while the seed rule has not yet decided the count).", ""]
     return "\n".join(lines)
 
 
@@ -236,30 +320,39 @@ def run_campaign(campaign: Campaign) -> int:
     """Run (or resume) the campaign: family by family (the order of the file), and within a family
     seed by seed across its studies, so that a campaign cut short has whole families and, in the
     family it stopped in, every setting with its first seeds. Before each study's turn, finished
-    runs are copied to their not-yet-started twins (``nmt.ablate.twins``); the claims are decided
-    again after every seed of a family.
+    runs are copied to their not-yet-started twins (``nmt.ablate.twins``). After every seed of a
+    family: once the first seeds of all its compared settings are in, the seed rule fixes the
+    family's seed count (kept beside the verdicts, ``nmt.ablate.seeds``) and the loop runs to it;
+    the verdicts are written again (pending until every planned seed has finished).
 
     Several processes may run the same campaign side by side (e.g. two one-thread streams on two
     cores): each takes the next run that no other holds, and leaves a run alone while one of its
     twins has started, here or in another process (it is copied when that one finishes)."""
-    from dataclasses import replace
-
     from nmt.ablate.runner import run_loaded
     from nmt.ablate.twins import share, twin_groups
 
     groups = twin_groups(campaign.studies())
     busy = twin_started(groups)
     failed = 0
-    for name, studies in campaign.families.items():
+    for name in list(campaign.families):
         t0 = time.time()
-        for i in range(max(len(st.seeds) for st in studies.values())):
-            for st in studies.values():
+        i = 0
+        while i < max(len(st.seeds) for st in campaign.families[name].values()):
+            for st in campaign.families[name].values():
                 if i >= len(st.seeds):
                     continue
                 for line in share(groups):
                     log.info("shared %s", line)
                 failed += run_loaded(replace(st, seeds=st.seeds[: i + 1]), busy=busy) != 0
+            # the seed count, once the first seeds are in (or as another process has decided it)
+            decided = decide_seed_plan(campaign, name)
+            if decided is not None:
+                log.info("campaign %s: seed rule applied to %s\n%s", campaign.config.name, name, decided)
+            if decided is not None or apply_seed_plan(campaign, name):  # the added seeds' twins
+                groups = twin_groups(campaign.studies())
+                busy = twin_started(groups)
             write_verdicts(campaign)
+            i += 1
         log.info("campaign %s: family %s done in %.0f s", campaign.config.name, name, time.time() - t0)
     for line in share(groups):  # twins of runs another process finished meanwhile
         log.info("shared %s", line)

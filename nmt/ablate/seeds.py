@@ -11,12 +11,18 @@ product of its parts' powers: for a ``close`` part the paired TOST's power at a 
 beyond its margin (``one_sided_power``: "clearly worse" taken as twice the margin; a part with
 margin 0 gets the family's default margin as the distance). The seed count
 is the smallest n >= ``min_seeds`` (4) at which every claim's power reaches ``power`` (0.8).
+
+The decision is taken once per family and kept beside the verdicts as the family's *seed plan*
+(``<results_dir>/<family slug>.seeds.{md,json}``); ``planned_seeds`` extends a study's seeds to it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional, Sequence
 
 from nmt.ablate.power import one_sided_power, tost_power
 from nmt.ablate.verdict import Claim, Run, paired_stats, pooled_sd
@@ -93,3 +99,51 @@ def seeds_markdown(family: str, decision: SeedDecision, first: Sequence[int], po
               f"{decision.seeds} seeds: " + ", ".join(f"{k}: {v:.2f}" for k, v in decision.claim_power.items()),
               "", f"Seeds for every claim's power >= {power}: **{decision.seeds}**.", ""]
     return "\n".join(lines)
+
+
+def family_slug(family: str) -> str:
+    """A family's name as a file name ("Multi30k en->de, relative positions" ->
+    "multi30k-en-de-relative-positions")."""
+    return re.sub(r"[^a-z0-9]+", "-", family.lower()).strip("-")
+
+
+def plan_path(results_dir: str | Path, family: str) -> Path:
+    """Where a family's seed decision is kept (``.json``; the table beside it as ``.md``)."""
+    return Path(results_dir) / f"{family_slug(family)}.seeds.json"
+
+
+def write_plan(results_dir: str | Path, family: str, decision: SeedDecision, first: Sequence[int], power: float) -> str:
+    """Keep a family's seed decision (JSON for the campaign, Markdown for readers); returns the Markdown."""
+    from nmt.ablate.results import save_json_atomic
+    from nmt.io import atomic_write_text
+
+    text = seeds_markdown(family, decision, first, power)
+    path = plan_path(results_dir, family)
+    atomic_write_text(path.with_suffix(".md"), text)
+    save_json_atomic(path, {"family": family, "first": list(first), "power": power, **asdict(decision)})
+    return text
+
+
+def read_plan(results_dir: str | Path, family: str) -> Optional[int]:
+    """The seed count decided for ``family``, None while it has none. ValueError naming the file when
+    it cannot be read as a decision."""
+    path = plan_path(results_dir, family)
+    if not path.is_file():
+        return None
+    try:
+        n = json.loads(path.read_text(encoding="utf-8"))["seeds"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a seed decision ({e})") from None
+    if not isinstance(n, int) or n < 2:
+        raise ValueError(f"{path}: seeds must be an integer >= 2, got {n!r}")
+    return n
+
+
+def planned_seeds(seeds: Sequence[int], n: int) -> list[int]:
+    """A study's seeds extended to ``n`` with the next unused integers (never shortened)."""
+    out = list(seeds)
+    nxt = max(out, default=0) + 1
+    while len(out) < n:
+        out.append(nxt)
+        nxt += 1
+    return out

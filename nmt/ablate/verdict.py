@@ -34,6 +34,10 @@ the FLOPs it needs). Each
 part also shows its own test at alpha, unadjusted, for reading; the decision is the claim's. A
 setting whose validation BLEU rose by more than margin / 2 over its last 1,000 updates (mean over its
 seeds) is flagged beside the claim: its budget may have stopped it short of its plateau.
+
+A family is decided only once: given the seeds planned for each study (``planned``), its claims
+stay **pending**, with no statistics computed, until every planned seed of every compared setting
+has finished, so that no verdict, mean or interval exists for a reader to stop on early.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from nmt.ablate.tdist import t_cdf, t_ppf
 
 Test = Literal["close", "worse", "not_worse", "better"]
 TESTS: tuple[str, ...] = ("close", "worse", "not_worse", "better")
-Verdict = Literal["reproduced", "not reproduced", "inconclusive"]
+Verdict = Literal["reproduced", "not reproduced", "inconclusive", "pending"]
 
 
 class Run(Protocol):
@@ -207,6 +211,8 @@ class PartResult:
     p_refute: float
     cost_ok: Optional[bool] = None  # for a part with a cost relation: whether the measured FLOPs satisfy it
     verdict: str = "inconclusive"
+    seeds_done: int = 0  # seeds finished for both settings
+    seeds_planned: Optional[int] = None  # seeds planned for both (None: not given, or not decided yet)
 
 
 @dataclass
@@ -267,19 +273,35 @@ def _verdict(p_support: float, p_refute: float, alpha: float) -> str:
     return "reproduced" if p_support <= alpha else "not reproduced" if p_refute <= alpha else "inconclusive"
 
 
+def _common_seeds(runs: Sequence[Run], a: str, b: str) -> set[int]:
+    return {r.seed for r in runs if r.label == a} & {r.seed for r in runs if r.label == b}
+
+
 def decide_family(
-    claims: Sequence[Claim], runs_of: dict[str, Sequence[Run]], alpha: float = 0.05
+    claims: Sequence[Claim], runs_of: dict[str, Sequence[Run]], alpha: float = 0.05,
+    planned: Optional[dict[str, Sequence[int]]] = None,
 ) -> tuple[list[PartResult], dict[str, ClaimResult]]:
     """Every part's statistics and every claim's decision in one family. ``runs_of`` maps a part's
     ``study`` to its finished runs; a claim with a part whose study is absent is out of scope
-    (skipped)."""
+    (skipped). With ``planned`` (study -> the seeds planned for it; a study left out has no seed
+    count yet), the whole family is pending until every part has all its study's planned seeds for
+    both settings (see module)."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    in_scope = [c for c in claims if all(p.study in runs_of for p in c.parts)]
+    if planned is not None:
+        waiting = []
+        for c in in_scope:
+            for p in c.parts:
+                plan, done = planned.get(p.study), _common_seeds(runs_of[p.study], p.a, p.b)
+                waiting.append(PartResult(c.id, p, None, 1.0, 1.0, None, "pending",
+                                          len(done if plan is None else done & set(plan)),
+                                          None if plan is None else len(plan)))
+        if any(r.seeds_planned is None or r.seeds_done < r.seeds_planned for r in waiting):
+            return waiting, {c.id: ClaimResult(c.id, 1.0, 1.0, 1.0, 1.0, "pending") for c in in_scope}
     results: list[PartResult] = []
     decided: dict[str, ClaimResult] = {}
-    for claim in claims:
-        if any(p.study not in runs_of for p in claim.parts):
-            continue
+    for claim in in_scope:
         mine = []
         for part in claim.parts:
             runs = runs_of[part.study]
@@ -287,7 +309,8 @@ def decide_family(
             sup, ref = support_refute(s, part.test, part.margin) if s is not None else (1.0, 1.0)
             cost = _cost_ok(runs, part)
             verdict = "not reproduced" if cost is False else _verdict(sup, ref, alpha)
-            mine.append(PartResult(claim.id, part, s, sup, ref, cost, verdict))
+            mine.append(PartResult(claim.id, part, s, sup, ref, cost, verdict, 0 if s is None else s.n,
+                                   None if planned is None else len(planned[part.study])))
         results += mine
         labels = dict.fromkeys((p.study, x) for p in claim.parts for x in (p.a, p.b))
         rising = [x for st, x in labels if still_rising(runs_of[st], x, min(p.margin for p in claim.parts) / 2)]

@@ -100,6 +100,72 @@ def test_verdicts_are_decided_from_the_records_and_written(tmp_path: Path, capsy
     assert (tmp_path / "verdicts" / "verdicts.md").read_text(encoding="utf-8") == out
 
 
+def test_verdicts_stay_pending_until_every_planned_seed_has_finished(tmp_path: Path, capsys) -> None:
+    campaign = setup(tmp_path)
+    for seed, (a, b) in enumerate([(30.1, 30.0), (29.4, 29.5), (31.0, 31.1), (30.3, 30.2)], 1):
+        finish(tmp_path, "0110-noabs", seed, a)
+        finish(tmp_path, "1000", seed, b)
+    finish(tmp_path, "1000", 5, 30.0)  # seed 5 of one setting only: the pair has 4 of its 5
+    assert main(["ablate", "--config", str(campaign), "--verdicts", "--study.seeds", "[1, 2, 3, 4, 5]"]) == 0
+    out = capsys.readouterr().out
+    assert "0110-noabs vs 1000 (self): −1 < A − B < 1 | 4 of 5 | – | – | – | – | pending |" in out
+    assert "| **pending** |" in out and "30.20" not in out and "+0.00" not in out  # no mean of any kind
+    fam = json.loads((tmp_path / "verdicts" / "verdicts.json").read_text(encoding="utf-8"))["families"]["toy en->de"]
+    assert fam["claims"]["3"]["verdict"] == "pending" and fam["parts"][0]["stats"] is None
+    assert fam["parts"][0]["seeds_done"] == 4 and fam["parts"][0]["seeds_planned"] == 5
+
+
+def test_the_seed_rule_fixes_the_seed_count_on_the_first_seeds_and_the_campaign_runs_to_it(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Seeds 1-3 differ by +0.6, -0.5, +0.1 (SD 0.55): the paired TOST at margin 1 and level 0.05
+    (one claim) has power 0.74 with 4 seeds and 0.90 with 5, so the rule plans 5 seeds."""
+    from nmt.ablate import runner
+    from nmt.ablate.power import tost_power
+
+    assert tost_power(4, 0.5508, 1.0, 0.05) < 0.8 <= tost_power(5, 0.5508, 1.0, 0.05)
+    campaign = setup(tmp_path)
+    campaign.write_text(campaign.read_text(encoding="utf-8") + "seed_rule: {first: [1, 2, 3], min_seeds: 4}\n",
+                        encoding="utf-8")
+    diff = {1: 0.6, 2: -0.5, 3: 0.1, 4: 0.0, 5: 0.2}
+    trained: list[tuple[str, int]] = []
+    seen_plans: list[bool] = []
+
+    def fake_run(study, **_kw) -> int:
+        for s in study.settings:
+            for seed in study.seeds:
+                if runner.finished_record_path(study, s.label, seed) is None:
+                    trained.append((s.label, seed))
+                    seen_plans.append((tmp_path / "verdicts" / "toy-en-de.seeds.json").is_file())
+                    bleu = 30.0 + (diff[seed] if s.label == "0110-noabs" else 0.0)
+                    run = study.run_dir(s.label, seed)
+                    save_json_atomic(run / "result.json", to_dict(record(s.label, seed, bleu, 60.0)))
+                    (run / "test.hyp").write_text("x\n", encoding="utf-8")
+        return 0
+
+    monkeypatch.setattr(runner, "run_loaded", fake_run)
+    seeds = ["--study.seeds", "[1, 2, 3, 4]", "--study.bootstrap_samples", "0"]
+    # before anything has run: pending, count not decided
+    assert main(["ablate", "--config", str(campaign), "--verdicts", *seeds]) == 0
+    assert "| 0 of ? |" in capsys.readouterr().out
+    assert main(["ablate", "--config", str(campaign), *seeds]) == 0
+    assert [seed for _, seed in trained] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]  # the study file says 4; the rule 5
+    assert seen_plans == [False] * 6 + [True] * 4  # decided after seed 3, before seed 4
+    plan = json.loads((tmp_path / "verdicts" / "toy-en-de.seeds.json").read_text(encoding="utf-8"))
+    assert plan["seeds"] == 5 and plan["first"] == [1, 2, 3] and abs(plan["pooled_sd"] - 0.5508) < 1e-4
+    table = (tmp_path / "verdicts" / "toy-en-de.seeds.md").read_text(encoding="utf-8")
+    assert "| 0.55 |" in table and "**5**" in table and "0.07" not in table  # blinded: no mean (+0.07 here)
+    verdicts = json.loads((tmp_path / "verdicts" / "verdicts.json").read_text(encoding="utf-8"))
+    part = verdicts["families"]["toy en->de"]["parts"][0]
+    assert part["stats"]["seeds"] == [1, 2, 3, 4, 5] and part["verdict"] != "pending"
+    # every later command sees the planned seeds: nothing left to run
+    assert main(["ablate", "--config", str(campaign), "--status", *seeds]) == 0
+    assert "| 10/10 |" in capsys.readouterr().out
+    (tmp_path / "verdicts" / "toy-en-de.seeds.json").write_text("{}", encoding="utf-8")
+    assert main(["ablate", "--config", str(campaign), "--status", *seeds]) == 2
+    assert "toy-en-de.seeds.json: not a seed decision" in capsys.readouterr().err
+
+
 def test_bad_campaigns_are_rejected_with_the_key(tmp_path: Path, capsys) -> None:
     campaign = setup(tmp_path)
     campaign.write_text(campaign.read_text(encoding="utf-8").replace('a: "0110-noabs"', 'a: "0110"'), encoding="utf-8")

@@ -57,3 +57,33 @@ def test_the_blinded_seed_rule_shows_spread_not_means() -> None:
     noisy = [rec(r.label, r.seed, r.bleu + (1.5 if r.seed == 2 else 0.0)) for r in self_runs if r.label == "0111"]
     worse = decide_seeds(claims, {"self": base + noisy + self_runs[8:], "cross": cross_runs})
     assert worse.seeds > decision.seeds  # more spread, more seeds
+
+
+def test_campaign_seed_rule_prints_and_keeps_the_decision(tmp_path: Path, capsys) -> None:
+    from helpers.ablate_toys import write_study
+
+    from nmt.ablate.results import save_json_atomic
+
+    write_study(tmp_path)
+    campaign = tmp_path / "campaign.yaml"
+    campaign.write_text(f"""name: toy
+results_dir: {tmp_path / "verdicts"}
+seed_rule: {{first: [1, 2, 3], min_seeds: 4}}
+families: [{{name: "Toy en->de", studies: {{self: study.yaml}}}}]
+claims: [{{id: "3", text: "close", parts: [{{study: self, a: "0110-noabs", b: "1000", test: close}}]}}]
+""", encoding="utf-8")
+    args = ["--campaign", str(campaign), "--family", "Toy en->de"]
+    assert seed_power.main(args) == 2  # no run finished yet
+    assert "no claim part has two of seeds [1, 2, 3] finished" in capsys.readouterr().err
+    for seed, d in ((1, 0.6), (2, -0.5), (3, 0.1), (4, 9.0)):  # seed 4's outlier is not looked at
+        for label, bleu in (("1000", 30.0), ("0110-noabs", 30.0 + d)):
+            save_json_atomic(tmp_path / "out" / label / f"seed{seed}" / "result.json", to_dict(rec(label, seed, bleu)))
+    assert seed_power.main(args) == 0
+    out = capsys.readouterr().out
+    assert "Pooled SD 0.55 (2 degrees of freedom)" in out and "**5**" in out
+    assert not (tmp_path / "verdicts").exists()  # printed only
+    assert seed_power.main([*args, "--write"]) == 0
+    assert (tmp_path / "verdicts" / "toy-en-de.seeds.md").read_text(encoding="utf-8") == capsys.readouterr().out
+    assert json.loads((tmp_path / "verdicts" / "toy-en-de.seeds.json").read_text(encoding="utf-8"))["seeds"] == 5
+    assert seed_power.main(["--campaign", str(campaign), "--family", "toy"]) == 2
+    assert "no family 'toy'" in capsys.readouterr().err
