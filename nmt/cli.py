@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report_only", action="store_true", help="do not train; rebuild table and plot")
     p.add_argument("--status", action="store_true",
                    help="print runs done, running, interrupted, left, time left; the finished runs' scores")
-    p.add_argument("--verdicts", action="store_true", help="campaign: decide the claims from the finished runs (pending until every planned seed is in)")
+    p.add_argument("--verdicts", action="store_true",
+                   help="campaign: decide the claims from the finished runs (pending until every planned seed is in)")
 
     p = sub.add_parser("analyze", help="which attention terms a trained model uses: statistics, test-time removal")
     p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt)")
@@ -242,7 +243,7 @@ def _run(args: argparse.Namespace, raw_overrides: list[tuple[str, str]]) -> int:
     if cmd in ("prepare", "fit", "validate", "ablate"):
         overrides = _typed_overrides(cmd, raw_overrides)
         if cmd == "ablate":
-            from nmt.ablate.campaign import ablate_command
+            from nmt.ablate.command import ablate_command
 
             return ablate_command(args.config, overrides, only=args.only, report_only=args.report_only,
                                   status=args.status, verdicts=args.verdicts)

@@ -1,12 +1,13 @@
-"""A campaign: several studies run as one resumable job, and the paper's claims decided on them.
+"""A campaign file: several studies run as one resumable job, and the paper's claims to decide on them.
 
 The campaign file (``configs/ablation/repro/campaign.yaml``) lists *families* (one corpus and
 direction, or one position regime) that map study kinds (``self``, ``cross``, ...) to study files,
 and the *claims* as data: for each, the pairs of settings, the test and the margin. The verdicts
 (``nmt.ablate.verdict``) are decided family by family (intersection-union tests within a claim,
-Holm across the claims of a family) and written to ``<results_dir>/verdicts.{md,json}``. With a
-``seed_rule`` each family's seed count is decided by the campaign itself on its first seeds
-(``nmt.ablate.seeds``), and a family's verdicts stay pending until all its planned seeds are in.
+Holm across the claims of a family) and written to ``<results_dir>/verdicts.{md,json}``
+(``nmt.ablate.verdict_page``). With a ``seed_rule`` each family's seed count is decided by the
+campaign itself on its first seeds (here: the family's seed plan, ``nmt.ablate.seeds``), and a
+family's verdicts stay pending until all its planned seeds are in. Running it: ``nmt.ablate.command``.
 
     nmt ablate --config configs/ablation/repro/campaign.yaml --data.root ../shared/data   # run / resume
     nmt ablate --config configs/ablation/repro/campaign.yaml --status     # done, running, left, time
@@ -16,19 +17,15 @@ Holm across the claims of a family) and written to ``<results_dir>/verdicts.{md,
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from nmt.ablate.report import collect_records
-from nmt.ablate.results import save_json_atomic
 from nmt.ablate.seeds import decide_seeds, planned_seeds, read_plan, write_plan
-from nmt.ablate.status import campaign_status, finished_runs, run_state
 from nmt.ablate.study import StudyConfig, load_study
-from nmt.ablate.verdict import RISE_WINDOW, TESTS, Claim, ClaimPart, ClaimResult, PartResult, decide_family
-from nmt.config import ConfigError, field, from_dict, load_yaml, to_dict
-from nmt.io import atomic_write_text
+from nmt.ablate.verdict import TESTS, Claim, ClaimPart
+from nmt.config import ConfigError, field, from_dict, load_yaml
 
 log = logging.getLogger("nmt")
 
@@ -212,189 +209,3 @@ def decide_seed_plan(campaign: Campaign, family: str) -> Optional[str]:
     text = write_plan(cfg.results_dir, family, decision, rule.first, rule.power)
     apply_seed_plan(campaign, family)
     return text
-
-
-# ---- verdicts ----------------------------------------------------------------------------------
-
-def _num(x: float) -> str:
-    return f"{x:+.2f}".replace("-", "−")
-
-
-def _p(x: float) -> str:
-    return "<0.001" if x < 0.001 else f"{x:.3f}"
-
-
-Decided = dict[str, tuple[list[PartResult], dict[str, ClaimResult]]]
-
-
-def family_verdicts(campaign: Campaign) -> Decided:
-    """Every family's part results and claim verdicts, from the finished runs; a family is pending
-    until its seed count is decided (with a seed rule) and every planned seed has finished."""
-    claims = campaign.config.claims_as_data()
-    out = {}
-    for name, studies in campaign.families.items():
-        runs_of = {kind: collect_records(st) for kind, st in studies.items()}
-        undecided = campaign.config.seed_rule is not None and seed_count(campaign, name) is None
-        planned = {} if undecided else {kind: st.seeds for kind, st in studies.items()}
-        out[name] = decide_family(claims, runs_of, campaign.config.alpha, planned)
-    return out
-
-
-def verdicts_markdown(campaign: Campaign, decided: Decided) -> str:
-    cfg = campaign.config
-    texts = {c.id: c.text for c in cfg.claims}
-    lines = [f"# Verdicts: {cfg.name}", "",
-             "Mechanical rule (nmt.ablate.verdict): paired differences A − B of test BLEU over the family's "
-             "planned seeds, with the 95 % t interval; the parts of a claim form an intersection-union test "
-             "(support p: the largest of its parts'; refute p: the smallest times the number of parts); Holm "
-             f"across the claims of each family, alpha = {cfg.alpha}; default margin {cfg.margin} BLEU. A part's "
-             "own test (last column of the first table) is unadjusted and for reading only.", ""]
-    for name, (parts, claims) in decided.items():
-        lines += [f"## {name}", "", "| claim | pair and test | seeds | BLEU A / B | mean A − B [95 % CI] | "
-                  "p support | p refute | part at alpha |", "|---|---|---|---|---|---|---|---|"]
-        for r in parts:
-            if r.verdict == "pending":
-                means, stats = "–", "–"
-                seeds = f"{r.seeds_done} of {'?' if r.seeds_planned is None else r.seeds_planned}"
-            elif r.stats is None:
-                means, stats, seeds = "–", "–", "<2"
-            else:
-                means = f"{r.stats.mean_a:.2f} / {r.stats.mean_b:.2f}"
-                stats, seeds = f"{_num(r.stats.mean)} [{_num(r.stats.ci_low)}, {_num(r.stats.ci_high)}]", str(r.stats.n)
-            cost = "" if r.cost_ok is None else " (A cheaper)" if r.cost_ok else " (A not cheaper)"
-            p_sup, p_ref = ("–", "–") if r.verdict == "pending" else (_p(r.p_support), _p(r.p_refute))
-            lines.append(f"| {r.claim} | {r.part.describe()} | {seeds} | {means} | {stats} | {p_sup} "
-                         f"| {p_ref} | {r.verdict}{cost} |")
-        lines += ["", "| claim | p support (Holm) | p refute (Holm) | verdict | still rising |", "|---|---|---|---|---|"]
-        for cid, c in claims.items():
-            rising = ", ".join(c.rising) or "–"
-            if c.verdict == "pending":
-                p_sup = p_ref = "–"
-            else:
-                p_sup, p_ref = f"{_p(c.p_support)} ({_p(c.p_support_holm)})", f"{_p(c.p_refute)} ({_p(c.p_refute_holm)})"
-            lines.append(f"| {cid}. {texts[cid]} | {p_sup} | {p_ref} | **{c.verdict}** | {rising} |")
-        lines += ["", f"Still rising: settings whose validation BLEU rose by more than half the margin over their "
-                  f"last {RISE_WINDOW:,} updates (mean over seeds).", ""]
-        if any(c.verdict == "pending" for c in claims.values()):
-            lines += ["Pending: nothing is computed until every planned seed of every compared setting has finished "
-                      "(seeds: finished of planned; `?` while the seed rule has not yet decided the count).", ""]
-    return "\n".join(lines)
-
-
-def write_verdicts(campaign: Campaign) -> str:
-    """Decide every family and write ``verdicts.md`` / ``verdicts.json``; returns the Markdown."""
-    decided = family_verdicts(campaign)
-    md = verdicts_markdown(campaign, decided)
-    out = Path(campaign.config.results_dir)
-    atomic_write_text(out / "verdicts.md", md)
-    save_json_atomic(out / "verdicts.json", {
-        "campaign": to_dict(campaign.config),
-        "families": {name: {"parts": [to_dict(r) for r in parts], "claims": {k: to_dict(c) for k, c in claims.items()}}
-                     for name, (parts, claims) in decided.items()},
-    })
-    return md
-
-
-def twin_started(groups: list[list[tuple[StudyConfig, str, int]]]) -> Callable[[StudyConfig, str, int], Optional[str]]:
-    """For the runner: why a not-yet-started run must wait, namely that one of its twins (``groups``,
-    ``nmt.ablate.twins.twin_groups``) has started here or in another process; it is copied to this
-    run when it finishes. None for a run that may go ahead."""
-    twins_of: dict[tuple[str, str, int], list[tuple[StudyConfig, str, int]]] = {}
-    for g in groups:
-        for st, label, seed in g:
-            twins_of[(st.output_dir, label, seed)] = [m for m in g if m[0].output_dir != st.output_dir]
-
-    def busy(st: StudyConfig, label: str, seed: int) -> Optional[str]:
-        if run_state(st, label, seed) != "todo":
-            return None  # started here: resume it
-        for other, lab, sd in twins_of.get((st.output_dir, label, seed), []):
-            state = run_state(other, lab, sd)
-            if state in ("running", "interrupted"):
-                return f"its twin {other.name}/{lab}/seed{sd} has started ({state}); it is copied when done"
-        return None
-
-    return busy
-
-
-def run_campaign(campaign: Campaign) -> int:
-    """Run (or resume) the campaign: family by family (the order of the file), and within a family
-    seed by seed across its studies, so that a campaign cut short has whole families and, in the
-    family it stopped in, every setting with its first seeds. Before each study's turn, finished
-    runs are copied to their not-yet-started twins (``nmt.ablate.twins``). After every seed of a
-    family: once the first seeds of all its compared settings are in, the seed rule fixes the
-    family's seed count (kept beside the verdicts, ``nmt.ablate.seeds``) and the loop runs to it;
-    the verdicts are written again (pending until every planned seed has finished).
-
-    Several processes may run the same campaign side by side (e.g. two one-thread streams on two
-    cores): each takes the next run that no other holds, and leaves a run alone while one of its
-    twins has started, here or in another process (it is copied when that one finishes)."""
-    from nmt.ablate.runner import run_loaded
-    from nmt.ablate.twins import share, twin_groups
-
-    groups = twin_groups(campaign.studies())
-    busy = twin_started(groups)
-    failed = 0
-    for name in list(campaign.families):
-        t0 = time.time()
-        i = 0
-        while i < max(len(st.seeds) for st in campaign.families[name].values()):
-            for st in campaign.families[name].values():
-                if i >= len(st.seeds):
-                    continue
-                for line in share(groups):
-                    log.info("shared %s", line)
-                failed += run_loaded(replace(st, seeds=st.seeds[: i + 1]), busy=busy) != 0
-            # the seed count, once the first seeds are in (or as another process has decided it)
-            decided = decide_seed_plan(campaign, name)
-            if decided is not None:
-                log.info("campaign %s: seed rule applied to %s\n%s", campaign.config.name, name, decided)
-            if decided is not None or apply_seed_plan(campaign, name):  # the added seeds' twins
-                groups = twin_groups(campaign.studies())
-                busy = twin_started(groups)
-            write_verdicts(campaign)
-            i += 1
-        log.info("campaign %s: family %s done in %.0f s", campaign.config.name, name, time.time() - t0)
-    for line in share(groups):  # twins of runs another process finished meanwhile
-        log.info("shared %s", line)
-    for st in campaign.studies():  # the results files of every study with all its seeds
-        from nmt.ablate.report import write_report
-
-        write_report(st)
-    return 1 if failed else 0
-
-
-def ablate_command(
-    config_path: str | None, overrides: list[tuple[str, Any]] | None, *, only: list[str] | None = None,
-    report_only: bool = False, status: bool = False, verdicts: bool = False,
-) -> int:
-    """``nmt ablate``: a study file or a campaign file; run / resume it, or print its status or verdicts."""
-    from nmt.ablate.runner import run_study
-
-    if config_path is None:
-        raise ConfigError("nmt ablate: give --config FILE (a study or a campaign, see configs/ablation/)")
-    if not is_campaign_file(config_path):
-        if verdicts:
-            raise ConfigError(f"--verdicts: {config_path} is a study; verdicts need a campaign file (with families)")
-        if status:
-            study = [load_study(config_path, overrides)]
-            print(campaign_status(study) + "\n" + finished_runs(study), end="")
-            return 0
-        return run_study(config_path, overrides, only=only, report_only=report_only)
-    if only:
-        raise ConfigError("--only applies to a study file, not to a campaign")
-    campaign = load_campaign(config_path, overrides)
-    if status:
-        studies = campaign.studies()
-        print(campaign_status(studies) + "\n" + finished_runs(studies), end="")
-        return 0
-    if verdicts:
-        print(write_verdicts(campaign), end="")
-        return 0
-    if report_only:
-        from nmt.ablate.report import write_report
-
-        for st in campaign.studies():
-            write_report(st)
-        write_verdicts(campaign)
-        return 0
-    return run_campaign(campaign)

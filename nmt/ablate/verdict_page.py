@@ -1,0 +1,93 @@
+"""A campaign's verdicts as a page: every family decided from its finished runs (``nmt.ablate.verdict``),
+written to ``<results_dir>/verdicts.{md,json}``. A family is pending until its seed count is decided
+(with a seed rule) and every planned seed of its compared settings has finished."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nmt.ablate.campaign import Campaign, seed_count
+from nmt.ablate.report import collect_records
+from nmt.ablate.results import save_json_atomic
+from nmt.ablate.verdict import RISE_WINDOW, ClaimResult, PartResult, decide_family
+from nmt.config import to_dict
+from nmt.io import atomic_write_text
+
+
+def _num(x: float) -> str:
+    return f"{x:+.2f}".replace("-", "−")
+
+
+def _p(x: float) -> str:
+    return "<0.001" if x < 0.001 else f"{x:.3f}"
+
+
+Decided = dict[str, tuple[list[PartResult], dict[str, ClaimResult]]]
+
+
+def family_verdicts(campaign: Campaign) -> Decided:
+    """Every family's part results and claim verdicts, from the finished runs; a family is pending
+    until its seed count is decided (with a seed rule) and every planned seed has finished."""
+    claims = campaign.config.claims_as_data()
+    out = {}
+    for name, studies in campaign.families.items():
+        runs_of = {kind: collect_records(st) for kind, st in studies.items()}
+        undecided = campaign.config.seed_rule is not None and seed_count(campaign, name) is None
+        planned = {} if undecided else {kind: st.seeds for kind, st in studies.items()}
+        out[name] = decide_family(claims, runs_of, campaign.config.alpha, planned)
+    return out
+
+
+def verdicts_markdown(campaign: Campaign, decided: Decided) -> str:
+    cfg = campaign.config
+    texts = {c.id: c.text for c in cfg.claims}
+    lines = [f"# Verdicts: {cfg.name}", "",
+             "Mechanical rule (nmt.ablate.verdict): paired differences A − B of test BLEU over the family's "
+             "planned seeds, with the 95 % t interval; the parts of a claim form an intersection-union test "
+             "(support p: the largest of its parts'; refute p: the smallest times the number of parts); Holm "
+             f"across the claims of each family, alpha = {cfg.alpha}; default margin {cfg.margin} BLEU. A part's "
+             "own test (last column of the first table) is unadjusted and for reading only.", ""]
+    for name, (parts, claims) in decided.items():
+        lines += [f"## {name}", "", "| claim | pair and test | seeds | BLEU A / B | mean A − B [95 % CI] | "
+                  "p support | p refute | part at alpha |", "|---|---|---|---|---|---|---|---|"]
+        for r in parts:
+            if r.verdict == "pending":
+                means, stats = "–", "–"
+                seeds = f"{r.seeds_done} of {'?' if r.seeds_planned is None else r.seeds_planned}"
+            elif r.stats is None:
+                means, stats, seeds = "–", "–", "<2"
+            else:
+                means = f"{r.stats.mean_a:.2f} / {r.stats.mean_b:.2f}"
+                stats, seeds = f"{_num(r.stats.mean)} [{_num(r.stats.ci_low)}, {_num(r.stats.ci_high)}]", str(r.stats.n)
+            cost = "" if r.cost_ok is None else " (A cheaper)" if r.cost_ok else " (A not cheaper)"
+            p_sup, p_ref = ("–", "–") if r.verdict == "pending" else (_p(r.p_support), _p(r.p_refute))
+            lines.append(f"| {r.claim} | {r.part.describe()} | {seeds} | {means} | {stats} | {p_sup} "
+                         f"| {p_ref} | {r.verdict}{cost} |")
+        lines += ["", "| claim | p support (Holm) | p refute (Holm) | verdict | still rising |", "|---|---|---|---|---|"]
+        for cid, c in claims.items():
+            rising = ", ".join(c.rising) or "–"
+            if c.verdict == "pending":
+                p_sup = p_ref = "–"
+            else:
+                p_sup, p_ref = f"{_p(c.p_support)} ({_p(c.p_support_holm)})", f"{_p(c.p_refute)} ({_p(c.p_refute_holm)})"
+            lines.append(f"| {cid}. {texts[cid]} | {p_sup} | {p_ref} | **{c.verdict}** | {rising} |")
+        lines += ["", f"Still rising: settings whose validation BLEU rose by more than half the margin over their "
+                  f"last {RISE_WINDOW:,} updates (mean over seeds).", ""]
+        if any(c.verdict == "pending" for c in claims.values()):
+            lines += ["Pending: nothing is computed until every planned seed of every compared setting has finished "
+                      "(seeds: finished of planned; `?` while the seed rule has not yet decided the count).", ""]
+    return "\n".join(lines)
+
+
+def write_verdicts(campaign: Campaign) -> str:
+    """Decide every family and write ``verdicts.md`` / ``verdicts.json``; returns the Markdown."""
+    decided = family_verdicts(campaign)
+    md = verdicts_markdown(campaign, decided)
+    out = Path(campaign.config.results_dir)
+    atomic_write_text(out / "verdicts.md", md)
+    save_json_atomic(out / "verdicts.json", {
+        "campaign": to_dict(campaign.config),
+        "families": {name: {"parts": [to_dict(r) for r in parts], "claims": {k: to_dict(c) for k, c in claims.items()}}
+                     for name, (parts, claims) in decided.items()},
+    })
+    return md
