@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from nmt.ablate.report import collect_records
-from nmt.ablate.seeds import decide_seeds, planned_seeds, read_plan, write_plan
+from nmt.ablate.seeds import decide_seeds, plan_path, planned_seeds, read_plan, write_plan
 from nmt.ablate.study import StudyConfig, load_study
 from nmt.ablate.verdict import TESTS, Claim, ClaimPart
 from nmt.config import ConfigError, field, from_dict, load_yaml
@@ -209,3 +209,20 @@ def decide_seed_plan(campaign: Campaign, family: str) -> Optional[str]:
     text = write_plan(cfg.results_dir, family, decision, rule.first, rule.power)
     apply_seed_plan(campaign, family)
     return text
+
+
+def seed_plan_status(campaign: Campaign) -> str:
+    """For ``--status``: each family's seed count, decided or still to be decided (empty without a
+    seed rule)."""
+    rule = campaign.config.seed_rule
+    if rule is None:
+        return ""
+    lines = ["| family | seeds | seed rule |", "|---|---|---|"]
+    for name, studies in campaign.families.items():
+        n = max(len(st.seeds) for st in studies.values())
+        if seed_count(campaign, name) is None:
+            how = f"to be decided when seeds {', '.join(map(str, rule.first))} of every compared setting are in"
+        else:
+            how = f"decided ({plan_path(campaign.config.results_dir, name).with_suffix('.md')})"
+        lines.append(f"| {name} | {n} | {how} |")
+    return "\n".join(lines) + "\n"

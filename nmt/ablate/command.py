@@ -11,7 +11,14 @@ import time
 from dataclasses import replace
 from typing import Any, Callable, Optional
 
-from nmt.ablate.campaign import Campaign, apply_seed_plan, decide_seed_plan, is_campaign_file, load_campaign
+from nmt.ablate.campaign import (
+    Campaign,
+    apply_seed_plan,
+    decide_seed_plan,
+    is_campaign_file,
+    load_campaign,
+    seed_plan_status,
+)
 from nmt.ablate.status import campaign_status, finished_runs, run_state
 from nmt.ablate.study import StudyConfig, load_study
 from nmt.ablate.verdict_page import write_verdicts
@@ -110,7 +117,8 @@ def ablate_command(
     campaign = load_campaign(config_path, overrides)
     if status:
         studies = campaign.studies()
-        print(campaign_status(studies) + "\n" + finished_runs(studies), end="")
+        plans = seed_plan_status(campaign)
+        print(campaign_status(studies) + "\n" + (plans + "\n" if plans else "") + finished_runs(studies), end="")
         return 0
     if verdicts:
         print(write_verdicts(campaign), end="")

@@ -148,6 +148,8 @@ def test_the_seed_rule_fixes_the_seed_count_on_the_first_seeds_and_the_campaign_
     # before anything has run: pending, count not decided
     assert main(["ablate", "--config", str(campaign), "--verdicts", *seeds]) == 0
     assert "| 0 of ? |" in capsys.readouterr().out
+    assert main(["ablate", "--config", str(campaign), "--status", *seeds]) == 0
+    assert "| toy en->de | 4 | to be decided when seeds 1, 2, 3 of every compared setting are in |" in capsys.readouterr().out
     assert main(["ablate", "--config", str(campaign), *seeds]) == 0
     assert [seed for _, seed in trained] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]  # the study file says 4; the rule 5
     assert seen_plans == [False] * 6 + [True] * 4  # decided after seed 3, before seed 4
@@ -160,7 +162,8 @@ def test_the_seed_rule_fixes_the_seed_count_on_the_first_seeds_and_the_campaign_
     assert part["stats"]["seeds"] == [1, 2, 3, 4, 5] and part["verdict"] != "pending"
     # every later command sees the planned seeds: nothing left to run
     assert main(["ablate", "--config", str(campaign), "--status", *seeds]) == 0
-    assert "| 10/10 |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| 10/10 |" in out and f"| toy en->de | 5 | decided ({tmp_path / 'verdicts' / 'toy-en-de.seeds.md'}) |" in out
     (tmp_path / "verdicts" / "toy-en-de.seeds.json").write_text("{}", encoding="utf-8")
     assert main(["ablate", "--config", str(campaign), "--status", *seeds]) == 2
     assert "toy-en-de.seeds.json: not a seed decision" in capsys.readouterr().err
