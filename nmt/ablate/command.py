@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import Any, Callable, Optional
+from typing import Any
 
 from nmt.ablate.campaign import (
     Campaign,
@@ -19,33 +19,14 @@ from nmt.ablate.campaign import (
     load_campaign,
     seed_plan_status,
 )
-from nmt.ablate.status import campaign_status, finished_runs, run_state
-from nmt.ablate.study import StudyConfig, load_study
+from nmt.ablate.report import write_report
+from nmt.ablate.status import campaign_status, finished_runs
+from nmt.ablate.study import load_study
+from nmt.ablate.twins import share, twin_groups, twin_started
 from nmt.ablate.verdict_page import write_verdicts
 from nmt.config import ConfigError
 
 log = logging.getLogger("nmt")
-
-
-def twin_started(groups: list[list[tuple[StudyConfig, str, int]]]) -> Callable[[StudyConfig, str, int], Optional[str]]:
-    """For the runner: why a not-yet-started run must wait, namely that one of its twins (``groups``,
-    ``nmt.ablate.twins.twin_groups``) has started here or in another process; it is copied to this
-    run when it finishes. None for a run that may go ahead."""
-    twins_of: dict[tuple[str, str, int], list[tuple[StudyConfig, str, int]]] = {}
-    for g in groups:
-        for st, label, seed in g:
-            twins_of[(st.output_dir, label, seed)] = [m for m in g if m[0].output_dir != st.output_dir]
-
-    def busy(st: StudyConfig, label: str, seed: int) -> Optional[str]:
-        if run_state(st, label, seed) != "todo":
-            return None  # started here: resume it
-        for other, lab, sd in twins_of.get((st.output_dir, label, seed), []):
-            state = run_state(other, lab, sd)
-            if state in ("running", "interrupted"):
-                return f"its twin {other.name}/{lab}/seed{sd} has started ({state}); it is copied when done"
-        return None
-
-    return busy
 
 
 def run_campaign(campaign: Campaign) -> int:
@@ -61,7 +42,6 @@ def run_campaign(campaign: Campaign) -> int:
     cores): each takes the next run that no other holds, and leaves a run alone while one of its
     twins has started, here or in another process (it is copied when that one finishes)."""
     from nmt.ablate.runner import run_loaded
-    from nmt.ablate.twins import share, twin_groups
 
     groups = twin_groups(campaign.studies())
     busy = twin_started(groups)
@@ -89,8 +69,6 @@ def run_campaign(campaign: Campaign) -> int:
     for line in share(groups):  # twins of runs another process finished meanwhile
         log.info("shared %s", line)
     for st in campaign.studies():  # the results files of every study with all its seeds
-        from nmt.ablate.report import write_report
-
         write_report(st)
     return 1 if failed else 0
 
@@ -124,8 +102,6 @@ def ablate_command(
         print(write_verdicts(campaign), end="")
         return 0
     if report_only:
-        from nmt.ablate.report import write_report
-
         for st in campaign.studies():
             write_report(st)
         write_verdicts(campaign)

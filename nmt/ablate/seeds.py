@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from nmt.ablate.power import one_sided_power, tost_power
+from nmt.ablate.results import save_json_atomic
 from nmt.ablate.verdict import Claim, Run, paired_stats, pooled_sd
+from nmt.io import atomic_write_text
 
 
 @dataclass
@@ -114,9 +116,6 @@ def plan_path(results_dir: str | Path, family: str) -> Path:
 
 def write_plan(results_dir: str | Path, family: str, decision: SeedDecision, first: Sequence[int], power: float) -> str:
     """Keep a family's seed decision (JSON for the campaign, Markdown for readers); returns the Markdown."""
-    from nmt.ablate.results import save_json_atomic
-    from nmt.io import atomic_write_text
-
     text = seeds_markdown(family, decision, first, power)
     path = plan_path(results_dir, family)
     atomic_write_text(path.with_suffix(".md"), text)
