@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable, Optional
 
 from nmt.ablate.campaign import (
     Campaign,
@@ -20,13 +20,34 @@ from nmt.ablate.campaign import (
     seed_plan_status,
 )
 from nmt.ablate.report import write_report
-from nmt.ablate.status import campaign_status, finished_runs
-from nmt.ablate.study import load_study
-from nmt.ablate.twins import share, twin_groups, twin_started
+from nmt.ablate.status import campaign_status, finished_runs, run_state
+from nmt.ablate.study import StudyConfig, load_study
+from nmt.ablate.twins import Member, share, twin_groups
 from nmt.ablate.verdict_page import write_verdicts
 from nmt.config import ConfigError
 
 log = logging.getLogger("nmt")
+
+
+def twin_started(groups: list[list[Member]]) -> Callable[[StudyConfig, str, int], Optional[str]]:
+    """For the runner: why a not-yet-started run must wait, namely that one of its twins (``groups``,
+    ``nmt.ablate.twins.twin_groups``) has started here or in another process; it is copied to this
+    run when it finishes. None for a run that may go ahead."""
+    twins_of: dict[tuple[str, str, int], list[Member]] = {}
+    for g in groups:
+        for st, label, seed in g:
+            twins_of[(st.output_dir, label, seed)] = [m for m in g if m[0].output_dir != st.output_dir]
+
+    def busy(st: StudyConfig, label: str, seed: int) -> Optional[str]:
+        if run_state(st, label, seed) != "todo":
+            return None  # started here: resume it
+        for other, lab, sd in twins_of.get((st.output_dir, label, seed), []):
+            state = run_state(other, lab, sd)
+            if state in ("running", "interrupted"):
+                return f"its twin {other.name}/{lab}/seed{sd} has started ({state}); it is copied when done"
+        return None
+
+    return busy
 
 
 def run_campaign(campaign: Campaign) -> int:

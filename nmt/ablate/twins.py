@@ -6,8 +6,7 @@ study and the reference of the cross-attention study). Training is deterministic
 config and thread count, so a twin's result would be the same. ``share`` copies a finished run to
 each twin that has not started: the run directory (when it exists, with a ``SHARED_FROM`` file
 naming the source) and, for a study with ``records_dir``, the record and hypotheses; each copied
-record is rewritten for the study it joins. The runner then skips the twin as finished;
-``twin_started`` tells it which not-yet-started runs must wait for a twin training elsewhere.
+record is rewritten for the study it joins. The runner then skips the twin as finished.
 """
 
 from __future__ import annotations
@@ -15,11 +14,9 @@ from __future__ import annotations
 import json
 import shutil
 from collections import defaultdict
-from typing import Callable, Optional
 
 from nmt.ablate.report import blind_record_path, finished_record_path, hypothesis_path, record_path, result_path
 from nmt.ablate.results import RunRecord, load_record, save_json_atomic
-from nmt.ablate.status import run_state
 from nmt.ablate.study import StudyConfig
 from nmt.config import to_dict
 from nmt.io import atomic_write_text
@@ -89,24 +86,3 @@ def share(groups: list[list[Member]]) -> list[str]:
             if dst.exists() or committed is not None:
                 done.append(f"{src_study.name}/{src_label}/seed{src_seed} -> {study.name}/{label}/seed{seed}")
     return done
-
-
-def twin_started(groups: list[list[Member]]) -> Callable[[StudyConfig, str, int], Optional[str]]:
-    """For the runner: why a not-yet-started run must wait, namely that one of its twins (``groups``,
-    ``twin_groups``) has started here or in another process; it is copied to this
-    run when it finishes. None for a run that may go ahead."""
-    twins_of: dict[tuple[str, str, int], list[Member]] = {}
-    for g in groups:
-        for st, label, seed in g:
-            twins_of[(st.output_dir, label, seed)] = [m for m in g if m[0].output_dir != st.output_dir]
-
-    def busy(st: StudyConfig, label: str, seed: int) -> Optional[str]:
-        if run_state(st, label, seed) != "todo":
-            return None  # started here: resume it
-        for other, lab, sd in twins_of.get((st.output_dir, label, seed), []):
-            state = run_state(other, lab, sd)
-            if state in ("running", "interrupted"):
-                return f"its twin {other.name}/{lab}/seed{sd} has started ({state}); it is copied when done"
-        return None
-
-    return busy

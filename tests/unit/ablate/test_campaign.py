@@ -227,7 +227,8 @@ def test_a_run_waits_while_its_twin_has_started(tmp_path: Path) -> None:
     import socket
 
     from nmt.ablate.campaign import load_campaign
-    from nmt.ablate.twins import twin_groups, twin_started
+    from nmt.ablate.command import twin_started
+    from nmt.ablate.twins import twin_groups
 
     campaign = setup(tmp_path)
     twin = tmp_path / "study2.yaml"
