@@ -16,6 +16,8 @@ def test_campaign_follows_the_design() -> None:
     campaign = load_campaign(REPRO / "campaign.yaml")  # every study loads and every setting builds
     cfg = campaign.config
     assert (cfg.alpha, cfg.margin) == (0.05, 1.0) and [c.id for c in cfg.claims] == ["1", "2", "3", "4", "5", "6"]
+    rule = cfg.seed_rule  # docs/findings.md, "Seeds": decided on seeds 1-3, at least 4, power 0.8
+    assert rule is not None and (rule.first, rule.min_seeds, rule.power) == ([1, 2, 3], 4, 0.8)
     assert list(campaign.families) == [
         "Multi30k en->de, relative positions", "Multi30k de->en, relative positions",
         "Multi30k en->de, relative positions, convolutions", "Multi30k de->en, relative positions, convolutions",
