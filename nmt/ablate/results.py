@@ -58,6 +58,8 @@ class RunRecord:
         None, help="blind set name -> its hypotheses file, relative to the run directory (study blind_sets)")
     code_versions: Optional[list[str]] = field(
         None, help="code version (git commit, nmt.provenance) of each process that trained the run, in order")
+    hardware: Optional[list[str]] = field(
+        None, help="the processor (CPU model and vector instructions, GPU) of each process that trained the run")
     train_seconds_total: Optional[float] = field(
         None, help="training wall time summed over every process that trained the run (resumes included)")
     test_seconds: Optional[float] = field(

@@ -42,7 +42,7 @@ from nmt.config import ConfigError, to_dict
 from nmt.experiment import ExperimentConfig
 from nmt.io import atomic_write_text, lines_text, read_lines
 from nmt.lock import FileLock, LockHeld
-from nmt.provenance import code_version
+from nmt.provenance import code_version, hardware
 
 log = logging.getLogger("nmt")
 
@@ -55,7 +55,7 @@ def positions_used(cfg: ExperimentConfig) -> str:
 
 
 def _open_segment(run_dir: Path) -> list[dict[str, Any]]:
-    """The run's training segments (one per process that trained it: code version, start, seconds)
+    """The run's training segments (one per process that trained it: code version, hardware, start, seconds)
     with a new one opened for this process. A segment left open by a killed process is closed at
     the time of its last checkpoint."""
     path = run_dir / "segments.json"
@@ -65,7 +65,7 @@ def _open_segment(run_dir: Path) -> list[dict[str, Any]]:
         if seg.get("seconds") is None:
             end = last.stat().st_mtime if last.is_file() else seg["started"]
             seg["seconds"], seg["closed_at_last_checkpoint"] = max(0.0, end - seg["started"]), True
-    segments.append({"code": code_version(), "started": time.time(), "seconds": None})
+    segments.append({"code": code_version(), "hardware": hardware(), "started": time.time(), "seconds": None})
     save_json_atomic(path, segments)
     return segments
 
@@ -87,6 +87,7 @@ def _train(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
     done = {"steps": int(trainer.global_step), "train_tokens_per_s": speed.median(),
             "train_seconds": segments[-1]["seconds"], "val_curve": curve.points,
             "code_versions": list(dict.fromkeys(seg["code"] for seg in segments)),
+            "hardware": list(dict.fromkeys(seg.get("hardware", "unknown (not recorded)") for seg in segments)),
             "train_seconds_total": sum(seg["seconds"] for seg in segments)}
     save_json_atomic(run_dir / "train_done.json", done)
     return done
@@ -208,7 +209,8 @@ def _train_and_test(study: StudyConfig, label: str, seed: int, cfg: ExperimentCo
         wall_seconds=train_seconds + time.perf_counter() - t0, val_curve=done.get("val_curve"),
         sublayer_ms=sublayer_ms(loaded.model, VARIED_FLOPS[study.vary]),
         blind_hypotheses={name: path.name for name, path in blind.items()} or None,
-        code_versions=done.get("code_versions"), train_seconds_total=done.get("train_seconds_total"),
+        code_versions=done.get("code_versions"), hardware=done.get("hardware"),
+        train_seconds_total=done.get("train_seconds_total"),
         test_seconds=time.perf_counter() - t_test,
     )
     save_json_atomic(result_path(study, label, seed), to_dict(record))

@@ -4,6 +4,7 @@ written to ``<results_dir>/verdicts.{md,json}``. A family is pending until its s
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from nmt.ablate.campaign import Campaign, seed_count
@@ -38,7 +39,21 @@ def family_verdicts(campaign: Campaign) -> Decided:
     return out
 
 
-def verdicts_markdown(campaign: Campaign, decided: Decided) -> str:
+def hardware_of(campaign: Campaign) -> dict[str, Counter[str]]:
+    """Per family, how many of its finished runs trained on each processor (a run resumed on another
+    one counts under both, joined by " + "; records from before the hardware was kept: "not recorded")."""
+    out: dict[str, Counter[str]] = {}
+    for name, studies in campaign.families.items():
+        seen: dict[tuple[str, int], str] = {}  # a run shared by twins counts once
+        for st in studies.values():
+            for r in collect_records(st):
+                seen.setdefault((r.label, r.seed), " + ".join(r.hardware) if r.hardware else "not recorded")
+        out[name] = Counter(seen.values())
+    return out
+
+
+def verdicts_markdown(campaign: Campaign, decided: Decided, hardware: dict[str, Counter[str]] | None = None) -> str:
+    """The verdicts page: per family the parts' and the claims' tables, and what the runs trained on."""
     cfg = campaign.config
     texts = {c.id: c.text for c in cfg.claims}
     lines = [f"# Verdicts: {cfg.name}", "",
@@ -76,13 +91,16 @@ def verdicts_markdown(campaign: Campaign, decided: Decided) -> str:
         if any(c.verdict == "pending" for c in claims.values()):
             lines += ["Pending: nothing is computed until every planned seed of every compared setting has finished "
                       "(seeds: finished of planned; `?` while the seed rule has not yet decided the count).", ""]
+        if hardware and hardware.get(name):
+            lines += ["Trained on: " + "; ".join(f"{hw} ({n} run{'s' * (n != 1)})"
+                                                  for hw, n in sorted(hardware[name].items())) + ".", ""]
     return "\n".join(lines)
 
 
 def write_verdicts(campaign: Campaign) -> str:
     """Decide every family and write ``verdicts.md`` / ``verdicts.json``; returns the Markdown."""
     decided = family_verdicts(campaign)
-    md = verdicts_markdown(campaign, decided)
+    md = verdicts_markdown(campaign, decided, hardware_of(campaign))
     out = Path(campaign.config.results_dir)
     atomic_write_text(out / "verdicts.md", md)
     save_json_atomic(out / "verdicts.json", {

@@ -157,8 +157,12 @@ def test_best_n_needs_enough_kept_checkpoints(tmp_path: Path, capsys) -> None:
 
 def test_blind_sets_translated_recorded_and_provenance(tmp_path: Path) -> None:
     """Each run translates the study's blind sets with its test checkpoint; the hypotheses go beside
-    the test's into records_dir, and the record names the code version and the summed training time."""
+    the test's into records_dir, and the record names the code version, the hardware and the summed
+    training time."""
+    import torch
     from helpers.ablate_toys import sentences
+
+    from nmt.provenance import hardware
 
     study = write_study(tmp_path)
     blind = tmp_path / "raw" / "blind" / "toy"
@@ -173,6 +177,7 @@ def test_blind_sets_translated_recorded_and_provenance(tmp_path: Path) -> None:
     kept = (tmp_path / "committed" / "1000" / "seed1.blind.later.hyp").read_text(encoding="utf-8")
     assert kept == (run / "blind.later.hyp").read_text(encoding="utf-8") and len(kept.splitlines()) == 7
     assert rec.code_versions and len(rec.code_versions) == 1
+    assert rec.hardware == [hardware()] and torch.backends.cpu.get_cpu_capability() in rec.hardware[0]
     assert rec.train_seconds_total is not None and rec.train_seconds_total > 0
 
 

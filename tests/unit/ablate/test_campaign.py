@@ -86,11 +86,13 @@ def test_status_counts_done_running_interrupted_and_estimates_time(tmp_path: Pat
 def test_verdicts_are_decided_from_the_records_and_written(tmp_path: Path, capsys) -> None:
     campaign = setup(tmp_path)
     for seed, (a, b) in enumerate([(30.1, 30.0), (29.4, 29.5), (31.0, 31.1), (30.3, 30.2), (30.0, 30.0)], 1):
-        finish(tmp_path, "0110-noabs", seed, a)
-        finish(tmp_path, "1000", seed, b)
+        finish(tmp_path, "0110-noabs", seed, a, hardware=["CPU A, AVX2"] if seed > 1 else None)
+        finish(tmp_path, "1000", seed, b, hardware=["CPU A, AVX2", "CPU B, AVX512"] if seed == 5 else ["CPU A, AVX2"])
     args = ["ablate", "--config", str(campaign), "--verdicts", "--study.seeds", "[1, 2, 3, 4, 5]"]
     assert main(args) == 0
     out = capsys.readouterr().out
+    # what the runs trained on (a run resumed on another processor under both)
+    assert "Trained on: CPU A, AVX2 (8 runs); CPU A, AVX2 + CPU B, AVX512 (1 run); not recorded (1 run)." in out
     assert "| 3. 0110 is close to 1000 | " in out and "| **reproduced** | – |" in out
     assert "cross-attention claim" not in out
     assert "0110-noabs vs 1000 (self): −1 < A − B < 1 | 5 | 30.16 / 30.16 | +0.00 [" in out
