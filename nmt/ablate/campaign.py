@@ -193,6 +193,8 @@ def decide_seed_plan(campaign: Campaign, family: str) -> Optional[str]:
         return None
     studies = campaign.families[family]
     claims = [c for c in cfg.claims_as_data() if all(p.study in studies for p in c.parts)]
+    if not claims:  # nothing is decided on this family: its study files' seeds stand
+        return None
     runs_of = {kind: collect_records(replace(st, seeds=list(rule.first))) for kind, st in studies.items()}
     for c in claims:
         for p in c.parts:
