@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from nmt.ablate.pilot import pilot_report, pooled_paired_sd
@@ -57,8 +56,8 @@ def pooled(paths: list[Path], margin: float, alpha: float, power: float) -> str:
 def campaign_seeds(path: str, family: str | None, write: bool) -> int:
     """Print (and with ``write`` keep) the blinded seed decision of one family of a campaign, by the
     campaign's own ``seed_rule`` (the campaign applies it itself when the first seeds are in)."""
-    from nmt.ablate.campaign import SeedRuleConfig, load_campaign
-    from nmt.ablate.seeds import decide_seeds, seeds_markdown, write_plan
+    from nmt.ablate.campaign import SeedRuleConfig, load_campaign, seed_decision
+    from nmt.ablate.seeds import seeds_markdown, write_plan
 
     try:
         campaign = load_campaign(path)
@@ -66,10 +65,8 @@ def campaign_seeds(path: str, family: str | None, write: bool) -> int:
             raise ConfigError(f"{path}: no family {family!r} (families: {', '.join(campaign.families)})")
         cfg = campaign.config
         rule = cfg.seed_rule or SeedRuleConfig()
-        runs_of = {kind: collect_records(replace(st, seeds=list(rule.first)))
-                   for kind, st in campaign.families[family].items()}
-        decision = decide_seeds(cfg.claims_as_data(), runs_of, rule.first, cfg.alpha, rule.power, rule.min_seeds,
-                                rule.max_seeds, cfg.margin)
+        decision = seed_decision(campaign, family)
+        assert decision is not None  # only a whole=True decision can be None
     except (ConfigError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from nmt.ablate.report import collect_records
-from nmt.ablate.seeds import decide_seeds, plan_path, planned_seeds, read_plan, write_plan
+from nmt.ablate.seeds import SeedDecision, decide_seeds, plan_path, planned_seeds, read_plan, write_plan
 from nmt.ablate.study import StudyConfig, load_study
-from nmt.ablate.verdict import TESTS, Claim, ClaimPart
+from nmt.ablate.verdict import TESTS, Claim, ClaimPart, seeds_done
 from nmt.config import ConfigError, field, from_dict, load_yaml
 
 log = logging.getLogger("nmt")
@@ -183,6 +183,23 @@ def apply_seed_plan(campaign: Campaign, family: str) -> bool:
     return True
 
 
+def seed_decision(campaign: Campaign, family: str, *, whole: bool = False) -> Optional[SeedDecision]:
+    """The seed rule's decision for a family, from its runs of the rule's first seeds (the campaign's
+    ``seed_rule``, else the default rule). With ``whole``, None unless every setting its claims
+    compare has finished every one of those seeds. ValueError when it cannot be taken
+    (``nmt.ablate.seeds.decide_seeds``)."""
+    cfg = campaign.config
+    rule = cfg.seed_rule or SeedRuleConfig()
+    studies = campaign.families[family]
+    claims = cfg.claims_as_data()
+    runs_of = {kind: collect_records(replace(st, seeds=list(rule.first))) for kind, st in studies.items()}
+    if whole:
+        parts = [p for c in claims if all(q.study in studies for q in c.parts) for p in c.parts]
+        if not parts or any(seeds_done(runs_of[p.study], p) < len(set(rule.first)) for p in parts):
+            return None  # (no parts: nothing is decided on this family, its study files' seeds stand)
+    return decide_seeds(claims, runs_of, rule.first, cfg.alpha, rule.power, rule.min_seeds, rule.max_seeds, cfg.margin)
+
+
 def decide_seed_plan(campaign: Campaign, family: str) -> Optional[str]:
     """Apply the seed rule to a family whose claims' settings have all finished its first seeds and
     which has no decision yet: keep the decision and extend the family's studies. Returns the
@@ -191,22 +208,13 @@ def decide_seed_plan(campaign: Campaign, family: str) -> Optional[str]:
     rule = cfg.seed_rule
     if rule is None or seed_count(campaign, family) is not None:
         return None
-    studies = campaign.families[family]
-    claims = [c for c in cfg.claims_as_data() if all(p.study in studies for p in c.parts)]
-    if not claims:  # nothing is decided on this family: its study files' seeds stand
-        return None
-    runs_of = {kind: collect_records(replace(st, seeds=list(rule.first))) for kind, st in studies.items()}
-    for c in claims:
-        for p in c.parts:
-            for label in (p.a, p.b):
-                if {r.seed for r in runs_of[p.study] if r.label == label} != set(rule.first):
-                    return None
     try:
-        decision = decide_seeds(claims, runs_of, rule.first, cfg.alpha, rule.power, rule.min_seeds, rule.max_seeds,
-                                cfg.margin)
+        decision = seed_decision(campaign, family, whole=True)
     except ValueError as e:  # e.g. no seed count up to max_seeds reaches the power: a person has to look
         log.error("campaign %s: seed rule for %s: %s; the family keeps its study files' seeds and its verdicts "
                   "stay pending", cfg.name, family, e)
+        return None
+    if decision is None:
         return None
     text = write_plan(cfg.results_dir, family, decision, rule.first, rule.power)
     apply_seed_plan(campaign, family)

@@ -273,8 +273,10 @@ def _verdict(p_support: float, p_refute: float, alpha: float) -> str:
     return "reproduced" if p_support <= alpha else "not reproduced" if p_refute <= alpha else "inconclusive"
 
 
-def _common_seeds(runs: Sequence[Run], a: str, b: str) -> set[int]:
-    return {r.seed for r in runs if r.label == a} & {r.seed for r in runs if r.label == b}
+def seeds_done(runs: Sequence[Run], part: ClaimPart, plan: Optional[Sequence[int]] = None) -> int:
+    """How many seeds both settings of ``part`` have finished (of ``plan`` when given)."""
+    done = {r.seed for r in runs if r.label == part.a} & {r.seed for r in runs if r.label == part.b}
+    return len(done if plan is None else done & set(plan))
 
 
 def decide_family(
@@ -293,9 +295,8 @@ def decide_family(
         waiting = []
         for c in in_scope:
             for p in c.parts:
-                plan, done = planned.get(p.study), _common_seeds(runs_of[p.study], p.a, p.b)
-                waiting.append(PartResult(c.id, p, None, 1.0, 1.0, None, "pending",
-                                          len(done if plan is None else done & set(plan)),
+                plan = planned.get(p.study)
+                waiting.append(PartResult(c.id, p, None, 1.0, 1.0, None, "pending", seeds_done(runs_of[p.study], p, plan),
                                           None if plan is None else len(plan)))
         if any(r.seeds_planned is None or r.seeds_done < r.seeds_planned for r in waiting):
             return waiting, {c.id: ClaimResult(c.id, 1.0, 1.0, 1.0, 1.0, "pending") for c in in_scope}
