@@ -9,7 +9,8 @@ from pathlib import Path
 
 from nmt.ablate.campaign import Campaign, seed_count
 from nmt.ablate.report import collect_records
-from nmt.ablate.results import save_json_atomic
+from nmt.ablate.results import RunRecord, save_json_atomic
+from nmt.ablate.twins import later_twins
 from nmt.ablate.verdict import RISE_WINDOW, ClaimResult, PartResult, decide_family
 from nmt.config import to_dict
 from nmt.io import atomic_write_text
@@ -24,31 +25,37 @@ def _p(x: float) -> str:
 
 
 Decided = dict[str, tuple[list[PartResult], dict[str, ClaimResult]]]
+FamilyRuns = dict[str, dict[str, list[RunRecord]]]  # family -> study kind -> its finished runs
 
 
-def family_verdicts(campaign: Campaign) -> Decided:
-    """Every family's part results and claim verdicts, from the finished runs; a family is pending
+def family_runs(campaign: Campaign) -> FamilyRuns:
+    """Every family's finished runs, by study kind."""
+    return {name: {kind: collect_records(st) for kind, st in studies.items()}
+            for name, studies in campaign.families.items()}
+
+
+def family_verdicts(campaign: Campaign, runs: FamilyRuns) -> Decided:
+    """Every family's part results and claim verdicts, from its finished runs; a family is pending
     until its seed count is decided (with a seed rule) and every planned seed has finished."""
     claims = campaign.config.claims_as_data()
     out = {}
     for name, studies in campaign.families.items():
-        runs_of = {kind: collect_records(st) for kind, st in studies.items()}
         undecided = campaign.config.seed_rule is not None and seed_count(campaign, name) is None
         planned = {} if undecided else {kind: st.seeds for kind, st in studies.items()}
-        out[name] = decide_family(claims, runs_of, campaign.config.alpha, planned)
+        out[name] = decide_family(claims, runs[name], campaign.config.alpha, planned)
     return out
 
 
-def hardware_of(campaign: Campaign) -> dict[str, Counter[str]]:
+def hardware_of(campaign: Campaign, runs: FamilyRuns) -> dict[str, Counter[str]]:
     """Per family, how many of its finished runs trained on each processor (a run resumed on another
-    one counts under both, joined by " + "; records from before the hardware was kept: "not recorded")."""
+    one counts under both, joined by " + "; records from before the hardware was kept: "not recorded").
+    A run shared by twins (``nmt.ablate.twins``) counts once."""
     out: dict[str, Counter[str]] = {}
     for name, studies in campaign.families.items():
-        seen: dict[tuple[str, int], str] = {}  # a run shared by twins counts once
-        for st in studies.values():
-            for r in collect_records(st):
-                seen.setdefault((r.label, r.seed), " + ".join(r.hardware) if r.hardware else "not recorded")
-        out[name] = Counter(seen.values())
+        later = {(st.output_dir, label, seed) for (st, label, seed), _ in later_twins(list(studies.values()))}
+        out[name] = Counter(" + ".join(r.hardware) if r.hardware else "not recorded"
+                            for kind, st in studies.items() for r in runs[name][kind]
+                            if (st.output_dir, r.label, r.seed) not in later)
     return out
 
 
@@ -99,8 +106,9 @@ def verdicts_markdown(campaign: Campaign, decided: Decided, hardware: dict[str, 
 
 def write_verdicts(campaign: Campaign) -> str:
     """Decide every family and write ``verdicts.md`` / ``verdicts.json``; returns the Markdown."""
-    decided = family_verdicts(campaign)
-    md = verdicts_markdown(campaign, decided, hardware_of(campaign))
+    runs = family_runs(campaign)
+    decided = family_verdicts(campaign, runs)
+    md = verdicts_markdown(campaign, decided, hardware_of(campaign, runs))
     out = Path(campaign.config.results_dir)
     atomic_write_text(out / "verdicts.md", md)
     save_json_atomic(out / "verdicts.json", {

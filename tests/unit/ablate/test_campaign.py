@@ -171,6 +171,24 @@ def test_the_seed_rule_fixes_the_seed_count_on_the_first_seeds_and_the_campaign_
     assert "toy-en-de.seeds.json: not a seed decision" in capsys.readouterr().err
 
 
+def test_the_verdicts_page_counts_each_run_once_by_what_it_trained_on(tmp_path: Path, capsys) -> None:
+    """Runs of the same label in two studies are two runs unless they are twins (same config)."""
+    campaign = setup(tmp_path)
+    study = (tmp_path / "study.yaml").read_text(encoding="utf-8")
+    for name, extra in (("twin", ""), ("other", "overrides: {model.dropout: 0.3}\n")):  # "other": not twins
+        (tmp_path / f"{name}.yaml").write_text(study.replace("name: tiny", f"name: {name}").replace(
+            str(tmp_path / "out"), str(tmp_path / name)) + extra, encoding="utf-8")
+    campaign.write_text(campaign.read_text(encoding="utf-8").replace(
+        "studies: {self: study.yaml}", "studies: {self: study.yaml, twin: twin.yaml, other: other.yaml}"),
+        encoding="utf-8")
+    for folder in ("out", "twin", "other"):
+        for label in ("1000", "0110-noabs"):
+            save_json_atomic(tmp_path / folder / label / "seed1" / "result.json",
+                             to_dict(record(label, 1, 30.0, 60.0, hardware=[f"CPU {folder}"])))
+    assert main(["ablate", "--config", str(campaign), "--verdicts"]) == 0
+    assert "Trained on: CPU other (2 runs); CPU out (2 runs)." in capsys.readouterr().out
+
+
 def test_bad_campaigns_are_rejected_with_the_key(tmp_path: Path, capsys) -> None:
     campaign = setup(tmp_path)
     campaign.write_text(campaign.read_text(encoding="utf-8").replace('a: "0110-noabs"', 'a: "0110"'), encoding="utf-8")
