@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", help="run only these settings (by label; a study file only)")
     p.add_argument("--report_only", action="store_true", help="do not train; rebuild table and plot")
     p.add_argument("--status", action="store_true",
-                   help="print runs done, running, interrupted, left, time left; the finished runs' scores")
+                   help="print runs done, running, interrupted, left, time left; each family's seed count; finished runs")
     p.add_argument("--verdicts", action="store_true",
                    help="campaign: decide the claims from the finished runs (pending until every planned seed is in)")
 

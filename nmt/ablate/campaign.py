@@ -75,7 +75,7 @@ class SeedRuleConfig:
 
     def __post_init__(self) -> None:
         if len(set(self.first)) < 2 or not 2 <= self.min_seeds <= self.max_seeds or not 0 < self.power < 1:
-            raise ConfigError("seed_rule: needs two or more distinct first seeds, 2 <= min_seeds <= max_seeds "
+            raise ConfigError("needs two or more distinct first seeds, 2 <= min_seeds <= max_seeds "
                               f"and power in (0, 1); got {self.first}, {self.min_seeds}, {self.max_seeds}, {self.power}")
 
 

@@ -199,6 +199,10 @@ def test_bad_campaigns_are_rejected_with_the_key(tmp_path: Path, capsys) -> None
     assert "'similar' is not one of close" in capsys.readouterr().err
     assert main(["ablate", "--config", str(tmp_path / "study.yaml"), "--verdicts"]) == 2
     assert "verdicts need a campaign file" in capsys.readouterr().err
+    campaign.write_text(campaign.read_text(encoding="utf-8").replace("test: similar", "test: close")
+                        + "seed_rule: {first: [1], min_seeds: 4}\n", encoding="utf-8")
+    assert main(["ablate", "--config", str(campaign), "--status"]) == 2
+    assert f"{campaign}: seed_rule: needs two or more distinct first seeds" in capsys.readouterr().err
 
 
 def test_campaign_runs_seed_by_seed_and_trains_twins_once(tmp_path: Path, monkeypatch) -> None:
