@@ -21,6 +21,10 @@ from nmt.config import ConfigError, field, from_dict, to_dict
 from nmt.io import atomic_write_text
 
 
+NOT_RECORDED = "not recorded"
+"""The hardware of a run, or of one process that trained it, from before records kept it."""
+
+
 @dataclass
 class RunRecord:
     """Everything measured on one finished run."""
@@ -59,7 +63,8 @@ class RunRecord:
     code_versions: Optional[list[str]] = field(
         None, help="code version (git commit, nmt.provenance) of each process that trained the run, in order")
     hardware: Optional[list[str]] = field(
-        None, help="the processor (CPU model and vector instructions, GPU) of each process that trained the run")
+        None, help="the processor (CPU model and vector instructions, GPU) of each process that trained the run"
+                   f" ('{NOT_RECORDED}' for a process from before records kept it)")
     train_seconds_total: Optional[float] = field(
         None, help="training wall time summed over every process that trained the run (resumes included)")
     test_seconds: Optional[float] = field(

@@ -36,7 +36,7 @@ from nmt.ablate.report import (
     result_path,
     write_report,
 )
-from nmt.ablate.results import RunRecord, load_record, save_json_atomic
+from nmt.ablate.results import NOT_RECORDED, RunRecord, load_record, save_json_atomic
 from nmt.ablate.study import VARIED_FLOPS, StudyConfig, load_study
 from nmt.config import ConfigError, to_dict
 from nmt.experiment import ExperimentConfig
@@ -70,6 +70,15 @@ def _open_segment(run_dir: Path) -> list[dict[str, Any]]:
     return segments
 
 
+def segments_summary(segments: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What a run's closed segments add to ``train_done.json``: the code versions and hardware that
+    trained it (each once, in order; a segment from before the hardware was kept: "not recorded")
+    and the seconds of all segments."""
+    return {"code_versions": list(dict.fromkeys(seg["code"] for seg in segments)),
+            "hardware": list(dict.fromkeys(seg.get("hardware", NOT_RECORDED) for seg in segments)),
+            "train_seconds_total": sum(seg["seconds"] for seg in segments)}
+
+
 def _train(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
     """Train (or resume) one run; returns what ``train_done.json`` records."""
     from nmt.train.curve import ValidationCurve
@@ -85,10 +94,7 @@ def _train(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
     segments[-1]["seconds"] = time.perf_counter() - t0
     save_json_atomic(run_dir / "segments.json", segments)
     done = {"steps": int(trainer.global_step), "train_tokens_per_s": speed.median(),
-            "train_seconds": segments[-1]["seconds"], "val_curve": curve.points,
-            "code_versions": list(dict.fromkeys(seg["code"] for seg in segments)),
-            "hardware": list(dict.fromkeys(seg.get("hardware", "unknown (not recorded)") for seg in segments)),
-            "train_seconds_total": sum(seg["seconds"] for seg in segments)}
+            "train_seconds": segments[-1]["seconds"], "val_curve": curve.points, **segments_summary(segments)}
     save_json_atomic(run_dir / "train_done.json", done)
     return done
 

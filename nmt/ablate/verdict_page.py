@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nmt.ablate.campaign import Campaign, seed_count
 from nmt.ablate.report import collect_records
-from nmt.ablate.results import RunRecord, save_json_atomic
+from nmt.ablate.results import NOT_RECORDED, RunRecord, save_json_atomic
 from nmt.ablate.twins import later_twins
 from nmt.ablate.verdict import RISE_WINDOW, ClaimResult, PartResult, decide_family
 from nmt.config import to_dict
@@ -53,7 +53,7 @@ def hardware_of(campaign: Campaign, runs: FamilyRuns) -> dict[str, Counter[str]]
     out: dict[str, Counter[str]] = {}
     for name, studies in campaign.families.items():
         later = {(st.output_dir, label, seed) for (st, label, seed), _ in later_twins(list(studies.values()))}
-        out[name] = Counter(" + ".join(r.hardware) if r.hardware else "not recorded"
+        out[name] = Counter(" + ".join(r.hardware) if r.hardware else NOT_RECORDED
                             for kind, st in studies.items() for r in runs[name][kind]
                             if (st.output_dir, r.label, r.seed) not in later)
     return out
