@@ -56,7 +56,7 @@ def pooled(paths: list[Path], margin: float, alpha: float, power: float) -> str:
 def campaign_seeds(path: str, family: str | None, write: bool) -> int:
     """Print (and with ``write`` keep) the blinded seed decision of one family of a campaign, by the
     campaign's own ``seed_rule`` (the campaign applies it itself when the first seeds are in)."""
-    from nmt.ablate.campaign import SeedRuleConfig, load_campaign, seed_decision
+    from nmt.ablate.campaign import load_campaign, seed_decision
     from nmt.ablate.seeds import seeds_markdown, write_plan
 
     try:
@@ -64,7 +64,7 @@ def campaign_seeds(path: str, family: str | None, write: bool) -> int:
         if family not in campaign.families:
             raise ConfigError(f"{path}: no family {family!r} (families: {', '.join(campaign.families)})")
         cfg = campaign.config
-        rule = cfg.seed_rule or SeedRuleConfig()
+        rule = cfg.rule
         decision = seed_decision(campaign, family)
         assert decision is not None  # only a whole=True decision can be None
     except (ConfigError, FileNotFoundError, ValueError) as e:

@@ -24,7 +24,7 @@ from typing import Any, Optional
 from nmt.ablate.report import collect_records
 from nmt.ablate.seeds import SeedDecision, decide_seeds, plan_path, planned_seeds, read_plan, write_plan
 from nmt.ablate.study import StudyConfig, load_study
-from nmt.ablate.verdict import TESTS, Claim, ClaimPart, seeds_done
+from nmt.ablate.verdict import TESTS, Claim, ClaimPart, claims_in, seeds_done
 from nmt.config import ConfigError, field, from_dict, load_yaml
 
 log = logging.getLogger("nmt")
@@ -101,6 +101,12 @@ class CampaignConfig:
                     raise ConfigError(f"claims[{c.id}].parts[{i}].test: {p.test!r} is not one of {', '.join(TESTS)}")
                 if (p.cost_reference is None) != (p.cost_ratio is None) or (p.cost_ratio or 1.0) <= 0:
                     raise ConfigError(f"claims[{c.id}].parts[{i}]: cost_reference and a positive cost_ratio go together")
+
+    @property
+    def rule(self) -> SeedRuleConfig:
+        """The seed rule a decision applies: ``seed_rule``, else the default rule (a campaign without one
+        keeps its study files' seeds; ``scripts/seed_power.py`` can still show what the rule would say)."""
+        return self.seed_rule or SeedRuleConfig()
 
     def claims_as_data(self) -> list[Claim]:
         return [Claim(c.id, c.text, [ClaimPart(p.study, p.a, p.b, p.test, self.margin if p.margin is None else p.margin,
@@ -189,12 +195,12 @@ def seed_decision(campaign: Campaign, family: str, *, whole: bool = False) -> Op
     compare has finished every one of those seeds. ValueError when it cannot be taken
     (``nmt.ablate.seeds.decide_seeds``)."""
     cfg = campaign.config
-    rule = cfg.seed_rule or SeedRuleConfig()
+    rule = cfg.rule
     studies = campaign.families[family]
     claims = cfg.claims_as_data()
     runs_of = {kind: collect_records(replace(st, seeds=list(rule.first))) for kind, st in studies.items()}
     if whole:
-        parts = [p for c in claims if all(q.study in studies for q in c.parts) for p in c.parts]
+        parts = [p for c in claims_in(claims, studies) for p in c.parts]
         if not parts or any(seeds_done(runs_of[p.study], p) < len(set(rule.first)) for p in parts):
             return None  # (no parts: nothing is decided on this family, its study files' seeds stand)
     return decide_seeds(claims, runs_of, rule.first, cfg.alpha, rule.power, rule.min_seeds, rule.max_seeds, cfg.margin)

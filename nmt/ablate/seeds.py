@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 
 from nmt.ablate.power import one_sided_power, tost_power
 from nmt.ablate.results import save_json_atomic
-from nmt.ablate.verdict import Claim, Run, paired_stats, pooled_sd
+from nmt.ablate.verdict import Claim, Run, claims_in, paired_stats, pooled_sd
 from nmt.io import atomic_write_text
 
 
@@ -63,7 +63,7 @@ def decide_seeds(claims: Sequence[Claim], runs_of: dict[str, Sequence[Run]], fir
                  default_margin: float = 1.0) -> SeedDecision:
     """The seed count of one family from its runs of seeds ``first`` (see module). ValueError when no
     part has two of those seeds finished for both its settings."""
-    in_scope = [c for c in claims if all(p.study in runs_of for p in c.parts)]
+    in_scope = claims_in(claims, runs_of)
     if not in_scope:
         raise ValueError("no claim of the campaign is tested in this family")
     rows: list[tuple[str, str, str, float | None, int]] = []

@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Protocol, Sequence
+from typing import Iterable, Literal, Optional, Protocol, Sequence
 
 from nmt.ablate.tdist import t_cdf, t_ppf
 
@@ -279,6 +279,12 @@ def seeds_done(runs: Sequence[Run], part: ClaimPart, plan: Optional[Sequence[int
     return len(done if plan is None else done & set(plan))
 
 
+def claims_in(claims: Sequence[Claim], studies: Iterable[str]) -> list[Claim]:
+    """The claims a family tests: those whose every part's study is one of ``studies`` (study kinds)."""
+    kinds = set(studies)
+    return [c for c in claims if all(p.study in kinds for p in c.parts)]
+
+
 def decide_family(
     claims: Sequence[Claim], runs_of: dict[str, Sequence[Run]], alpha: float = 0.05,
     planned: Optional[dict[str, Sequence[int]]] = None,
@@ -290,7 +296,7 @@ def decide_family(
     both settings (see module)."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    in_scope = [c for c in claims if all(p.study in runs_of for p in c.parts)]
+    in_scope = claims_in(claims, runs_of)
     if planned is not None:
         waiting = []
         for c in in_scope:
