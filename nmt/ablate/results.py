@@ -20,7 +20,6 @@ from nmt.ablate.verdict import paired_stats
 from nmt.config import ConfigError, field, from_dict, to_dict
 from nmt.io import atomic_write_text
 
-
 NOT_RECORDED = "not recorded"
 """The hardware of a run, or of one process that trained it, from before records kept it."""
 
