@@ -183,8 +183,10 @@ class ClaimPart:
         return self.cheaper or self.cost_reference is not None
 
     def describe(self) -> str:
-        sign = {"close": f"−{self.margin:g} < A − B < {self.margin:g}", "worse": f"A − B < −{self.margin:g}",
-                "not_worse": f"A − B > −{self.margin:g}", "better": f"A − B > {self.margin:g}"}[self.test]
+        m = f"{self.margin:g}"
+        neg = f"−{m}" if self.margin else "0"  # margin 0: "A − B < 0", not "< −0"
+        sign = {"close": f"{neg} < A − B < {m}", "worse": f"A − B < {neg}",
+                "not_worse": f"A − B > {neg}", "better": f"A − B > {m}"}[self.test]
         cost = ", A's attention FLOPs < B's" if self.cheaper else ""
         if self.cost_reference is not None:
             cost += f", A's attention FLOPs <= {self.cost_ratio:g} x {self.cost_reference}'s"

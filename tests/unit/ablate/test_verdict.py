@@ -321,3 +321,11 @@ def test_one_sided_power_matches_simulation(n: int, sd: float, beyond: float) ->
         se = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1) / n)
         hits += mean + t * se < -1.0
     assert one_sided_power(n, sd, beyond) == pytest.approx(hits / 20000, abs=0.015)
+
+
+def test_a_part_describes_its_test_with_its_margin() -> None:
+    assert ClaimPart("s", "a", "b", "close", 1.0).describe() == "a vs b (s): −1 < A − B < 1"
+    assert ClaimPart("s", "a", "b", "worse", 0.5).describe() == "a vs b (s): A − B < −0.5"
+    assert ClaimPart("s", "a", "b", "worse", 0.0).describe() == "a vs b (s): A − B < 0"
+    assert ClaimPart("s", "a", "b", "not_worse", 0.0).describe() == "a vs b (s): A − B > 0"
+    assert ClaimPart("s", "a", "b", "better", 0.0).describe() == "a vs b (s): A − B > 0"
