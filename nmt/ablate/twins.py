@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import shutil
 from collections import defaultdict
+from pathlib import Path
+from typing import Optional
 
 from nmt.ablate.report import blind_record_path, finished_record_path, hypothesis_path, record_path, result_path
 from nmt.ablate.results import RunRecord, load_record, save_json_atomic
-from nmt.ablate.study import StudyConfig
+from nmt.ablate.study import VARIED_FLOPS, StudyConfig
 from nmt.config import to_dict
 from nmt.io import atomic_write_text
 
@@ -42,19 +44,51 @@ def later_twins(studies: list[StudyConfig]) -> list[tuple[Member, Member]]:
     return [(member, group[0]) for group in twin_groups(studies) for member in group[1:]]
 
 
-def retarget(rec: RunRecord, study: StudyConfig, label: str) -> RunRecord:
-    """A copy of ``rec`` for ``study``: its label, spec, what is varied and the FLOPs of the
-    attention that study varies (the per-part FLOPs are the same)."""
+def retarget(rec: RunRecord, study: StudyConfig, label: str,
+             sublayer_ms: Optional[dict[str, float]] = None) -> RunRecord:
+    """A copy of ``rec`` for ``study``: its label, spec, what is varied, the FLOPs of the attention
+    that study varies (both cost definitions; the per-part FLOPs are the same) and, where the study
+    varies another attention than ``rec``'s, ``sublayer_ms``: the forward time of that study's
+    sublayers (None: not measured)."""
     setting = study.setting(label)
     out = RunRecord(**{**to_dict(rec), "flops": dict(rec.flops)})
     out.label, out.spec, out.decoder_spec, out.vary = label, setting.spec, setting.decoder_spec, study.vary
     out.attention_flops = study.varied_flops(rec.flops)
+    out.attention_flops_per_batch = None if rec.flops_per_batch is None else study.varied_flops(rec.flops_per_batch)
+    if study.vary != rec.vary:
+        out.sublayer_ms = sublayer_ms
     return out
 
 
+def _sublayer_ms(rec: RunRecord, run_dir: Path, study: StudyConfig) -> Optional[dict[str, float]]:
+    """The forward time of the sublayers ``study`` varies, on the model of the finished run ``rec``
+    (in ``run_dir``); None when that model's checkpoint is not at hand."""
+    if study.vary == rec.vary:
+        return rec.sublayer_ms
+    ckpt = run_dir / rec.checkpoint
+    if not ckpt.is_file():
+        return None
+    from nmt.ablate.measure import sublayer_ms
+    from nmt.inference import load_model
+
+    return sublayer_ms(load_model(ckpt).model, VARIED_FLOPS[study.vary])
+
+
+def _stale_copy(rec: RunRecord, src: RunRecord, study: StudyConfig) -> bool:
+    """Whether ``rec`` is a copy of the run ``src`` (the same seed, test BLEU and validation curve)
+    written before copies got the cost figures of their own study (the FLOPs per batch and the
+    sublayer times were the source's)."""
+    if (rec.seed, rec.bleu, rec.val_curve) != (src.seed, src.bleu, src.val_curve):
+        return False
+    per_batch = None if src.flops_per_batch is None else study.varied_flops(src.flops_per_batch)
+    return rec.attention_flops_per_batch != per_batch or (
+        study.vary != src.vary and rec.sublayer_ms is not None and rec.sublayer_ms == src.sublayer_ms)
+
+
 def share(groups: list[list[Member]]) -> list[str]:
-    """Copy each group's first finished run to its members that have neither started nor finished;
-    returns what was done (one line per copy)."""
+    """Copy each group's first finished run to its members that have neither started nor finished,
+    and give copies written before copies had their own study's cost figures those figures; returns
+    what was done (one line per copy or refreshed copy)."""
     done = []
     for group in groups:
         finished = [(m, p) for m in group if (p := finished_record_path(*m)) is not None]
@@ -64,11 +98,18 @@ def share(groups: list[list[Member]]) -> list[str]:
         src_rec = load_record(src_path)
         src_dir = src_study.run_dir(src_label, src_seed)
         src_hyp = hypothesis_path(src_study, src_rec)
+        for (study, label, seed), path in finished[1:]:  # copies from before they had their own cost figures
+            if _stale_copy(load_record(path), src_rec, study):
+                rec = to_dict(retarget(src_rec, study, label, _sublayer_ms(src_rec, src_dir, study)))
+                for p in (result_path(study, label, seed), record_path(study, label, seed)):
+                    if p is not None and p.is_file():
+                        save_json_atomic(p, rec)
+                done.append(f"{study.name}/{label}/seed{seed}: cost figures of its own study")
         for study, label, seed in group:
             dst = study.run_dir(label, seed)
             if dst.exists() or finished_record_path(study, label, seed) is not None:
                 continue
-            rec = to_dict(retarget(src_rec, study, label))
+            rec = to_dict(retarget(src_rec, study, label, _sublayer_ms(src_rec, src_dir, study)))
             if (src_dir / "result.json").is_file():
                 shutil.copytree(src_dir, dst)
                 save_json_atomic(result_path(study, label, seed), rec)

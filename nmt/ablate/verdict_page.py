@@ -4,12 +4,13 @@ written to ``<results_dir>/verdicts.{md,json}``. A family is pending until its s
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from pathlib import Path
 
 from nmt.ablate.campaign import Campaign, seed_count
 from nmt.ablate.report import collect_records
-from nmt.ablate.results import NOT_RECORDED, RunRecord, save_json_atomic
+from nmt.ablate.results import NOT_RECORDED, RunRecord, save_json_atomic, summarise
 from nmt.ablate.twins import later_twins
 from nmt.ablate.verdict import RISE_WINDOW, ClaimResult, PartResult, decide_family
 from nmt.config import to_dict
@@ -59,8 +60,38 @@ def hardware_of(campaign: Campaign, runs: FamilyRuns) -> dict[str, Counter[str]]
     return out
 
 
-def verdicts_markdown(campaign: Campaign, decided: Decided, hardware: dict[str, Counter[str]] | None = None) -> str:
-    """The verdicts page: per family the parts' and the claims' tables, and what the runs trained on."""
+def _opt(x: float | None, fmt: str) -> str:
+    return "–" if x is None else format(x, fmt)
+
+
+def cost_lines(campaign: Campaign, family: str, runs: FamilyRuns) -> list[str]:
+    """A family's measured cost per setting, study by study, from its finished runs: the attention
+    FLOPs of what the study varies over the test set (relative-position tables once per sentence: the
+    cost; once per test batch beside it), parameters, the varied sublayers' forward time and training
+    speed. No scores, so a pending family shows it too; empty without finished runs."""
+    lines = []
+    for kind, st in campaign.families[family].items():
+        for row in summarise(runs[family][kind], [s.label for s in st.settings], st.reference, {}):
+            batch = [r.attention_flops_per_batch / 1e9 for r in runs[family][kind]
+                     if r.label == row.label and r.attention_flops_per_batch is not None]
+            lines.append(f"| {row.label} ({kind}) | {len(row.seeds)} | {row.attention_gflops:.1f} | "
+                         f"{_opt(statistics.fmean(batch) if batch else None, '.1f')} | {row.params / 1e6:.2f} | "
+                         f"{_opt(row.sublayer_ms_30, '.2f')} / {_opt(row.sublayer_ms_100, '.2f')} | "
+                         f"{_opt(row.train_tokens_per_s, ',.0f')} |")
+    if not lines:
+        return []
+    return ["Measured cost per setting (finished runs; the attention a study varies, over the test set):", "",
+            "| setting (study) | runs | attention GFLOPs, table per sentence (the cost) | table per test batch | "
+            "params (M) | varied sublayers' ms @30 / @100 tokens | train target tokens/s |",
+            "|---|---|---|---|---|---|---|", *lines, ""]
+
+
+def verdicts_markdown(
+    campaign: Campaign, decided: Decided, hardware: dict[str, Counter[str]] | None = None,
+    runs: FamilyRuns | None = None,
+) -> str:
+    """The verdicts page: per family the parts' and the claims' tables, the measured cost per setting
+    (with ``runs``) and what the runs trained on."""
     cfg = campaign.config
     texts = {c.id: c.text for c in cfg.claims}
     lines = [f"# Verdicts: {cfg.name}", "",
@@ -98,6 +129,8 @@ def verdicts_markdown(campaign: Campaign, decided: Decided, hardware: dict[str, 
         if any(c.verdict == "pending" for c in claims.values()):
             lines += ["Pending: nothing is computed until every planned seed of every compared setting has finished "
                       "(seeds: finished of planned; `?` while the seed rule has not yet decided the count).", ""]
+        if runs is not None:
+            lines += cost_lines(campaign, name, runs)
         if hardware and hardware.get(name):
             lines += ["Trained on: " + "; ".join(f"{hw} ({n} run{'s' * (n != 1)})"
                                                   for hw, n in sorted(hardware[name].items())) + ".", ""]
@@ -108,7 +141,7 @@ def write_verdicts(campaign: Campaign) -> str:
     """Decide every family and write ``verdicts.md`` / ``verdicts.json``; returns the Markdown."""
     runs = family_runs(campaign)
     decided = family_verdicts(campaign, runs)
-    md = verdicts_markdown(campaign, decided, hardware_of(campaign, runs))
+    md = verdicts_markdown(campaign, decided, hardware_of(campaign, runs), runs)
     out = Path(campaign.config.results_dir)
     atomic_write_text(out / "verdicts.md", md)
     save_json_atomic(out / "verdicts.json", {

@@ -107,10 +107,14 @@ def test_verdicts_stay_pending_until_every_planned_seed_has_finished(tmp_path: P
     for seed, (a, b) in enumerate([(30.1, 30.0), (29.4, 29.5), (31.0, 31.1), (30.3, 30.2)], 1):
         finish(tmp_path, "0110-noabs", seed, a)
         finish(tmp_path, "1000", seed, b)
-    finish(tmp_path, "1000", 5, 30.0)  # seed 5 of one setting only: the pair has 4 of its 5
+    finish(tmp_path, "1000", 5, 30.0,  # seed 5 of one setting only: the pair has 4 of its 5
+           sublayer_ms={"30": 1.5, "100": 4.25}, attention_flops_per_batch=1_500_000_000)
     assert main(["ablate", "--config", str(campaign), "--verdicts", "--study.seeds", "[1, 2, 3, 4, 5]"]) == 0
     out = capsys.readouterr().out
     assert "0110-noabs vs 1000 (self): −1 < A − B < 1 | 4 of 5 | – | – | – | – | pending |" in out
+    # the measured cost per setting is shown while pending (means over the runs that have each figure)
+    assert "| 1000 (self) | 5 | 0.0 | 1.5 | 0.00 | 1.50 / 4.25 | – |" in out
+    assert "| 0110-noabs (self) | 4 | 0.0 | – | 0.00 | – / – | – |" in out
     assert "| **pending** |" in out and "30.20" not in out and "+0.00" not in out  # no mean of any kind
     fam = json.loads((tmp_path / "verdicts" / "verdicts.json").read_text(encoding="utf-8"))["families"]["toy en->de"]
     assert fam["claims"]["3"]["verdict"] == "pending" and fam["parts"][0]["stats"] is None
