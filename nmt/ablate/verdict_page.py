@@ -80,7 +80,9 @@ def cost_lines(campaign: Campaign, family: str, runs: FamilyRuns) -> list[str]:
                          f"{_opt(row.train_tokens_per_s, ',.0f')} |")
     if not lines:
         return []
-    return ["Measured cost per setting (finished runs; the attention a study varies, over the test set):", "",
+    return ["Measured cost per setting (finished runs; the attention a study varies, over the test set). The "
+            "FLOPs are the cost; the forward times are taken on the machine of each run as it was loaded then, "
+            "and compare settings only roughly.", "",
             "| setting (study) | runs | attention GFLOPs, table per sentence (the cost) | table per test batch | "
             "params (M) | varied sublayers' ms @30 / @100 tokens | train target tokens/s |",
             "|---|---|---|---|---|---|---|", *lines, ""]
