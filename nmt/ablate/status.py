@@ -55,11 +55,12 @@ def campaign_status(studies: list[StudyConfig]) -> str:
     """A table of each study's runs: done, running, interrupted, left, and the estimated time left.
     Time per update is what the finished runs took (``RunRecord.run_seconds``: every training process
     and testing, over their updates), the mean over the run's setting, else its study, else the whole
-    campaign, times the updates the run has still to do; one stream, sequential."""
+    campaign, times the updates the run has still to do; one stream, sequential, and, with several
+    runs running now, that time shared among the streams running them."""
     per_study = [(st, collect_records(st)) for st in studies]
     overall = _per_update([r for _, recs in per_study for r in recs])
     lines = ["| study | done | running | interrupted | left | est. time left |", "|---|---|---|---|---|---|"]
-    total_left, total_secs, unknown = 0, 0.0, False
+    total_left, total_secs, unknown, total_running = 0, 0.0, False, 0
     for st, recs in per_study:
         states = {(s.label, k): run_state(st, s.label, k) for s in st.settings for k in st.seeds}
         in_study = _per_update(recs)
@@ -83,12 +84,15 @@ def campaign_status(studies: list[StudyConfig]) -> str:
         left = len(states) - counts["done"]
         total_left += left
         total_secs += secs
+        total_running += counts["running"]
         unknown = unknown or study_unknown
         lines.append(f"| {st.name} ({st.output_dir}) | {counts['done']}/{len(states)} | "
                      f"{', '.join(running) or 0} | {counts['interrupted']} | {left} | "
                      f"{_fmt_duration(None if study_unknown else secs)} |")
+    side_by_side = (f"; about {_fmt_duration(total_secs / total_running)} with the {total_running} runs now "
+                    "running side by side" if total_running > 1 and not unknown else "")
     lines += ["", f"{total_left} run(s) left; estimated {_fmt_duration(None if unknown else total_secs)} "
-              "of one stream (the finished runs' time per update, resumes and testing included)."]
+              f"of one stream (the finished runs' time per update, resumes and testing included){side_by_side}."]
     return "\n".join(lines) + "\n"
 
 

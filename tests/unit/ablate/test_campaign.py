@@ -83,6 +83,22 @@ def test_status_counts_done_running_interrupted_and_estimates_time(tmp_path: Pat
     assert "No run has finished yet." in capsys.readouterr().out
 
 
+def test_status_shares_the_time_left_among_the_runs_running_side_by_side(tmp_path: Path, capsys) -> None:
+    campaign = setup(tmp_path)
+    seeds = ["--study.seeds", "[1, 2, 3]", "--study.bootstrap_samples", "0"]
+    finish(tmp_path, "1000", 1, 30.0, wall=960.0)  # 120 s per update: 8 updates per run, 16 min
+    for label in ("1000", "0110-noabs"):  # two streams, one run each
+        save_json_atomic(tmp_path / "out" / label / "seed2" / "RUNNING",
+                         {"pid": os.getpid(), "host": socket.gethostname(), "since": 0})
+    assert main(["ablate", "--config", str(campaign), "--status", *seeds]) == 0
+    out = capsys.readouterr().out
+    assert "5 run(s) left; estimated 1 h 20 min of one stream" in out
+    assert "; about 40 min with the 2 runs now running side by side." in out
+    (tmp_path / "out" / "0110-noabs" / "seed2" / "RUNNING").unlink()  # one stream: no share
+    assert main(["ablate", "--config", str(campaign), "--status", *seeds]) == 0
+    assert "side by side" not in capsys.readouterr().out
+
+
 def test_verdicts_are_decided_from_the_records_and_written(tmp_path: Path, capsys) -> None:
     campaign = setup(tmp_path)
     for seed, (a, b) in enumerate([(30.1, 30.0), (29.4, 29.5), (31.0, 31.1), (30.3, 30.2), (30.0, 30.0)], 1):
