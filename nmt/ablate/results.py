@@ -176,7 +176,8 @@ def rows_csv(rows: Sequence[SettingRow]) -> str:
     return buf.getvalue()
 
 
-def _fmt(value: float | None, digits: int) -> str:
+def fmt_number(value: float | None, digits: int) -> str:
+    """A table cell: ``value`` with thousands separators and ``digits`` decimals, "–" when missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{value:,.{digits}f}"
@@ -212,11 +213,11 @@ def rows_markdown(rows: Sequence[SettingRow], title: str, notes: Sequence[str] =
             _g(r.attention_gflops),
             _g(r.total_gflops),
             f"{r.params / 1e6:.2f}",
-            _fmt(r.sublayer_ms_30, 2),
-            _fmt(r.sublayer_ms_100, 2),
+            fmt_number(r.sublayer_ms_30, 2),
+            fmt_number(r.sublayer_ms_100, 2),
             f"{r.train_steps:,.0f}",
-            _fmt(r.train_tokens_per_s, 0),
-            _fmt(r.decode_sentences_per_s, 1),
+            fmt_number(r.train_tokens_per_s, 0),
+            fmt_number(r.decode_sentences_per_s, 1),
             _p(r.p_value, r.reference),
         ]
         lines.append("| " + " | ".join(cells) + " |")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nmt.ablate.campaign import Campaign, seed_count
 from nmt.ablate.report import collect_records
-from nmt.ablate.results import NOT_RECORDED, RunRecord, save_json_atomic, summarise
+from nmt.ablate.results import NOT_RECORDED, RunRecord, fmt_number, save_json_atomic, summarise
 from nmt.ablate.twins import later_twins
 from nmt.ablate.verdict import RISE_WINDOW, ClaimResult, PartResult, decide_family
 from nmt.config import to_dict
@@ -60,10 +60,6 @@ def hardware_of(campaign: Campaign, runs: FamilyRuns) -> dict[str, Counter[str]]
     return out
 
 
-def _opt(x: float | None, fmt: str) -> str:
-    return "–" if x is None else format(x, fmt)
-
-
 def cost_lines(campaign: Campaign, family: str, runs: FamilyRuns) -> list[str]:
     """A family's measured cost per setting, study by study, from its finished runs: the attention
     FLOPs of what the study varies over the test set (relative-position tables once per sentence: the
@@ -75,9 +71,9 @@ def cost_lines(campaign: Campaign, family: str, runs: FamilyRuns) -> list[str]:
             batch = [r.attention_flops_per_batch / 1e9 for r in runs[family][kind]
                      if r.label == row.label and r.attention_flops_per_batch is not None]
             lines.append(f"| {row.label} ({kind}) | {len(row.seeds)} | {row.attention_gflops:.1f} | "
-                         f"{_opt(statistics.fmean(batch) if batch else None, '.1f')} | {row.params / 1e6:.2f} | "
-                         f"{_opt(row.sublayer_ms_30, '.2f')} / {_opt(row.sublayer_ms_100, '.2f')} | "
-                         f"{_opt(row.train_tokens_per_s, ',.0f')} |")
+                         f"{fmt_number(statistics.fmean(batch) if batch else None, 1)} | {row.params / 1e6:.2f} | "
+                         f"{fmt_number(row.sublayer_ms_30, 2)} / {fmt_number(row.sublayer_ms_100, 2)} | "
+                         f"{fmt_number(row.train_tokens_per_s, 0)} |")
     if not lines:
         return []
     return ["Measured cost per setting (finished runs; the attention a study varies, over the test set). The "
