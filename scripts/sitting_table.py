@@ -1,6 +1,6 @@
 """The tables of docs/benchmarks.md from a sitting's raw lines (``scripts/bench_sitting.sh``).
 
-    python scripts/sitting_table.py docs/bench/sitting-2026-11-21.jsonl
+    python scripts/sitting_table.py docs/bench/sitting-2026-11-21-s4.jsonl
 
 Prints markdown: per measurement the median over the repeats (and the range when there are
 several), the ratios against the peers with the performance issue's targets, and the mechanism
