@@ -108,7 +108,8 @@ def _val_at(rec: RunRecord, fraction: float) -> str:
 def finished_runs(studies: list[StudyConfig]) -> str:
     """A table of the finished runs, study by study: test BLEU and chrF, validation BLEU at a quarter,
     half, three quarters and the end of the run's updates, the best validation BLEU (at its update),
-    and the run's hours (``RunRecord.run_seconds``). A run shared with twins (``nmt.ablate.twins``)
+    the run's hours (``RunRecord.run_seconds``) and seconds per update (those hours over its updates,
+    what the time left is estimated from). A run shared with twins (``nmt.ablate.twins``)
     is listed once, under its first study, naming the others."""
     from nmt.ablate.twins import later_twins
 
@@ -118,7 +119,7 @@ def finished_runs(studies: list[StudyConfig]) -> str:
         later.add((st.output_dir, label, seed))
         shared.setdefault((first.output_dir, first_label, seed), []).append(f"{st.name}/{label}")
     lines = ["| study | setting | seed | test BLEU | chrF | validation BLEU at 1/4, 1/2, 3/4, all updates | "
-             "best validation (update) | hours | also counts as |", "|---|---|---|---|---|---|---|---|---|"]
+             "best validation (update) | hours | s/update | also counts as |", "|---|---|---|---|---|---|---|---|---|---|"]
     for st in studies:
         for rec in sorted(collect_records(st), key=lambda r: (r.seed, r.label)):
             if (st.output_dir, rec.label, rec.seed) in later:
@@ -130,6 +131,7 @@ def finished_runs(studies: list[StudyConfig]) -> str:
                 " / ".join(_val_at(rec, f) for f in QUARTERS),
                 f"{best[1]:.2f} ({int(best[0]):,})" if best else "–",
                 f"{hours:.1f}" if hours is not None else "–",
+                f"{rec.run_seconds / rec.train_steps:.2f}" if rec.run_seconds and rec.train_steps else "–",
                 ", ".join(shared.get((st.output_dir, rec.label, rec.seed), [])) or "–"]) + " |")
     if len(lines) == 2:
         return "No run has finished yet.\n"

@@ -72,9 +72,9 @@ def test_status_counts_done_running_interrupted_and_estimates_time(tmp_path: Pat
     # the other five runs 8 each (80 min)
     assert "| 2/8 | 1000/seed3 at 6 | 1 | 6 | 1 h 24 min |" in out
     assert "6 run(s) left; estimated 1 h 24 min of one stream" in out
-    # the finished runs: validation BLEU at 2, 4, 6 and 8 of the 8 updates, the best, hours
-    assert "| tiny | 1000 | 1 | 30.00 | 50.00 | 10.00 / 20.00 / 25.50 / 24.00 | 25.50 (6) | 0.1 | – |" in out
-    assert "| tiny | 1000 | 2 | 30.00 | 50.00 | – / – / – / – | – | 0.4 | – |" in out
+    # the finished runs: validation BLEU at 2, 4, 6 and 8 of the 8 updates, the best, hours, s/update
+    assert "| tiny | 1000 | 1 | 30.00 | 50.00 | 10.00 / 20.00 / 25.50 / 24.00 | 25.50 (6) | 0.1 | 60.00 | – |" in out
+    assert "| tiny | 1000 | 2 | 30.00 | 50.00 | – / – / – / – | – | 0.4 | 180.00 | – |" in out
     assert main(["ablate", "--config", str(tmp_path / "study.yaml"), "--status", *seeds]) == 0  # a study file too
     out = capsys.readouterr().out
     assert "| 2/8 |" in out and "| tiny | 1000 | 1 |" in out
@@ -261,7 +261,7 @@ def test_campaign_runs_seed_by_seed_and_trains_twins_once(tmp_path: Path, monkey
 
     table = finished_runs(load_campaign(campaign, [("study.seeds", [1, 2])]).studies())
     assert table.count("| tiny |") == 4 and "| tiny2 |" not in table  # each run once, under its first study
-    assert "| tiny | 1000 | 2 | 30.00 | 50.00 | – / – / – / – | – | 0.0 | tiny2/1000 |" in table
+    assert "| tiny | 1000 | 2 | 30.00 | 50.00 | – / – / – / – | – | 0.0 | 7.50 | tiny2/1000 |"  # 60 s over 8 updates in table
 
 
 def test_a_run_waits_while_its_twin_has_started(tmp_path: Path) -> None:
