@@ -60,3 +60,18 @@ def write_study(tmp: Path) -> Path:
     study = tmp / "study.yaml"
     study.write_text(STUDY_YAML.format(out=tmp / "out"), encoding="utf-8")
     return study
+
+
+def write_campaign(tmp: Path, study: Path, family: str = "toy en->de") -> Path:
+    """``campaign.yaml`` under ``tmp``: one family of ``study`` as its self study, one claim
+    ("0110-noabs" close to "1000"), verdicts into ``tmp/verdicts``; returns its path."""
+    campaign = tmp / "campaign.yaml"
+    campaign.write_text(f"""name: toy
+results_dir: {tmp / 'verdicts'}
+families:
+  - name: "{family}"
+    studies: {{self: {study}}}
+claims:
+  - {{id: "3", text: "close", parts: [{{study: self, a: "0110-noabs", b: "1000", test: close}}]}}
+""", encoding="utf-8")
+    return campaign

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import findings_table
 import pytest
-from helpers.ablate_toys import write_study
+from helpers.ablate_toys import write_campaign, write_study
 
 from nmt.ablate.report import record_path
 from nmt.ablate.results import RunRecord, save_json_atomic
@@ -45,15 +45,7 @@ def test_main_writes_the_campaigns_finished_runs(tmp_path: Path, capsys) -> None
                     flops={"total": 1}, attention_flops=1, params=1, train_steps=4000, train_tokens_per_s=None,
                     decode_sentences_per_s=1.0, hypotheses="test.hyp", checkpoint="x", wall_seconds=10000.0)
     save_json_atomic(record_path(study, "1000", 1), to_dict(rec))
-    campaign = tmp_path / "campaign.yaml"
-    campaign.write_text(f"""name: toy
-results_dir: {tmp_path / 'verdicts'}
-families:
-  - name: "toy en->de"
-    studies: {{self: {study_file}}}
-claims:
-  - {{id: "3", text: "close", parts: [{{study: self, a: "0110-noabs", b: "1000", test: close}}]}}
-""", encoding="utf-8")
+    campaign = write_campaign(tmp_path, study_file)
     page = tmp_path / "findings.md"
     page.write_text(OLD, encoding="utf-8")
     assert findings_table.main([str(campaign), str(page)]) == 0

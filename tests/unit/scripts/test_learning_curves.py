@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import learning_curves
-from helpers.ablate_toys import write_study
+from helpers.ablate_toys import write_campaign, write_study
 
 from nmt.ablate.report import record_path
 from nmt.ablate.results import RunRecord, save_json_atomic
@@ -33,15 +33,7 @@ def test_curves_of_a_family(tmp_path: Path, capsys) -> None:
         for seed in (1, 2):
             save_json_atomic(record_path(study, label, seed),
                              to_dict(record(label, seed, [[250.0, 10.0 + seed], [500.0, 20.0 + seed]])))
-    campaign = tmp_path / "campaign.yaml"
-    campaign.write_text(f"""name: toy
-results_dir: {tmp_path / 'verdicts'}
-families:
-  - name: "toy en->de"
-    studies: {{self: {study_file}}}
-claims:
-  - {{id: "3", text: "close", parts: [{{study: self, a: "0110-noabs", b: "1000", test: close}}]}}
-""", encoding="utf-8")
+    campaign = write_campaign(tmp_path, study_file)
     data = learning_curves.curves(str(campaign), "toy en->de")
     assert sorted(data) == ["self:0110-noabs", "self:1000"] and sorted(data["self:1000"]) == [1, 2]
     assert data["self:1000"][2] == [(250.0, 12.0), (500.0, 22.0)]
