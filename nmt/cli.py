@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("analyze", help="which attention terms a trained model uses: statistics, test-time removal")
     p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt)")
     p.add_argument("--split", default="valid", help="split to analyze (default: valid)")
-    p.add_argument("--output", help="report folder (default: <checkpoint>.analyze-<split>/)")
+    p.add_argument("--output", help="report folder (default: beside the checkpoint, .ckpt replaced by .analyze-<split>/)")
     p.add_argument("--max_sentences", type=_int_at_least(0), default=500, help="first N sentences of the split (0: all)")
     p.add_argument("--heatmap_sentences", type=_int_at_least(0), default=2, help="sentences with per-term heatmaps (0: none)")
     p.add_argument("--no_layers", action="store_true", help="remove terms per role only, not layer by layer")
