@@ -1,0 +1,71 @@
+"""scripts/check_code_versions.py: the probe trains bit-identical models with identical code and
+tells a change of rounding alone; the table names each recorded commit and whether it differs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import check_code_versions as ccv
+from helpers.ablate_toys import write_campaign, write_study
+
+from nmt.ablate.report import record_path
+from nmt.ablate.results import RunRecord, save_json_atomic
+from nmt.ablate.study import load_study
+from nmt.config import to_dict
+
+REPO = Path(__file__).resolve().parents[3]
+LOSS = "    lprobs = torch.log_softmax(logits.float(), dim=-1)  # (N, V)\n"
+
+
+def test_the_probe_is_repeatable_and_tells_a_rounding_change(tmp_path: Path) -> None:
+    same, other = tmp_path / "same", tmp_path / "other"
+    for copy in (same, other):
+        shutil.copytree(REPO / "nmt", copy / "nmt", ignore=shutil.ignore_patterns("__pycache__"))
+        (copy / "configs").mkdir()
+        shutil.copy(REPO / ccv.BASE, copy / ccv.BASE)
+    loss = other / "nmt" / "train" / "loss.py"
+    text = loss.read_text(encoding="utf-8")
+    assert LOSS in text
+    # the same log-probabilities, rounded differently: x - logsumexp(x) instead of log_softmax(x)
+    loss.write_text(text.replace(LOSS, "    lprobs = logits.float() - torch.logsumexp(logits.float(), dim=-1, keepdim=True)\n"),
+                    encoding="utf-8")
+    settings = ("self-0110",)
+    first = ccv.probe_package(same, settings)
+    assert list(first) == ["self-0110"] and len(first["self-0110"]) == 16
+    assert ccv.probe_package(same, settings) == first
+    assert ccv.probe_package(other, settings) != first
+
+
+def test_the_table_names_every_recorded_commit(tmp_path: Path, monkeypatch, capsys) -> None:
+    study_file = write_study(tmp_path)
+    records = tmp_path / "records"
+    text = study_file.read_text(encoding="utf-8").replace("seeds: [1]", "seeds: [1, 2, 3]")
+    study_file.write_text(text + f"records_dir: {records}\n", encoding="utf-8")
+    study = load_study(study_file)
+    versions = {1: ["aaa", "bbb+dirty"], 2: ["bbb", "ccc"], 3: None}
+    for seed, code in versions.items():
+        rec = RunRecord(label="1000", seed=seed, spec="1000", decoder_spec=None, vary="self", absolute_positions="no",
+                        bleu=30.0, chrf=50.0, bleu_signature="b", chrf_signature="c", test_sentences=1,
+                        flops={"total": 1}, attention_flops=1, params=1, train_steps=10, train_tokens_per_s=None,
+                        decode_sentences_per_s=1.0, hypotheses="test.hyp", checkpoint="x", code_versions=code)
+        save_json_atomic(record_path(study, "1000", seed), to_dict(rec))
+    campaign = write_campaign(tmp_path, study_file)
+    assert ccv.recorded_versions(str(campaign), "toy en->de") == {
+        "aaa": ["tiny/1000/seed1"], "bbb+dirty": ["tiny/1000/seed1"], "bbb": ["tiny/1000/seed2"],
+        "ccc": ["tiny/1000/seed2"], "not recorded": ["tiny/1000/seed3"]}
+    dates = {"aaa": "2026-12-06 10:00", "bbb": "2026-12-06 11:00", "ccc": "2026-12-06 12:00"}
+    monkeypatch.setattr(ccv, "commit_line", lambda c: (dates[c], "subject"))
+    digests = {"aaa": {"s": "1"}, "bbb": {"s": "1"}, "ccc": {"s": "2"}}
+    monkeypatch.setattr(ccv, "probe_commit", lambda c: digests[c])
+    assert ccv.main([str(campaign), "--family", "toy en->de"]) == 1
+    out = capsys.readouterr().out
+    assert "| aaa | 2026-12-06 10:00 | 1 | the same as the first |" in out
+    assert "| bbb (+ uncommitted changes) | 2026-12-06 11:00 | 2 | the same as the first |" in out
+    assert "| ccc | 2026-12-06 12:00 | 1 | 2 |" in out
+    assert "runs without a recorded code version: tiny/1000/seed3" in out
+    assert "3 commits probed: 1 train other models than the first" in out
+    digests["ccc"] = {"s": "1"}
+    assert ccv.main([str(campaign), "--family", "toy en->de"]) == 0
+    assert "3 commits probed: all train bit-identical models" in capsys.readouterr().out
+    assert ccv.main([str(campaign), "--family", "nope"]) == 2
