@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 # the stage-1 settings (encoder self, decoder self, cross): configs/ablation/repro/multi30k-ende/{self,cross}.yaml
@@ -63,10 +64,11 @@ def merged(base: dict, over: dict) -> dict:
     return {**base, **{k: merged(base.get(k) or {}, v) if isinstance(v, dict) else v for k, v in over.items()}}
 
 
-def probe(work: Path, base: Path, settings: list[str]) -> dict[str, str]:
-    """Train the probe of ``settings`` with the ``nmt`` package on ``sys.path`` and the base config
-    ``base``; their digests. Imports only what every campaign commit has (``from_dict``,
-    ``ExperimentConfig``, ``fit``)."""
+def train_probe(work: Path, base: Path, name: str, precision: str = "32-true") -> dict[str, Any]:
+    """Train the probe of setting ``name`` with the ``nmt`` package on ``sys.path`` and the base config
+    ``base`` under ``work``; the parameters and optimizer state after the last update
+    (``{name: tensor}``) and ``"val_bleu"``. Imports only what every campaign commit has
+    (``from_dict``, ``ExperimentConfig``, ``fit``)."""
     import torch
     import yaml
 
@@ -74,37 +76,46 @@ def probe(work: Path, base: Path, settings: list[str]) -> dict[str, str]:
     from nmt.experiment import ExperimentConfig
     from nmt.train.fit import fit
 
-    write_corpus(work / "data")
-    out: dict[str, str] = {}
-    for name in settings:
-        enc, dec, cross = SETTINGS[name]
-        cfg = from_dict(ExperimentConfig, merged(yaml.safe_load(base.read_text(encoding="utf-8")), {
-            "data": {"root": str(work / "data"), "corpus": "reverse", "src_lang": "src", "tgt_lang": "tgt",
-                     "prepared_dir": str(work / "prepared"), "splits": {"train": "train", "valid": "valid", "test": "test"},
-                     "subword": {"vocab_size": 24}, "batch": {"max_tokens": 400}},
-            "model": {"d_model": 32, "n_heads": 2, "d_ff": 64, "encoder_layers": 2, "decoder_layers": 2,
-                      "dropout": 0.2, "absolute_positions": "auto", "encoder_self": enc, "decoder_self": dec,
-                      "cross": cross},
-            "optim": {"warmup_steps": 4},
-            "train": {"output_dir": str(work / "runs" / name), "max_steps": PROBE_STEPS, "max_time_minutes": None,
-                      "val_every_steps": 3, "val_max_sentences": 0, "accelerator": "cpu", "devices": 1,
-                      "precision": "32-true", "num_threads": 1, "heatmap_sentences": 0, "log_every_steps": 1},
-        }))
-        fit(cfg, enable_progress_bar=False)
-        ckpt = torch.load(work / "runs" / name / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-        h = hashlib.sha256()
-        tensors = dict(ckpt["state_dict"])
-        for i, state in enumerate(ckpt["optimizer_states"]):
-            for pid, slots in sorted(state["state"].items()):
-                tensors.update({f"opt{i}.{pid}.{k}": v for k, v in slots.items() if torch.is_tensor(v)})
-        for key in sorted(tensors):
-            h.update(key.encode())
-            h.update(tensors[key].detach().contiguous().cpu().numpy().tobytes())
-        h.update(repr(ckpt["nmt"]["val_bleu"]).encode())
-        if ckpt["global_step"] != PROBE_STEPS:
-            raise RuntimeError(f"{name}: the probe stopped at update {ckpt['global_step']}, not {PROBE_STEPS}")
-        out[name] = h.hexdigest()[:16]
-    return out
+    if not (work / "data").is_dir():
+        write_corpus(work / "data")
+    enc, dec, cross = SETTINGS[name]
+    cfg = from_dict(ExperimentConfig, merged(yaml.safe_load(base.read_text(encoding="utf-8")), {
+        "data": {"root": str(work / "data"), "corpus": "reverse", "src_lang": "src", "tgt_lang": "tgt",
+                 "prepared_dir": str(work / "prepared"), "splits": {"train": "train", "valid": "valid", "test": "test"},
+                 "subword": {"vocab_size": 24}, "batch": {"max_tokens": 400}},
+        "model": {"d_model": 32, "n_heads": 2, "d_ff": 64, "encoder_layers": 2, "decoder_layers": 2,
+                  "dropout": 0.2, "absolute_positions": "auto", "encoder_self": enc, "decoder_self": dec,
+                  "cross": cross},
+        "optim": {"warmup_steps": 4},
+        "train": {"output_dir": str(work / "runs" / name), "max_steps": PROBE_STEPS, "max_time_minutes": None,
+                  "val_every_steps": 3, "val_max_sentences": 0, "accelerator": "cpu", "devices": 1,
+                  "precision": precision, "num_threads": 1, "heatmap_sentences": 0, "log_every_steps": 1},
+    }))
+    fit(cfg, enable_progress_bar=False)
+    ckpt = torch.load(work / "runs" / name / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    if ckpt["global_step"] != PROBE_STEPS:
+        raise RuntimeError(f"{name}: the probe stopped at update {ckpt['global_step']}, not {PROBE_STEPS}")
+    state: dict[str, Any] = dict(ckpt["state_dict"])
+    for i, opt in enumerate(ckpt["optimizer_states"]):
+        for pid, slots in sorted(opt["state"].items()):
+            state.update({f"opt{i}.{pid}.{k}": v for k, v in slots.items() if torch.is_tensor(v)})
+    state["val_bleu"] = ckpt["nmt"]["val_bleu"]
+    return state
+
+
+def digest(state: dict[str, Any]) -> str:
+    """The first 16 hex digits of a SHA-256 over a probe's tensors (bytes, by name) and validation BLEU."""
+    h = hashlib.sha256()
+    for key in sorted(k for k in state if k != "val_bleu"):
+        h.update(key.encode())
+        h.update(state[key].detach().contiguous().cpu().numpy().tobytes())
+    h.update(repr(state["val_bleu"]).encode())
+    return h.hexdigest()[:16]
+
+
+def probe(work: Path, base: Path, settings: list[str]) -> dict[str, str]:
+    """The digests of the float32 probes of ``settings`` (``train_probe``)."""
+    return {name: digest(train_probe(work, base, name)) for name in settings}
 
 
 def recorded_versions(campaign_file: str, family: str) -> dict[str, list[str]]:

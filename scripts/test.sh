@@ -24,5 +24,6 @@ if [ ${#TIER[@]} -eq 0 ] && [ $# -eq 0 ]; then
   echo "== the numerically sensitive tests again, CPU capabilities forced down to AVX2"
   ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 CT2_FORCE_CPU_ISA=AVX2 \
     .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit/model tests/unit/decode \
-    tests/integration/model tests/integration/decode tests/integration/export
+    tests/integration/model tests/integration/decode tests/integration/export \
+    tests/integration/train/test_golden_training.py
 fi

@@ -20,7 +20,8 @@ def label_smoothed_nll(logits: Tensor, target: Tensor, epsilon: float) -> LossOu
     loss = (1 - eps) * nll + eps * mean_v(-log p_v): the same as
     ``F.cross_entropy(..., label_smoothing=eps)``, with the plain NLL from the same log-softmax.
     """
-    lprobs = torch.log_softmax(logits.float(), dim=-1)  # (N, V)
+    # half precision is computed in float32; float32 and float64 as they are
+    lprobs = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)  # (N, V)
     nll = -lprobs.gather(-1, target[:, None]).squeeze(-1)  # (N,)
     nll_mean = nll.mean()
     if epsilon > 0:

@@ -15,7 +15,7 @@ from nmt.ablate.study import load_study
 from nmt.config import to_dict
 
 REPO = Path(__file__).resolve().parents[3]
-LOSS = "    lprobs = torch.log_softmax(logits.float(), dim=-1)  # (N, V)\n"
+LOSS = "    lprobs = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)  # (N, V)\n"
 
 
 def test_the_probe_is_repeatable_and_tells_a_rounding_change(tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_the_probe_is_repeatable_and_tells_a_rounding_change(tmp_path: Path) -> 
     text = loss.read_text(encoding="utf-8")
     assert LOSS in text
     # the same log-probabilities, rounded differently: x - logsumexp(x) instead of log_softmax(x)
-    loss.write_text(text.replace(LOSS, "    lprobs = logits.float() - torch.logsumexp(logits.float(), dim=-1, keepdim=True)\n"),
+    loss.write_text(text.replace(LOSS, "    lprobs = logits - torch.logsumexp(logits, dim=-1, keepdim=True)\n"),
                     encoding="utf-8")
     settings = ("self-0110",)
     first = ccv.probe_package(same, settings)
