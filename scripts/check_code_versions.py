@@ -6,10 +6,10 @@ commit's ``nmt/`` package and the campaign's base config (``configs/multi30k_sma
 schedule, label smoothing, dropouts, norms, subword type) with ``git archive``, and trains the same
 short probe with them on this machine: each stage-1 setting in a small model (6 updates in float32 on
 one thread, a greedy validation after 3 and 6), on a fixed synthetic corpus, from data preparation
-to the checkpoint. The
-probe's digest covers the parameters and the optimizer state after the last update and the
-validation BLEU, so it changes with anything a run computes: the model, the loss, the optimizer and
-its schedule, the data order, the dropout draws, the subword model, greedy decoding. Equal digests on
+to the checkpoint. The probe's digest covers the parameters and the optimizer state after the last
+update and the validation BLEU, so it changes with anything training computes: the model, the loss,
+the optimizer and its schedule, the data order, the dropout draws, the subword model (greedy
+decoding only as far as so short a training's validation BLEU shows it). Equal digests on
 one machine mean the commits train bit-identical models (a CPU rounds the same way each time; another
 CPU could give other digests, the same for every commit). A version with uncommitted changes
 (``<commit>+dirty``) is reported as such: only its commit can be probed.
@@ -40,6 +40,7 @@ SETTINGS = {"1111": ("1111", "1111", "1111"), "self-0111": ("0111", "0111", "111
             "self-0011": ("0011", "0011", "1111"), "self-0110": ("0110", "0110", "1111"),
             "cross-0111": ("1111", "1111", "0111"), "cross-1000": ("1111", "1111", "1000")}
 PROBE_STEPS = 6
+BASE = "configs/multi30k_small.yaml"  # what the campaign's studies build on (their ``base``)
 
 
 def write_corpus(root: Path) -> None:
@@ -54,9 +55,6 @@ def write_corpus(root: Path) -> None:
         (root / "reverse").mkdir(parents=True, exist_ok=True)
         (root / "reverse" / f"{split}.src").write_text("\n".join(src) + "\n", encoding="utf-8")
         (root / "reverse" / f"{split}.tgt").write_text("\n".join(tgt) + "\n", encoding="utf-8")
-
-
-BASE = "configs/multi30k_small.yaml"  # what the campaign's studies build on (their ``base``)
 
 
 def merged(base: dict, over: dict) -> dict:
