@@ -25,7 +25,7 @@ def test_training_probes_equal_the_golden_ones(tmp_path: Path) -> None:
 
 
 def test_a_changed_training_step_is_caught(tmp_path: Path, monkeypatch) -> None:
-    """The comparison can fail: label smoothing 0.1 -> 0.11 (one optimizer detail) shows in the sums."""
+    """The comparison can fail: label smoothing 0.1 -> 0.11 (one detail of the loss) shows in the sums."""
     import check_code_versions as ccv
 
     original = ccv.merged
