@@ -120,13 +120,9 @@ def recorded_versions(campaign_file: str, family: str) -> dict[str, list[str]]:
     """``{code version: ["<study>/<label>/seed<k>", ...]}`` over the family's committed records."""
     from nmt.ablate.campaign import load_campaign
     from nmt.ablate.report import collect_records
-    from nmt.config import ConfigError
 
-    campaign = load_campaign(campaign_file)
-    if family not in campaign.families:
-        raise ConfigError(f"{campaign_file}: no family {family!r} (families: {', '.join(campaign.families)})")
     out: dict[str, list[str]] = {}
-    for study in campaign.families[family].values():
+    for study in load_campaign(campaign_file).family(family).values():
         for rec in collect_records(study):
             for version in rec.code_versions or ["not recorded"]:
                 out.setdefault(version, []).append(f"{study.name}/{rec.label}/seed{rec.seed}")

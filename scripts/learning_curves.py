@@ -26,10 +26,7 @@ def curves(campaign_file: str, family: str) -> dict[str, dict[int, list[tuple[fl
     with twins in other studies (``nmt.ablate.twins``) appears once, under its first study."""
     from nmt.ablate.twins import later_twins
 
-    campaign = load_campaign(campaign_file)
-    if family not in campaign.families:
-        raise ConfigError(f"{campaign_file}: no family {family!r} (families: {', '.join(campaign.families)})")
-    studies = campaign.families[family]
+    studies = load_campaign(campaign_file).family(family)
     later = {(st.output_dir, label, seed) for (st, label, seed), _ in later_twins(list(studies.values()))}
     out: dict[str, dict[int, list[tuple[float, float]]]] = {}
     for kind, study in studies.items():

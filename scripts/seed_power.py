@@ -61,8 +61,7 @@ def campaign_seeds(path: str, family: str | None, write: bool) -> int:
 
     try:
         campaign = load_campaign(path)
-        if family not in campaign.families:
-            raise ConfigError(f"{path}: no family {family!r} (families: {', '.join(campaign.families)})")
+        campaign.family(family)  # ConfigError when the campaign has no such family
         cfg = campaign.config
         rule = cfg.rule
         decision = seed_decision(campaign, family)

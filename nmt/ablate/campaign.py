@@ -120,6 +120,13 @@ class Campaign:
 
     config: CampaignConfig
     families: dict[str, dict[str, StudyConfig]]  # with each family's planned seeds, once decided
+    path: Path  # the campaign file
+
+    def family(self, name: str) -> dict[str, StudyConfig]:
+        """Family ``name``'s studies by kind; a ConfigError naming the file and its families if it has none."""
+        if name not in self.families:
+            raise ConfigError(f"{self.path}: no family {name!r} (families: {', '.join(self.families)})")
+        return self.families[name]
 
     def studies(self) -> list[StudyConfig]:
         """Each study once, in the order the families list them."""
@@ -163,7 +170,7 @@ def load_campaign(path: str | Path, overrides: list[tuple[str, Any]] | None = No
                 if missing:
                     raise ConfigError(f"{p}: claim {claim.id}: family {name!r} study {st.name} has no setting "
                                       f"{', '.join(map(repr, missing))}")
-    campaign = Campaign(cfg, families)
+    campaign = Campaign(cfg, families, p)
     for name in families:
         apply_seed_plan(campaign, name)
     return campaign
