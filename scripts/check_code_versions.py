@@ -149,12 +149,11 @@ def probe_commit(commit: str) -> dict[str, str]:
         return probe_package(Path(src))
 
 
-def commit_line(commit: str) -> tuple[str, str]:
-    """(date, subject) of ``commit``."""
-    out = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%ci%x00%s", commit],
+def commit_date(commit: str) -> str:
+    """``commit``'s date to the minute (``YYYY-MM-DD HH:MM``)."""
+    out = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%ci", commit],
                          capture_output=True, text=True, check=True).stdout.strip()
-    date, _, subject = out.partition("\x00")
-    return date[:16], subject
+    return out[:16]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    commits = sorted({v.removesuffix("+dirty") for v in versions if v != "not recorded"},
-                     key=lambda c: commit_line(c)[0])
+    dates = {c: commit_date(c) for c in {v.removesuffix("+dirty") for v in versions if v != "not recorded"}}
+    commits = sorted(dates, key=dates.__getitem__)
     digests = {}
     for commit in commits:
         digests[commit] = probe_commit(commit)
@@ -187,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = sorted({r for v, rs in versions.items() if v.removesuffix("+dirty") == commit for r in rs})
         dirty = f"{commit}+dirty" in versions
         same = "the same as the first" if digests[commit] == first else " ".join(digests[commit].values())
-        print(f"| {commit[:10]}{' (+ uncommitted changes)' if dirty else ''} | {commit_line(commit)[0]} | "
+        print(f"| {commit[:10]}{' (+ uncommitted changes)' if dirty else ''} | {dates[commit]} | "
               f"{len(runs)} | {same} |")
     print(f"\nfirst commit's digests: {' '.join(first.values())}")
     if "not recorded" in versions:

@@ -55,7 +55,7 @@ def test_the_table_names_every_recorded_commit(tmp_path: Path, monkeypatch, caps
         "aaa": ["tiny/1000/seed1"], "bbb+dirty": ["tiny/1000/seed1"], "bbb": ["tiny/1000/seed2"],
         "ccc": ["tiny/1000/seed2"], "not recorded": ["tiny/1000/seed3"]}
     dates = {"aaa": "2026-12-06 10:00", "bbb": "2026-12-06 11:00", "ccc": "2026-12-06 12:00"}
-    monkeypatch.setattr(ccv, "commit_line", lambda c: (dates[c], "subject"))
+    monkeypatch.setattr(ccv, "commit_date", dates.__getitem__)
     digests = {"aaa": {"s": "1"}, "bbb": {"s": "1"}, "ccc": {"s": "2"}}
     monkeypatch.setattr(ccv, "probe_commit", lambda c: digests[c])
     assert ccv.main([str(campaign), "--family", "toy en->de"]) == 1
