@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 
 from nmt.ablate.report import collect_records, finished_record_path
-from nmt.ablate.results import RunRecord
+from nmt.ablate.results import RunRecord, fmt_number
 from nmt.ablate.study import StudyConfig
 from nmt.lock import holder, is_alive
 
@@ -38,9 +38,14 @@ def _budget(study: StudyConfig, label: str, seed: int) -> int | None:
     return steps if steps > 0 else None
 
 
+def _seconds_per_update(rec: RunRecord) -> float | None:
+    """A finished run's ``run_seconds / train_steps``, None when either is missing."""
+    return rec.run_seconds / rec.train_steps if rec.run_seconds and rec.train_steps else None
+
+
 def _per_update(records: list[RunRecord]) -> float | None:
-    """Mean seconds per update of finished runs (``run_seconds / train_steps``), None without any."""
-    rates = [r.run_seconds / r.train_steps for r in records if r.run_seconds and r.train_steps]
+    """Mean seconds per update of finished runs (``_seconds_per_update``), None without any."""
+    rates = [x for x in map(_seconds_per_update, records) if x is not None]
     return statistics.fmean(rates) if rates else None
 
 
@@ -131,7 +136,7 @@ def finished_runs(studies: list[StudyConfig]) -> str:
                 " / ".join(_val_at(rec, f) for f in QUARTERS),
                 f"{best[1]:.2f} ({int(best[0]):,})" if best else "–",
                 f"{hours:.1f}" if hours is not None else "–",
-                f"{rec.run_seconds / rec.train_steps:.2f}" if rec.run_seconds and rec.train_steps else "–",
+                fmt_number(_seconds_per_update(rec), 2),
                 ", ".join(shared.get((st.output_dir, rec.label, rec.seed), [])) or "–"]) + " |")
     if len(lines) == 2:
         return "No run has finished yet.\n"
