@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
+
+from nmt.ablate.results import RunRecord
 
 WORDS = "the a man woman dog cat runs sits on in under green red big small house street ball water tree".split()
 
@@ -75,3 +78,14 @@ claims:
   - {{id: "3", text: "close", parts: [{{study: self, a: "0110-noabs", b: "1000", test: close}}]}}
 """, encoding="utf-8")
     return campaign
+
+
+def toy_record(label: str, seed: int, **fields: Any) -> RunRecord:
+    """A finished run's record with placeholder values (spec = label, BLEU 30, chrF 50, 4,000 updates),
+    ``fields`` set on top."""
+    values: dict[str, Any] = dict(
+        label=label, seed=seed, spec=label, decoder_spec=None, vary="self", absolute_positions="no", bleu=30.0,
+        chrf=50.0, bleu_signature="b", chrf_signature="c", test_sentences=1, flops={"total": 1}, attention_flops=1,
+        params=1, train_steps=4000, train_tokens_per_s=None, decode_sentences_per_s=1.0, hypotheses="test.hyp",
+        checkpoint="x")
+    return RunRecord(**{**values, **fields})

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import check_code_versions as ccv
-from helpers.ablate_toys import write_campaign, write_study
+from helpers.ablate_toys import toy_record, write_campaign, write_study
 
 from nmt.ablate.report import record_path
-from nmt.ablate.results import RunRecord, save_json_atomic
+from nmt.ablate.results import save_json_atomic
 from nmt.ablate.study import load_study
 from nmt.config import to_dict
 
@@ -45,11 +45,7 @@ def test_the_table_names_every_recorded_commit(tmp_path: Path, monkeypatch, caps
     study = load_study(study_file)
     versions = {1: ["aaa", "bbb+dirty"], 2: ["bbb", "ccc"], 3: None}
     for seed, code in versions.items():
-        rec = RunRecord(label="1000", seed=seed, spec="1000", decoder_spec=None, vary="self", absolute_positions="no",
-                        bleu=30.0, chrf=50.0, bleu_signature="b", chrf_signature="c", test_sentences=1,
-                        flops={"total": 1}, attention_flops=1, params=1, train_steps=10, train_tokens_per_s=None,
-                        decode_sentences_per_s=1.0, hypotheses="test.hyp", checkpoint="x", code_versions=code)
-        save_json_atomic(record_path(study, "1000", seed), to_dict(rec))
+        save_json_atomic(record_path(study, "1000", seed), to_dict(toy_record("1000", seed, code_versions=code)))
     campaign = write_campaign(tmp_path, study_file)
     assert ccv.recorded_versions(str(campaign), "toy en->de") == {
         "aaa": ["tiny/1000/seed1"], "bbb+dirty": ["tiny/1000/seed1"], "bbb": ["tiny/1000/seed2"],

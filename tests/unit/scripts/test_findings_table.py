@@ -6,10 +6,10 @@ from pathlib import Path
 
 import findings_table
 import pytest
-from helpers.ablate_toys import write_campaign, write_study
+from helpers.ablate_toys import toy_record, write_campaign, write_study
 
 from nmt.ablate.report import record_path
-from nmt.ablate.results import RunRecord, save_json_atomic
+from nmt.ablate.results import save_json_atomic
 from nmt.ablate.study import load_study
 from nmt.config import ConfigError, to_dict
 
@@ -40,10 +40,7 @@ def test_main_writes_the_campaigns_finished_runs(tmp_path: Path, capsys) -> None
     records = tmp_path / "records"
     study_file.write_text(study_file.read_text(encoding="utf-8") + f"records_dir: {records}\n", encoding="utf-8")
     study = load_study(study_file)
-    rec = RunRecord(label="1000", seed=1, spec="1000", decoder_spec=None, vary="self", absolute_positions="no",
-                    bleu=31.5, chrf=50.0, bleu_signature="b", chrf_signature="c", test_sentences=1,
-                    flops={"total": 1}, attention_flops=1, params=1, train_steps=4000, train_tokens_per_s=None,
-                    decode_sentences_per_s=1.0, hypotheses="test.hyp", checkpoint="x", wall_seconds=10000.0)
+    rec = toy_record("1000", 1, bleu=31.5, wall_seconds=10000.0)
     save_json_atomic(record_path(study, "1000", 1), to_dict(rec))
     campaign = write_campaign(tmp_path, study_file)
     page = tmp_path / "findings.md"

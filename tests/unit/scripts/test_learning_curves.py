@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import learning_curves
-from helpers.ablate_toys import write_campaign, write_study
+from helpers.ablate_toys import toy_record, write_campaign, write_study
 
 from nmt.ablate.report import record_path
 from nmt.ablate.results import RunRecord, save_json_atomic
@@ -16,11 +16,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def record(label: str, seed: int, curve: list[list[float]]) -> RunRecord:
-    return RunRecord(label=label, seed=seed, spec=label.split("-")[0], decoder_spec=None, vary="self",
-                     absolute_positions="no", bleu=30.0, chrf=50.0, bleu_signature="b", chrf_signature="c",
-                     test_sentences=1, flops={"total": 1}, attention_flops=1, params=1, train_steps=4000,
-                     train_tokens_per_s=None, decode_sentences_per_s=1.0, hypotheses="test.hyp", checkpoint="x",
-                     val_curve=curve)
+    return toy_record(label, seed, spec=label.split("-")[0], val_curve=curve)
 
 
 def test_curves_of_a_family(tmp_path: Path, capsys) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import seed_power
+from helpers.ablate_toys import toy_record
 
 from nmt.ablate.power import seeds_for_power
 from nmt.ablate.results import RunRecord
@@ -14,10 +15,7 @@ from nmt.config import to_dict
 
 
 def rec(label: str, seed: int, bleu: float) -> RunRecord:
-    return RunRecord(label=label, seed=seed, spec=label, decoder_spec=None, vary="self", absolute_positions="no",
-                     bleu=bleu, chrf=50.0, bleu_signature="b", chrf_signature="c", test_sentences=1, flops={"total": 1},
-                     attention_flops=1, params=1, train_steps=1, train_tokens_per_s=None, decode_sentences_per_s=1.0,
-                     hypotheses="test.hyp", checkpoint="x")
+    return toy_record(label, seed, bleu=bleu, train_steps=1)
 
 
 def test_pooled_spread_of_a_study(tmp_path: Path, capsys) -> None:
