@@ -18,7 +18,8 @@ CPU could give other digests, the same for every commit). A version with uncommi
         --family "Multi30k en->de, relative positions"
 
 Prints a markdown table (commit, date, records naming it, digest); exit status 0 when every probed
-commit gives the first one's digest, 1 when one differs, 2 on bad input.
+commit gives the first one's digest, 1 when one differs, 2 on bad input (an unknown family, no record
+naming a commit, a commit this checkout does not have, a probe that fails).
 """
 
 from __future__ import annotations
@@ -141,19 +142,24 @@ def probe_package(src: Path, settings: tuple[str, ...] = tuple(SETTINGS)) -> dic
         return json.loads(child.stdout.strip().splitlines()[-1])
 
 
+def git(*args: str) -> bytes:
+    """``git args...`` in this checkout; its output, or a RuntimeError with git's message."""
+    out = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)}: {' '.join(out.stderr.decode(errors='replace').split())}")
+    return out.stdout
+
+
 def probe_commit(commit: str) -> dict[str, str]:
     """The probe's digests with ``commit``'s ``nmt/`` package."""
     with tempfile.TemporaryDirectory(prefix="code-version-src-") as src:
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, "nmt", BASE], capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", src], input=archive.stdout, check=True)
+        subprocess.run(["tar", "-x", "-C", src], input=git("archive", commit, "nmt", BASE), check=True)
         return probe_package(Path(src))
 
 
 def commit_date(commit: str) -> str:
     """``commit``'s date to the minute (``YYYY-MM-DD HH:MM``)."""
-    out = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%ci", commit],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    return out[:16]
+    return git("log", "-1", "--format=%ci", commit).decode().strip()[:16]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,16 +180,24 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    dates = {c: commit_date(c) for c in {v.removesuffix("+dirty") for v in versions if v != "not recorded"}}
-    commits = sorted(dates, key=dates.__getitem__)
-    digests = {}
-    for commit in commits:
-        digests[commit] = probe_commit(commit)
-        print(f"probed {commit[:10]}", file=sys.stderr)
-    first = digests[commits[0]] if commits else {}
+    named = {v.removesuffix("+dirty") for v in versions if v != "not recorded"}
+    if not named:
+        print(f"error: no committed record of family {args.family!r} names a commit", file=sys.stderr)
+        return 2
+    try:
+        dates = {c: commit_date(c) for c in named}
+        commits = sorted(dates, key=dates.__getitem__)
+        digests = {}
+        for commit in commits:
+            digests[commit] = probe_commit(commit)
+            print(f"probed {commit[:10]}", file=sys.stderr)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    first = digests[commits[0]]
     print(f"| commit | date | records naming it | probe digest ({', '.join(SETTINGS)}) |\n|---|---|---|---|")
     for commit in commits:
-        runs = sorted({r for v, rs in versions.items() if v.removesuffix("+dirty") == commit for r in rs})
+        runs = {r for v, rs in versions.items() if v.removesuffix("+dirty") == commit for r in rs}
         dirty = f"{commit}+dirty" in versions
         same = "the same as the first" if digests[commit] == first else " ".join(digests[commit].values())
         print(f"| {commit[:10]}{' (+ uncommitted changes)' if dirty else ''} | {dates[commit]} | "

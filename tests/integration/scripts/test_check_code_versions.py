@@ -65,3 +65,17 @@ def test_the_table_names_every_recorded_commit(tmp_path: Path, monkeypatch, caps
     assert ccv.main([str(campaign), "--family", "toy en->de"]) == 0
     assert "3 commits probed: all train bit-identical models" in capsys.readouterr().out
     assert ccv.main([str(campaign), "--family", "nope"]) == 2
+
+
+def test_nothing_to_probe_or_an_unknown_commit_is_one_line(tmp_path: Path, capsys) -> None:
+    study_file = write_study(tmp_path)
+    study_file.write_text(study_file.read_text(encoding="utf-8") + f"records_dir: {tmp_path / 'records'}\n",
+                          encoding="utf-8")
+    campaign = write_campaign(tmp_path, study_file)
+    assert ccv.main([str(campaign), "--family", "toy en->de"]) == 2  # no record yet
+    assert "error: no committed record of family 'toy en->de' names a commit" in capsys.readouterr().err
+    save_json_atomic(record_path(load_study(study_file), "1000", 1),
+                     to_dict(toy_record("1000", 1, code_versions=["0" * 40])))
+    assert ccv.main([str(campaign), "--family", "toy en->de"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: git log -1 --format=%ci {'0' * 40}: ") and len(err.strip().splitlines()) == 1
