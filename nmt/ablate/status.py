@@ -8,6 +8,7 @@ import statistics
 from nmt.ablate.report import collect_records, finished_record_path
 from nmt.ablate.results import RunRecord, fmt_number
 from nmt.ablate.study import StudyConfig
+from nmt.ablate.twins import later_twins
 from nmt.lock import holder, is_alive
 
 
@@ -61,18 +62,24 @@ def campaign_status(studies: list[StudyConfig]) -> str:
     Time per update is what the finished runs took (``RunRecord.run_seconds``: every training process
     and testing, over their updates), the mean over the run's setting, else its study, else the whole
     campaign, times the updates the run has still to do; one stream, sequential, and, with several
-    runs running now, that time shared among the streams running them."""
+    runs running now, that time shared among the streams running them. A run that has not started and
+    has a twin earlier in ``studies`` (``nmt.ablate.twins``) is left but trains nothing: the twin's
+    finished run is copied to it, so it adds no time."""
+    copies = {(st.output_dir, label, seed) for (st, label, seed), _ in later_twins(studies)}
     per_study = [(st, collect_records(st)) for st in studies]
     overall = _per_update([r for _, recs in per_study for r in recs])
     lines = ["| study | done | running | interrupted | left | est. time left |", "|---|---|---|---|---|---|"]
-    total_left, total_secs, unknown, total_running = 0, 0.0, False, 0
+    total_left, total_copies, total_secs, unknown, total_running = 0, 0, 0.0, False, 0
     for st, recs in per_study:
         states = {(s.label, k): run_state(st, s.label, k) for s in st.settings for k in st.seeds}
         in_study = _per_update(recs)
         per_label: dict[str, tuple[float | None, int | None]] = {}  # (s/update, updates) of a setting's runs
-        secs, running, study_unknown = 0.0, [], False
+        secs, running, study_unknown, n_copies = 0.0, [], False, 0
         for (label, seed), state in states.items():
             if state == "done":
+                continue
+            if state == "todo" and (st.output_dir, label, seed) in copies:
+                n_copies += 1
                 continue
             updates = _progress(st, label, seed) if state in ("running", "interrupted") else None
             if state == "running":
@@ -88,15 +95,18 @@ def campaign_status(studies: list[StudyConfig]) -> str:
         counts = {s: sum(v == s for v in states.values()) for s in ("done", "running", "interrupted")}
         left = len(states) - counts["done"]
         total_left += left
+        total_copies += n_copies
         total_secs += secs
         total_running += counts["running"]
         unknown = unknown or study_unknown
         lines.append(f"| {st.name} ({st.output_dir}) | {counts['done']}/{len(states)} | "
-                     f"{', '.join(running) or 0} | {counts['interrupted']} | {left} | "
+                     f"{', '.join(running) or 0} | {counts['interrupted']} | "
+                     f"{left}{f' ({n_copies} copied from twins)' if n_copies else ''} | "
                      f"{_fmt_duration(None if study_unknown else secs)} |")
     side_by_side = (f"; about {_fmt_duration(total_secs / total_running)} with the {total_running} runs now "
                     "running side by side" if total_running > 1 and not unknown else "")
-    lines += ["", f"{total_left} run(s) left; estimated {_fmt_duration(None if unknown else total_secs)} "
+    copied = f" ({total_copies} of them copied from a twin's training)" if total_copies else ""
+    lines += ["", f"{total_left} run(s) left{copied}; estimated {_fmt_duration(None if unknown else total_secs)} "
               f"of one stream (the finished runs' time per update, resumes and testing included){side_by_side}."]
     return "\n".join(lines) + "\n"
 
@@ -116,8 +126,6 @@ def finished_runs(studies: list[StudyConfig]) -> str:
     the run's hours (``RunRecord.run_seconds``) and seconds per update (those hours over its updates,
     what the time left is estimated from). A run shared with twins (``nmt.ablate.twins``)
     is listed once, under its first study, naming the others."""
-    from nmt.ablate.twins import later_twins
-
     later: set[tuple[str, str, int]] = set()
     shared: dict[tuple[str, str, int], list[str]] = {}
     for (st, label, seed), (first, first_label, _) in later_twins(studies):

@@ -99,6 +99,29 @@ def test_status_shares_the_time_left_among_the_runs_running_side_by_side(tmp_pat
     assert "side by side" not in capsys.readouterr().out
 
 
+def test_status_counts_no_time_for_runs_a_twin_trains(tmp_path: Path, capsys) -> None:
+    """A twin study (the same configs, another output directory) trains nothing of its own: its runs
+    that have not started are copies of the first study's, left but without time; one that started
+    itself trains and counts."""
+    campaign = setup(tmp_path)
+    twin = (tmp_path / "study.yaml").read_text(encoding="utf-8").replace("name: tiny", "name: tiny2")
+    (tmp_path / "study2.yaml").write_text(twin.replace(str(tmp_path / "out"), str(tmp_path / "out2")), encoding="utf-8")
+    campaign.write_text(campaign.read_text(encoding="utf-8").replace(
+        "studies: {self: study.yaml}", "studies: {self: study.yaml, twin: study2.yaml}"), encoding="utf-8")
+    seeds = ["--study.seeds", "[1, 2]", "--study.bootstrap_samples", "0"]
+    finish(tmp_path, "1000", 1, 30.0, wall=960.0)  # 120 s per update: 8 updates per run, 16 min
+    assert main(["ablate", "--config", str(campaign), "--status", *seeds]) == 0
+    out = capsys.readouterr().out
+    assert "| tiny (" in out and "| 1/4 | 0 | 0 | 3 | 48 min |" in out  # the first study trains 3 more
+    assert "| 0/4 | 0 | 0 | 4 (4 copied from twins) | 0 min |" in out
+    assert "7 run(s) left (4 of them copied from a twin's training); estimated 48 min of one stream" in out
+    (tmp_path / "out2" / "1000" / "seed2").mkdir(parents=True)  # started in the twin study: trains there
+    assert main(["ablate", "--config", str(campaign), "--status", *seeds]) == 0
+    out = capsys.readouterr().out
+    assert "| 0/4 | 0 | 1 | 4 (3 copied from twins) | 16 min |" in out
+    assert "7 run(s) left (3 of them copied from a twin's training); estimated 1 h 04 min" in out
+
+
 def test_verdicts_are_decided_from_the_records_and_written(tmp_path: Path, capsys) -> None:
     campaign = setup(tmp_path)
     for seed, (a, b) in enumerate([(30.1, 30.0), (29.4, 29.5), (31.0, 31.1), (30.3, 30.2), (30.0, 30.0)], 1):
