@@ -5,7 +5,7 @@ Default mode: the 25 batches of ``train_batches.json`` (sentence indices into Mu
 ids + [eos], decoder input = [bos] + ids, right padding with pad 7999. Base model (512/2048/8
 heads/6+6, shared and tied embeddings, post-norm like the peers' Marian model, dropout 0.1), AdamW
 lr 5e-4 betas (0.9, 0.98) eps 1e-9 (our fused kernel; ``--no_fused_adam``: the peers' for-each one),
-label smoothing 0.1, fp32. Steps 0-4 untimed warm-up, steps
+label smoothing 0.1, fp32 (``--bf16``: bfloat16 autocast). Steps 0-4 untimed warm-up, steps
 5-24 timed: forward + loss + zero_grad + backward + AdamW step, ending with ``loss.item()``.
 Our loss projects to the vocabulary only the non-pad target rows (as ``TranslationTask`` does).
 
@@ -76,8 +76,9 @@ def fixed_batches(peers: Path, data: Path, vocab: Vocab, n: int) -> list[Batch]:
 class Trainer:
     """One optimisation step of our toolkit's training, without Lightning (the workload's timed unit)."""
 
-    def __init__(self, model: Transformer, compile_model: bool, fused: bool = True) -> None:
+    def __init__(self, model: Transformer, compile_model: bool, fused: bool = True, bf16: bool = False) -> None:
         self.model = model.train()
+        self.bf16 = bf16  # forward and loss under CPU autocast to bfloat16 (Lightning's "bf16-mixed")
         self.forward = torch.compile(model, dynamic=True) if compile_model else model
         # The peers' AdamW settings through our toolkit's optimiser factory (fused kernel by default).
         optim = OptimConfig(optimizer="adamw", lr=5e-4, betas=[0.9, 0.98], eps=1e-9, weight_decay=0.0, fused=fused)
@@ -87,10 +88,11 @@ class Trainer:
     def step(self, batch: Batch) -> float:
         """Forward, label-smoothed loss over non-pad targets, backward, AdamW; returns the loss value."""
         # No target padding mask: right padding + causal decoder mixing (as the peers).
-        hidden = self.forward(batch.src, batch.src_padding_mask, batch.tgt_in)  # (B, T, D)
-        keep = ~batch.tgt_padding_mask  # (B, T)
-        logits = self.model.logits(hidden[keep])  # (N, V) real target positions only
-        loss = label_smoothed_nll(logits, batch.tgt_out[keep], LABEL_SMOOTHING).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            hidden = self.forward(batch.src, batch.src_padding_mask, batch.tgt_in)  # (B, T, D)
+            keep = ~batch.tgt_padding_mask  # (B, T)
+            logits = self.model.logits(hidden[keep])  # (N, V) real target positions only
+            loss = label_smoothed_nll(logits, batch.tgt_out[keep], LABEL_SMOOTHING).loss
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -202,6 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=20, help="timed steps (fixed batches)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (dynamic shapes); "
                     "compilation happens in the warm-up steps, see first_step_seconds / warmup_seconds")
+    ap.add_argument("--bf16", action="store_true", help="forward and loss under CPU autocast to bfloat16 "
+                    "(what train.precision bf16-mixed does); parameters, gradients and AdamW stay float32")
     ap.add_argument("--no_fused_adam", action="store_true", help="PyTorch's for-each AdamW (the peers' default) "
                     "instead of our default fused kernel")
     ap.add_argument("--epoch", action="store_true", help="end-to-end epoch through NMTDataModule instead")
@@ -221,10 +225,11 @@ def main(argv: list[str] | None = None) -> dict:
     model = C.build_model(args, vocab)
     load_s = time.perf_counter() - t
     C.log(f"model: {model.num_parameters():,} parameters, built in {load_s:.2f} s")
-    trainer = Trainer(model, args.compile, fused=not args.no_fused_adam)
+    trainer = Trainer(model, args.compile, fused=not args.no_fused_adam, bf16=args.bf16)
     result = run_epoch(args, trainer, peak) if args.epoch else run_fixed(args, trainer, batches, peak)
     record = {
-        **result, **C.model_record(args, model), "compile": args.compile, "fused_adamw": not args.no_fused_adam,
+        **result, **C.model_record(args, model), "compile": args.compile, "bf16": args.bf16,
+        "fused_adamw": not args.no_fused_adam,
         "flops_method": "3 x Transformer.flops (forward) over real lengths", "matmul_peak": peak,
         "profiled": args.profile, "load_s": round(load_s, 2), "peak_rss_mib": C.peak_rss_mib(), **C.env_info(),
     }

@@ -73,6 +73,26 @@ def test_train_flops_are_three_forward_passes_over_real_lengths():
 
 
 @needs_workload
+def test_train_bf16_autocasts_the_forward_and_keeps_float32_parameters(capsys):
+    import copy
+
+    vocab = C.load_vocab(C.PEERS_DIR)
+    model = C.build_model(_namespace(TINY), vocab)
+    batch = bench_train.pad_batch([[5, 6, 7], [8]], [[3], [4, 5]], vocab)
+    twin, again = copy.deepcopy(model), copy.deepcopy(model)
+    losses = []
+    for m, bf16 in ((model, False), (again, False), (twin, True)):
+        torch.manual_seed(0)  # the same dropout draws
+        losses.append(bench_train.Trainer(m, compile_model=False, bf16=bf16).step(batch))
+    fp32, same, bf16 = losses
+    assert fp32 == same
+    assert fp32 != bf16 and abs(fp32 - bf16) < 0.05 * fp32  # rounded to bfloat16, not another loss
+    assert all(p.dtype == torch.float32 for p in twin.parameters())
+    record = bench_train.main(TINY + ["--warmup", "0", "--steps", "1", "--bf16"])
+    assert one_json_line(capsys) == record and record["bf16"] is True
+
+
+@needs_workload
 def test_train_epoch_mode(capsys, tmp_path):
     record = bench_train.main(TINY + ["--epoch", "--max_train_pairs", "600", "--max_steps", "2", "--warmup", "1",
                                       "--prepared_dir", str(tmp_path)])
