@@ -6,6 +6,10 @@ of each report, docs/analyze.md). With several reports (the seeds of one setting
 mean over them, with the lowest and highest value in brackets.
 
     python scripts/term_shares.py docs/findings/repro/multi30k-ende/self/1111/seed*.analyze
+    python scripts/term_shares.py docs/findings/repro/multi30k-ende/self/1111/seed*.analyze --page docs/findings.md
+
+``--page`` writes the table into a markdown page instead, in place of its first table whose header
+begins as this one's (``| role | term | share, layer 0 |``); nothing else on the page changes.
 """
 
 from __future__ import annotations
@@ -13,8 +17,14 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
+
+from findings_table import replace_table
+
+from nmt.config import ConfigError
+from nmt.io import atomic_write_text
 
 ROLES = ("encoder", "decoder", "cross")
 TERMS = ("E1", "E2", "E3", "E4", "covariance")
@@ -69,10 +79,22 @@ def table(folders: list[Path]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("reports", nargs="+", type=Path, help="nmt analyze output folders")
+    ap.add_argument("--page", type=Path, help="markdown page whose term-share table is replaced (in place)")
     args = ap.parse_args(argv)
     for folder in args.reports:
         if not (folder / "contributions.csv").is_file() or not (folder / "ablation.csv").is_file():
             ap.error(f"{folder}: not an nmt analyze report (contributions.csv and ablation.csv expected)")
+    if args.page is not None:
+        try:
+            page = args.page.read_text(encoding="utf-8")
+            new = replace_table(page, table(args.reports), str(args.page))
+        except (ConfigError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if new != page:
+            atomic_write_text(args.page, new)
+        print(f"{args.page}: term shares of {len(args.reports)} report(s){'' if new != page else ' (unchanged)'}")
+        return 0
     print(f"{len(args.reports)} report(s): " + ", ".join(str(f) for f in args.reports))
     print()
     print(table(args.reports))
