@@ -33,6 +33,15 @@ def replace_table(page: str, table: str, where: str = "page") -> str:
     return "\n".join(lines[:start] + table.rstrip("\n").split("\n") + lines[end:])
 
 
+def write_table(path: Path, table: str) -> bool:
+    """Replace ``path``'s table (``replace_table``) in place; whether the page changed."""
+    page = path.read_text(encoding="utf-8")
+    new = replace_table(page, table, str(path))
+    if new != page:
+        atomic_write_text(path, new)
+    return new != page
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("campaign", help="campaign YAML")
@@ -42,14 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         table = finished_runs(load_campaign(args.campaign).studies())
         if not table.startswith("|"):
             raise ConfigError(f"{args.campaign}: {table.strip()}")
-        page = args.page.read_text(encoding="utf-8")
-        new = replace_table(page, table, str(args.page))
+        changed = write_table(args.page, table)
     except (ConfigError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if new != page:
-        atomic_write_text(args.page, new)
-    print(f"{args.page}: {len(table.splitlines()) - 2} finished runs{'' if new != page else ' (unchanged)'}")
+    print(f"{args.page}: {len(table.splitlines()) - 2} finished runs{'' if changed else ' (unchanged)'}")
     return 0
 
 

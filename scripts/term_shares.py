@@ -21,10 +21,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from findings_table import replace_table
+from findings_table import write_table
 
 from nmt.config import ConfigError
-from nmt.io import atomic_write_text
 
 ROLES = ("encoder", "decoder", "cross")
 TERMS = ("E1", "E2", "E3", "E4", "covariance")
@@ -86,14 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"{folder}: not an nmt analyze report (contributions.csv and ablation.csv expected)")
     if args.page is not None:
         try:
-            page = args.page.read_text(encoding="utf-8")
-            new = replace_table(page, table(args.reports), str(args.page))
+            changed = write_table(args.page, table(args.reports))
         except (ConfigError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        if new != page:
-            atomic_write_text(args.page, new)
-        print(f"{args.page}: term shares of {len(args.reports)} report(s){'' if new != page else ' (unchanged)'}")
+        print(f"{args.page}: term shares of {len(args.reports)} report(s){'' if changed else ' (unchanged)'}")
         return 0
     print(f"{len(args.reports)} report(s): " + ", ".join(str(f) for f in args.reports))
     print()
