@@ -22,7 +22,7 @@ from nmt.ablate.campaign import (
 from nmt.ablate.report import write_report
 from nmt.ablate.status import campaign_status, finished_runs, run_state
 from nmt.ablate.study import StudyConfig, load_study
-from nmt.ablate.twins import Member, share, twin_groups
+from nmt.ablate.twins import Member, later_twins, share, twin_groups
 from nmt.ablate.verdict_page import write_verdicts
 from nmt.config import ConfigError
 
@@ -108,7 +108,8 @@ def ablate_command(
             raise ConfigError(f"--verdicts: {config_path} is a study; verdicts need a campaign file (with families)")
         if status:
             study = [load_study(config_path, overrides)]
-            print(campaign_status(study) + "\n" + finished_runs(study), end="")
+            twins = later_twins(study)
+            print(campaign_status(study, twins) + "\n" + finished_runs(study, twins), end="")
             return 0
         return run_study(config_path, overrides, only=only, report_only=report_only)
     if only:
@@ -116,8 +117,9 @@ def ablate_command(
     campaign = load_campaign(config_path, overrides)
     if status:
         studies = campaign.studies()
-        plans = seed_plan_status(campaign)
-        print(campaign_status(studies) + "\n" + (plans + "\n" if plans else "") + finished_runs(studies), end="")
+        plans, twins = seed_plan_status(campaign), later_twins(studies)
+        print(campaign_status(studies, twins) + "\n" + (plans + "\n" if plans else "") + finished_runs(studies, twins),
+              end="")
         return 0
     if verdicts:
         print(write_verdicts(campaign), end="")

@@ -8,7 +8,7 @@ import statistics
 from nmt.ablate.report import collect_records, finished_record_path
 from nmt.ablate.results import RunRecord, fmt_number
 from nmt.ablate.study import StudyConfig
-from nmt.ablate.twins import later_twins
+from nmt.ablate.twins import Member, later_twins
 from nmt.lock import holder, is_alive
 
 
@@ -57,15 +57,17 @@ def _fmt_duration(seconds: float | None) -> str:
     return f"{h} h {m:02d} min" if h else f"{m} min"
 
 
-def campaign_status(studies: list[StudyConfig]) -> str:
+def campaign_status(studies: list[StudyConfig], twins: list[tuple[Member, Member]] | None = None) -> str:
     """A table of each study's runs: done, running, interrupted, left, and the estimated time left.
     Time per update is what the finished runs took (``RunRecord.run_seconds``: every training process
     and testing, over their updates), the mean over the run's setting, else its study, else the whole
     campaign, times the updates the run has still to do; one stream, sequential, and, with several
     runs running now, that time shared among the streams running them. A run that has not started and
     has a twin earlier in ``studies`` (``nmt.ablate.twins``) is left but trains nothing: the twin's
-    finished run is copied to it, so it adds no time."""
-    copies = {(st.output_dir, label, seed) for (st, label, seed), _ in later_twins(studies)}
+    finished run is copied to it, so it adds no time. ``twins``: ``later_twins(studies)`` when already
+    at hand (it builds every run's config)."""
+    twins = later_twins(studies) if twins is None else twins
+    copies = {(st.output_dir, label, seed) for (st, label, seed), _ in twins}
     per_study = [(st, collect_records(st)) for st in studies]
     overall = _per_update([r for _, recs in per_study for r in recs])
     lines = ["| study | done | running | interrupted | left | est. time left |", "|---|---|---|---|---|---|"]
@@ -120,15 +122,15 @@ def _val_at(rec: RunRecord, fraction: float) -> str:
     return f"{points[-1][1]:.2f}" if points else "–"
 
 
-def finished_runs(studies: list[StudyConfig]) -> str:
+def finished_runs(studies: list[StudyConfig], twins: list[tuple[Member, Member]] | None = None) -> str:
     """A table of the finished runs, study by study: test BLEU and chrF, validation BLEU at a quarter,
     half, three quarters and the end of the run's updates, the best validation BLEU (at its update),
     the run's hours (``RunRecord.run_seconds``) and seconds per update (those hours over its updates,
     what the time left is estimated from). A run shared with twins (``nmt.ablate.twins``)
-    is listed once, under its first study, naming the others."""
+    is listed once, under its first study, naming the others (``twins`` as in ``campaign_status``)."""
     later: set[tuple[str, str, int]] = set()
     shared: dict[tuple[str, str, int], list[str]] = {}
-    for (st, label, seed), (first, first_label, _) in later_twins(studies):
+    for (st, label, seed), (first, first_label, _) in later_twins(studies) if twins is None else twins:
         later.add((st.output_dir, label, seed))
         shared.setdefault((first.output_dir, first_label, seed), []).append(f"{st.name}/{label}")
     lines = ["| study | setting | seed | test BLEU | chrF | validation BLEU at 1/4, 1/2, 3/4, all updates | "
