@@ -22,6 +22,7 @@ import ctypes.util
 import functools
 import os
 import platform
+from collections.abc import Mapping
 
 # mallopt parameters (glibc malloc.h)
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX = -1, -2, -4
@@ -40,6 +41,13 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
+
+
+def onednn_max_isa(env: Mapping[str, str] | None = None) -> str:
+    """The instruction-set cap the user put on oneDNN (``ONEDNN_MAX_CPU_ISA``, else its older name
+    ``DNNL_MAX_CPU_ISA``, as oneDNN reads them), upper case; "" where none is set."""
+    env = os.environ if env is None else env
+    return (env.get("ONEDNN_MAX_CPU_ISA") or env.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
 
 
 def _glibc() -> ctypes.CDLL | None:

@@ -10,13 +10,14 @@ the unpacked layers up to float rounding (a different summation order).
 
 Packing pays where oneDNN can use AVX-512 and MKL cannot (AMD processors): there it is the default
 (``default_pack``). Where oneDNN is limited to AVX2 (an AVX2-only CPU, or ``ONEDNN_MAX_CPU_ISA``
+or ``DNNL_MAX_CPU_ISA``
 capping it) that advantage is gone, so the default is to leave the plain layers.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -27,13 +28,13 @@ PACKABLE_DTYPES = (torch.float32,)  # what our checkpoints load as; the only dty
 _BELOW_AVX512 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2")  # ONEDNN_MAX_CPU_ISA values that cap it
 
 
-def default_pack(flags: frozenset[str] | None = None, env: dict[str, str] | None = None) -> tuple[bool, str]:
+def default_pack(flags: frozenset[str] | None = None, env: Mapping[str, str] | None = None) -> tuple[bool, str]:
     """Whether inference packs linear weights for oneDNN when not told, and why (for the log): yes
     where the CPU has AVX-512 (``avx512f``) and ``ONEDNN_MAX_CPU_ISA`` does not cap oneDNN below it."""
-    from nmt.runtime import cpu_flags
+    from nmt.runtime import cpu_flags, onednn_max_isa
 
     flags = cpu_flags() if flags is None else flags
-    cap = (os.environ if env is None else env).get("ONEDNN_MAX_CPU_ISA", "").upper()
+    cap = onednn_max_isa(env)
     if not packing_available():
         return False, "oneDNN packed linear layers are not available in this PyTorch build"
     if "avx512f" not in flags:

@@ -7,12 +7,13 @@ channel (symmetric), each activation is quantized per call with a scale taken fr
 layer norm, embeddings and the search stay float32. Nothing here is hand-written: the kernels are
 FBGEMM's or oneDNN's, chosen by ``torch.backends.quantized.engine`` (``engine`` below).
 
-The default engine is oneDNN on CPUs with AMX int8 tiles (its kernels use them: 1.3-2.9x FBGEMM's
-speed on an encoder batch's 1,056 rows, 1.12x for beam 5 decoding overall, the same for greedy,
-on a 2-vCPU Xeon; docs/benchmarks.md "The int8 kernels") and PyTorch's own choice elsewhere
-("x86": FBGEMM). Activations are quantized to 7 bits (``reduce_range``, as PyTorch's layer does:
-the AVX2 kernels' 16-bit intermediate sums saturate with 8) except on oneDNN with AMX, whose int8
-products accumulate in 32 bits directly.
+The default engine is oneDNN where it can use AMX int8 tiles (its kernels then use them: 1.3-2.9x
+FBGEMM's speed on an encoder batch's 1,056 rows, 1.12x for beam 5 decoding overall, the same for
+greedy, on a 2-vCPU Xeon; docs/benchmarks.md "The int8 kernels") and PyTorch's own choice elsewhere
+("x86": FBGEMM). oneDNN can use AMX where the CPU has it and ``ONEDNN_MAX_CPU_ISA`` (or
+``DNNL_MAX_CPU_ISA``) does not cap it below AMX. Activations are quantized to 7 bits
+(``reduce_range``, as PyTorch's layer does: the AVX2 kernels' 16-bit intermediate sums saturate
+with 8) except on oneDNN with AMX, whose int8 products accumulate in 32 bits directly.
 
 This covers every mechanism and combination of ``nmt.modules``: their projections are ``nn.Linear``
 (factored attention's q/k/v/r/out, deformable's value/offsets/weights/out, salient attention's
@@ -29,13 +30,13 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
 
 from nmt.model.layers import FeedForward
-from nmt.runtime import cpu_flags
+from nmt.runtime import cpu_flags, onednn_max_isa
 
 QUANTIZE_MODES = ("int8",)
 ENGINES = ("x86", "fbgemm", "onednn", "qnnpack")
@@ -89,18 +90,28 @@ def has_amx_int8(flags: frozenset[str] | None = None) -> bool:
     return "amx_int8" in (cpu_flags() if flags is None else flags)
 
 
-def default_engine(flags: frozenset[str] | None = None) -> str:
-    """The int8 kernel library used when none is asked for: oneDNN where the CPU has AMX int8 and this
-    PyTorch build has oneDNN, otherwise PyTorch's own default ("x86" on x86 CPUs)."""
-    if has_amx_int8(flags) and "onednn" in torch.backends.quantized.supported_engines:
+def onednn_uses_amx(flags: frozenset[str] | None = None, env: Mapping[str, str] | None = None) -> bool:
+    """Whether oneDNN's int8 kernels run on AMX tiles: the CPU has AMX int8 and the oneDNN
+    instruction-set cap (``nmt.runtime.onednn_max_isa``), if any, is an AMX one or "ALL"."""
+    cap = onednn_max_isa(env)
+    return has_amx_int8(flags) and (cap in ("", "ALL", "DEFAULT") or "AMX" in cap)
+
+
+def default_engine(flags: frozenset[str] | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The int8 kernel library used when none is asked for: oneDNN where it runs on AMX
+    (``onednn_uses_amx``) and this PyTorch build has it, otherwise PyTorch's own default ("x86" on
+    x86 CPUs)."""
+    if onednn_uses_amx(flags, env) and "onednn" in torch.backends.quantized.supported_engines:
         return "onednn"
     return torch.backends.quantized.engine
 
 
-def full_range_activations(engine: str, flags: frozenset[str] | None = None) -> bool:
+def full_range_activations(
+    engine: str, flags: frozenset[str] | None = None, env: Mapping[str, str] | None = None
+) -> bool:
     """Whether int8 layers packed for ``engine`` quantize activations to 8 bits instead of 7: only on
-    oneDNN with AMX int8, whose products accumulate in 32 bits (no 16-bit saturation to guard)."""
-    return engine == "onednn" and has_amx_int8(flags)
+    oneDNN running on AMX, whose products accumulate in 32 bits (no 16-bit saturation to guard)."""
+    return engine == "onednn" and onednn_uses_amx(flags, env)
 
 
 def set_engine(engine: str | None) -> str:

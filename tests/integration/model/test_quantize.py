@@ -52,7 +52,7 @@ def test_the_int8_layer_computes_exactly_what_pytorchs_dynamic_linear_computes(e
             x = public
 
 
-def test_the_engine_and_activation_range_follow_the_cpu(monkeypatch, tmp_path):
+def test_the_engine_and_activation_range_follow_the_cpu_and_the_onednn_cap(monkeypatch, tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nflags\t\t: fpu avx512_vnni amx_tile amx_int8\nbugs\t: none\n", encoding="utf-8")
     amx = runtime.cpu_flags.__wrapped__(str(info))
@@ -60,20 +60,54 @@ def test_the_engine_and_activation_range_follow_the_cpu(monkeypatch, tmp_path):
     assert runtime.cpu_flags.__wrapped__(str(tmp_path / "missing")) == frozenset()
     plain = frozenset({"avx2", "avx512_vnni"})
     assert quantize.has_amx_int8(amx) and not quantize.has_amx_int8(plain)
-    assert quantize.default_engine(plain) == torch.backends.quantized.engine  # PyTorch's own choice kept
+    assert quantize.default_engine(plain, {}) == torch.backends.quantized.engine  # PyTorch's own choice kept
     if "onednn" in torch.backends.quantized.supported_engines:
-        assert quantize.default_engine(amx) == "onednn"
-    assert full_range_activations("onednn", amx)
-    assert not full_range_activations("onednn", plain) and not full_range_activations("x86", amx)
-    for flags in (amx, plain):  # what quantize_linears applies
-        monkeypatch.setattr(quantize, "cpu_flags", lambda flags=flags: flags)
-        for engine in ENGINES_HERE:
-            layer = nn.Sequential(nn.Linear(8, 8)).eval()
-            quantize_linears(layer, engine=engine)
-            assert layer[0].reduce_range is not (engine == "onednn" and flags is amx)
-            assert torch.backends.quantized.engine == engine
-        quantize_linears(nn.Sequential(nn.Linear(8, 8)).eval())
-        assert torch.backends.quantized.engine == quantize.default_engine(flags)
+        assert quantize.default_engine(amx, {}) == "onednn"
+        assert quantize.default_engine(amx, {"ONEDNN_MAX_CPU_ISA": "avx2"}) == torch.backends.quantized.engine
+    assert full_range_activations("onednn", amx, {})
+    assert not full_range_activations("onednn", plain, {}) and not full_range_activations("x86", amx, {})
+    # oneDNN capped below AMX by the environment (either name; ONEDNN_ wins) accumulates in 16 bits again
+    for env, uses_amx in [
+        ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),
+        ({"DNNL_MAX_CPU_ISA": "avx512_core_vnni"}, False),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX", "DNNL_MAX_CPU_ISA": "AVX2"}, True),
+        ({"ONEDNN_MAX_CPU_ISA": "avx10_1_512_amx_fp16"}, True),
+        ({"ONEDNN_MAX_CPU_ISA": "ALL"}, True),
+    ]:
+        assert runtime.onednn_max_isa(env) == next(iter(env.values())).upper()
+        assert quantize.onednn_uses_amx(amx, env) is uses_amx and not quantize.onednn_uses_amx(plain, env)
+        assert full_range_activations("onednn", amx, env) is uses_amx
+    for cap in (None, "AVX2"):  # what quantize_linears applies, under the process's own environment
+        for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+            monkeypatch.delenv(name, raising=False)
+        if cap:
+            monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        for flags in (amx, plain):
+            monkeypatch.setattr(quantize, "cpu_flags", lambda flags=flags: flags)
+            for engine in ENGINES_HERE:
+                layer = nn.Sequential(nn.Linear(8, 8)).eval()
+                quantize_linears(layer, engine=engine)
+                assert layer[0].reduce_range is not (engine == "onednn" and flags is amx and cap is None)
+                assert torch.backends.quantized.engine == engine
+            quantize_linears(nn.Sequential(nn.Linear(8, 8)).eval())
+            assert torch.backends.quantized.engine == quantize.default_engine(flags)
+
+
+@pytest.mark.parametrize("engine", [*ENGINES_HERE, None])
+def test_int8_sums_do_not_saturate_on_this_cpu(engine):
+    """Large positive activations times large weights: a kernel that adds pairs of 8-bit products in
+    16 bits saturates there (255 * 127 * 2 > 32767) unless activations are 7-bit; the layer
+    quantize_linears builds for this CPU, oneDNN cap and engine must give the float result."""
+    torch.manual_seed(0)
+    layer = nn.Sequential(nn.Linear(256, 16, bias=False)).eval()
+    with torch.no_grad():
+        layer[0].weight.uniform_(0.9, 1.0)
+    x = torch.rand(4, 256) * 0.1 + 0.9
+    exact = layer(x)
+    quantize_linears(layer, engine=engine)
+    with torch.inference_mode():
+        got = layer(x)
+    assert ((got - exact).abs() / exact.abs()).max() < 0.02, (torch.backends.quantized.engine, layer[0].reduce_range)
 
 
 @pytest.mark.parametrize("specs", MIXED[:2], ids=lambda s: "|".join(str(v) for v in s.values()))
