@@ -9,9 +9,8 @@ the packed weight: the model can then translate and score, not train or be saved
 the unpacked layers up to float rounding (a different summation order).
 
 Packing pays where oneDNN can use AVX-512 and MKL cannot (AMD processors): there it is the default
-(``default_pack``). Where oneDNN is limited to AVX2 (an AVX2-only CPU, or ``ONEDNN_MAX_CPU_ISA``
-or ``DNNL_MAX_CPU_ISA``
-capping it) that advantage is gone, so the default is to leave the plain layers.
+(``default_pack``). Where oneDNN is limited to AVX2 (an AVX2-only CPU, or ``ONEDNN_MAX_CPU_ISA`` or
+``DNNL_MAX_CPU_ISA`` capping it) that advantage is gone, so the default is to leave the plain layers.
 """
 
 from __future__ import annotations
@@ -30,7 +29,8 @@ _BELOW_AVX512 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2")  # ONEDNN_M
 
 def default_pack(flags: frozenset[str] | None = None, env: Mapping[str, str] | None = None) -> tuple[bool, str]:
     """Whether inference packs linear weights for oneDNN when not told, and why (for the log): yes
-    where the CPU has AVX-512 (``avx512f``) and ``ONEDNN_MAX_CPU_ISA`` does not cap oneDNN below it."""
+    where the CPU has AVX-512 (``avx512f``) and the oneDNN cap (``nmt.runtime.onednn_max_isa``) does not
+    keep oneDNN below it."""
     from nmt.runtime import cpu_flags, onednn_max_isa
 
     flags = cpu_flags() if flags is None else flags
@@ -40,7 +40,7 @@ def default_pack(flags: frozenset[str] | None = None, env: Mapping[str, str] | N
     if "avx512f" not in flags:
         return False, "the CPU has no AVX-512: oneDNN's packed weights are not faster than plain layers there"
     if cap in _BELOW_AVX512:
-        return False, f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN below AVX-512: plain layers"
+        return False, f"oneDNN is capped at {cap} (ONEDNN_MAX_CPU_ISA), below AVX-512: plain layers"
     return True, "the CPU has AVX-512: linear layers on oneDNN-packed weights"
 
 

@@ -85,6 +85,7 @@ def test_packing_is_the_default_only_where_onednn_has_avx512() -> None:
     assert pack == packing_available() and why
     assert default_pack(avx2, env={}) == (False, default_pack(avx2, env={})[1])
     assert not default_pack(avx512, env={"ONEDNN_MAX_CPU_ISA": "avx2"})[0]  # capped by the environment
+    assert not default_pack(avx512, env={"DNNL_MAX_CPU_ISA": "AVX2_VNNI"})[0]  # ... also under its older name
     assert "AVX-512" in default_pack(avx2, env={})[1] or not packing_available()
     assert default_pack(avx512, env={"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"})[0] == packing_available()
 
@@ -100,6 +101,7 @@ def test_inference_follows_the_cpu_default_and_logs_it(monkeypatch, caplog) -> N
 
     caplog.set_level(logging.INFO, logger="nmt")
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     for flags, packs in ((frozenset({"avx2"}), False), (frozenset({"avx2", "avx512f"}), packing_available())):
         monkeypatch.setattr(runtime, "cpu_flags", lambda flags=flags: flags)
         caplog.clear()
