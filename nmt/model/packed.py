@@ -40,7 +40,7 @@ def default_pack(flags: frozenset[str] | None = None, env: Mapping[str, str] | N
     if "avx512f" not in flags:
         return False, "the CPU has no AVX-512: oneDNN's packed weights are not faster than plain layers there"
     if cap in _BELOW_AVX512:
-        return False, f"oneDNN is capped at {cap} (ONEDNN_MAX_CPU_ISA), below AVX-512: plain layers"
+        return False, f"oneDNN is capped at {cap} (ONEDNN_MAX_CPU_ISA or DNNL_MAX_CPU_ISA), below AVX-512: plain layers"
     return True, "the CPU has AVX-512: linear layers on oneDNN-packed weights"
 
 
