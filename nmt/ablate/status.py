@@ -128,9 +128,10 @@ def finished_runs(studies: list[StudyConfig], twins: list[tuple[Member, Member]]
     the run's hours (``RunRecord.run_seconds``) and seconds per update (those hours over its updates,
     what the time left is estimated from). A run shared with twins (``nmt.ablate.twins``)
     is listed once, under its first study, naming the others (``twins`` as in ``campaign_status``)."""
+    twins = later_twins(studies) if twins is None else twins
     later: set[tuple[str, str, int]] = set()
     shared: dict[tuple[str, str, int], list[str]] = {}
-    for (st, label, seed), (first, first_label, _) in later_twins(studies) if twins is None else twins:
+    for (st, label, seed), (first, first_label, _) in twins:
         later.add((st.output_dir, label, seed))
         shared.setdefault((first.output_dir, first_label, seed), []).append(f"{st.name}/{label}")
     lines = ["| study | setting | seed | test BLEU | chrF | validation BLEU at 1/4, 1/2, 3/4, all updates | "
